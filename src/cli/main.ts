@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+/** The `meshpilot` command. */
+import { Command } from 'commander';
+import { serveCommand } from './serve.js';
+
+const program = new Command('meshpilot')
+  .description('An Istio Pilot-compatible xDS control plane')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .addCommand(serveCommand());
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  process.stderr.write(`meshpilot: ${e.message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,88 @@
+/** `meshpilot serve`: flags for what a user types, istiod's environment variables for tuning knobs. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MeshpilotServer, defaultServerOptions, type ServerOptions } from '../server.js';
+import { parseDurationFlag } from '../model/duration.js';
+import { LOG_LEVELS } from '../log/logger.js';
+
+function intArg(min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer in ${min}..${max}`);
+    return n;
+  };
+}
+
+function durationArg(v: string): number {
+  try { return parseDurationFlag(v); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
+
+function collect(v: string, prev: string[] = []): string[] { return [...prev, v]; }
+
+function envDuration(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  try { return parseDurationFlag(v); } catch (e) { throw new Error(`${name}=${v}: ${(e as Error).message}`); }
+}
+
+function envBool(name: string, fallback: boolean): boolean {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  if (/^(true|1)$/i.test(v)) return true;
+  if (/^(false|0)$/i.test(v)) return false;
+  throw new Error(`${name}=${v}: expected true or false`);
+}
+
+function envInt(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}=${v}: expected a positive integer`);
+  return n;
+}
+
+export function serveCommand(): Command {
+  const d = defaultServerOptions();
+  return new Command('serve')
+    .description('Run the control plane: watch config, serve xDS and the monitoring port')
+    .option('--config-dir <dir>', 'directory of Kubernetes/Istio YAML to load and watch (repeatable)', collect, [])
+    .option('--xds-port <port>', 'plaintext xDS (ADS) port', intArg(0, 65535), d.xdsPort)
+    .option('--monitoring-port <port>', 'monitoring port (/ready)', intArg(0, 65535), d.monitoringPort)
+    .option('--xds-host <addr>', 'address the xDS port binds', d.host)
+    .option('--monitoring-host <addr>', 'address the monitoring port binds (debug data: localhost by default)', d.monitoringHost)
+    .option('--workers <n>', 'generation worker threads; 0 generates inline on the main thread', intArg(0, 256), d.workers)
+    .option('--debounce-after <duration>', 'quiet period before a push (env PILOT_DEBOUNCE_AFTER; 100ms)', durationArg)
+    .option('--debounce-max <duration>', 'longest a change waits for a push (env PILOT_DEBOUNCE_MAX; 10s)', durationArg)
+    .option('--push-throttle <n>', 'proxies pushed concurrently (env PILOT_PUSH_THROTTLE; min(15+5×cores,100))', intArg(1, 100000))
+    .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default(d.logLevel))
+    .option('--cluster-id <id>', 'cluster ID of the config this instance reads (env CLUSTER_ID)', process.env.CLUSTER_ID ?? d.clusterId)
+    .option('--domain-suffix <suffix>', 'Kubernetes DNS domain suffix', d.domainSuffix)
+    .option('--no-cache', 'disable the resource cache (for measurement)')
+    .action(async (o: Record<string, any>) => {
+      if (o.configDir.length === 0) throw new InvalidArgumentError('at least one --config-dir is required (Kubernetes sources arrive later)');
+      const opts: ServerOptions = {
+        ...d,
+        configDirs: o.configDir,
+        xdsPort: o.xdsPort,
+        monitoringPort: o.monitoringPort,
+        host: o.xdsHost,
+        monitoringHost: o.monitoringHost,
+        workers: o.workers,
+        debounceAfterMs: o.debounceAfter ?? envDuration('PILOT_DEBOUNCE_AFTER', d.debounceAfterMs),
+        debounceMaxMs: o.debounceMax ?? envDuration('PILOT_DEBOUNCE_MAX', d.debounceMaxMs),
+        enableEdsDebounce: envBool('PILOT_ENABLE_EDS_DEBOUNCE', d.enableEdsDebounce),
+        pushThrottle: o.pushThrottle ?? envInt('PILOT_PUSH_THROTTLE', d.pushThrottle),
+        logLevel: o.logLevel,
+        clusterId: o.clusterId,
+        domainSuffix: o.domainSuffix,
+        cache: o.cache !== false,
+      };
+      const server = new MeshpilotServer(opts);
+      const shutdown = (sig: string): void => {
+        server.log.info({ signal: sig }, 'shutting down');
+        server.stop().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      await server.start();
+    });
+}

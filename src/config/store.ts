@@ -1,0 +1,87 @@
+/**
+ * ConfigStore: the validated Kubernetes and Istio objects every source feeds, keyed by kind/namespace/name.
+ * Sources own the objects they put in (a file, a cluster); each change is emitted once, with its kind and key,
+ * for the debouncer. No I/O happens here.
+ */
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import type { KubeResource } from './schema/index.js';
+import { CLUSTER_SCOPED } from './kinds.js';
+
+export interface ConfigKey { kind: string; namespace: string; name: string }
+
+export interface StoredConfig {
+  key: ConfigKey;
+  resource: KubeResource;
+  /** Which source put it here (a file path, a cluster ID). */
+  source: string;
+  /** Content hash of the resource; unchanged content keeps it, so no-op writes push nothing. */
+  hash: string;
+}
+
+export type ConfigEvent = { op: 'add' | 'update' | 'delete'; key: ConfigKey; source: string };
+
+export function keyString(k: ConfigKey): string {
+  return `${k.kind}/${k.namespace}/${k.name}`;
+}
+
+export function keyOf(r: KubeResource): ConfigKey {
+  return {
+    kind: r.kind,
+    namespace: CLUSTER_SCOPED.has(r.kind) ? '' : (r.metadata.namespace ?? 'default'),
+    name: r.metadata.name,
+  };
+}
+
+export function contentHash(value: unknown): string {
+  return createHash('sha1').update(JSON.stringify(value)).digest('base64url').slice(0, 16);
+}
+
+export class ConfigStore extends EventEmitter {
+  private readonly byKind = new Map<string, Map<string, StoredConfig>>();
+
+  /** Insert or replace. Returns false when the content is unchanged (no event). */
+  upsert(resource: KubeResource, source: string): boolean {
+    const key = keyOf(resource);
+    const ks = keyString(key);
+    let m = this.byKind.get(key.kind);
+    if (!m) this.byKind.set(key.kind, (m = new Map()));
+    const hash = contentHash(resource);
+    const prev = m.get(ks);
+    if (prev && prev.hash === hash && prev.source === source) return false;
+    m.set(ks, { key, resource, source, hash });
+    this.emit('change', { op: prev ? 'update' : 'add', key, source } satisfies ConfigEvent);
+    return true;
+  }
+
+  delete(key: ConfigKey, source?: string): boolean {
+    const m = this.byKind.get(key.kind);
+    const ks = keyString(key);
+    const prev = m?.get(ks);
+    if (!prev || (source !== undefined && prev.source !== source)) return false;
+    m!.delete(ks);
+    this.emit('change', { op: 'delete', key, source: prev.source } satisfies ConfigEvent);
+    return true;
+  }
+
+  get(key: ConfigKey): StoredConfig | undefined {
+    return this.byKind.get(key.kind)?.get(keyString(key));
+  }
+
+  list(kind: string): StoredConfig[] {
+    return [...(this.byKind.get(kind)?.values() ?? [])];
+  }
+
+  /** Every object a given source owns. */
+  ownedBy(source: string): StoredConfig[] {
+    const out: StoredConfig[] = [];
+    for (const m of this.byKind.values()) for (const c of m.values()) if (c.source === source) out.push(c);
+    return out;
+  }
+
+  size(): number {
+    let n = 0;
+    for (const m of this.byKind.values()) n += m.size;
+    return n;
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Kubernetes objects (Service, EndpointSlice, Endpoints, Pod, Namespace) → model services, endpoints and workloads,
+ * as istiod's kube service registry derives them. Works on whatever ConfigStore holds, whichever source fed it.
+ */
+import type { ConfigStore, StoredConfig } from '../../config/store.js';
+import { contentHash } from '../../config/store.js';
+import { Kind } from '../../config/kinds.js';
+import { convertProtocol } from '../protocol.js';
+import { parseLocality, serviceFqdn, type Endpoint, type Service, type ServicePort, type Locality } from '../service.js';
+import type { Workload } from '../push-context.js';
+import {
+  LOCALITY_LABEL, TOPOLOGY_REGION_LABEL, TOPOLOGY_SUBZONE_LABEL, TOPOLOGY_ZONE_LABEL,
+} from '../constants.js';
+
+const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface KubeRegistryResult {
+  services: Service[];
+  endpoints: Record<string, Endpoint[]>;
+  workloads: Workload[];
+}
+
+function podLocality(labels: Record<string, string>, zoneHint?: string): Locality {
+  if (labels[LOCALITY_LABEL]) return parseLocality(labels[LOCALITY_LABEL].replace(/\./g, '/'));
+  return {
+    region: labels[TOPOLOGY_REGION_LABEL] ?? '',
+    zone: labels[TOPOLOGY_ZONE_LABEL] ?? zoneHint ?? '',
+    subzone: labels[TOPOLOGY_SUBZONE_LABEL] ?? '',
+  };
+}
+
+function toService(c: StoredConfig, domainSuffix: string): Service {
+  const r = c.resource;
+  const spec = (r.spec ?? {}) as any;
+  const ns = c.key.namespace;
+  const ports: ServicePort[] = ((spec.ports ?? []) as any[]).map((p) => ({
+    name: p.name ?? '',
+    port: p.port,
+    targetPort: p.targetPort ?? p.port,
+    protocol: convertProtocol(p.name, p.protocol, p.appProtocol),
+  }));
+  const clusterIP: string | undefined = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
+  const exportTo = (r.metadata.annotations?.[EXPORT_TO_ANNOTATION] ?? '*').split(',').map((s: string) => s.trim()).filter(Boolean);
+  const external = spec.type === 'ExternalName';
+  const svc: Omit<Service, 'version'> = {
+    hostname: serviceFqdn(r.metadata.name, ns, domainSuffix),
+    name: r.metadata.name,
+    namespace: ns,
+    address: clusterIP,
+    ports,
+    selector: spec.selector,
+    exportTo,
+    resolution: external ? 'DNS' : clusterIP || spec.selector ? 'EDS' : 'EDS',
+    meshExternal: external,
+  };
+  return { ...svc, version: contentHash(svc) };
+}
+
+interface PodInfo { ip: string; labels: Record<string, string>; sa?: string; name: string; namespace: string; ready: boolean; containerPorts: Map<string, number> }
+
+function podInfo(c: StoredConfig): PodInfo | undefined {
+  const r = c.resource as any;
+  const ip: string | undefined = r.status?.podIP;
+  if (!ip) return undefined;
+  const conditions: any[] = r.status?.conditions ?? [];
+  const readyCond = conditions.find((x) => x.type === 'Ready');
+  const phase = r.status?.phase ?? 'Running';
+  const containerPorts = new Map<string, number>();
+  for (const ct of (r.spec?.containers ?? []) as any[]) {
+    for (const p of (ct.ports ?? []) as any[]) if (p.name) containerPorts.set(p.name, p.containerPort);
+  }
+  return {
+    ip, name: r.metadata.name, namespace: c.key.namespace, labels: r.metadata.labels ?? {},
+    sa: r.spec?.serviceAccountName ?? 'default',
+    ready: phase === 'Running' && (readyCond ? readyCond.status === 'True' : true),
+    containerPorts,
+  };
+}
+
+function resolveTargetPort(sp: ServicePort, pod: PodInfo | undefined): number | undefined {
+  if (typeof sp.targetPort === 'number') return sp.targetPort;
+  if (typeof sp.targetPort === 'string') {
+    const n = Number(sp.targetPort);
+    if (Number.isInteger(n)) return n;
+    return pod?.containerPorts.get(sp.targetPort);
+  }
+  return sp.port;
+}
+
+export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clusterId: string): KubeRegistryResult {
+  const services = store.list(Kind.Service).map((c) => toService(c, domainSuffix));
+  services.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  const byNsName = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+
+  const pods = new Map<string, PodInfo>(); // ns/name → pod
+  const podsByIp = new Map<string, PodInfo>();
+  for (const c of store.list(Kind.Pod)) {
+    const p = podInfo(c);
+    if (!p) continue;
+    pods.set(`${p.namespace}/${p.name}`, p);
+    podsByIp.set(p.ip, p);
+  }
+
+  const endpoints: Record<string, Endpoint[]> = {};
+  const covered = new Set<string>();
+  const add = (svc: Service, ep: Endpoint): void => { (endpoints[svc.hostname] ??= []).push(ep); };
+
+  const mkEndpoint = (svc: Service, sp: ServicePort, address: string, port: number, healthy: boolean, pod: PodInfo | undefined, zone?: string): Endpoint => ({
+    address, port, servicePortName: sp.name, healthy,
+    labels: pod?.labels ?? {},
+    locality: podLocality(pod?.labels ?? {}, zone),
+    serviceAccount: pod?.sa, namespace: svc.namespace, workloadName: pod?.name, clusterId,
+  });
+
+  for (const c of store.list(Kind.EndpointSlice)) {
+    const r = c.resource as any;
+    const svcName = r.metadata.labels?.[SERVICE_NAME_LABEL];
+    const svc = svcName ? byNsName.get(`${c.key.namespace}/${svcName}`) : undefined;
+    if (!svc) continue;
+    covered.add(svc.hostname);
+    const slicePorts: any[] = r.ports ?? [];
+    for (const e of (r.endpoints ?? []) as any[]) {
+      const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
+      const healthy = e.conditions?.ready !== false;
+      for (const address of (e.addresses ?? []) as string[]) {
+        for (const sp of svc.ports) {
+          const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
+          if (!slicePort) continue;
+          add(svc, mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone));
+        }
+      }
+    }
+  }
+
+  for (const c of store.list(Kind.Endpoints)) {
+    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
+    if (!svc || covered.has(svc.hostname)) continue; // EndpointSlices win when both exist, as in istiod
+    for (const subset of ((c.resource as any).subsets ?? []) as any[]) {
+      const groups: Array<[any[], boolean]> = [[subset.addresses ?? [], true], [subset.notReadyAddresses ?? [], false]];
+      for (const [addrs, healthy] of groups) {
+        for (const a of addrs) {
+          const pod = a.targetRef?.kind === 'Pod' ? pods.get(`${a.targetRef.namespace ?? c.key.namespace}/${a.targetRef.name}`) : podsByIp.get(a.ip);
+          for (const sp of svc.ports) {
+            const ep = ((subset.ports ?? []) as any[]).find((p) => (p.name ?? '') === sp.name);
+            if (ep) add(svc, mkEndpoint(svc, sp, a.ip, ep.port, healthy, pod));
+          }
+        }
+      }
+    }
+    covered.add(svc.hostname);
+  }
+
+  // Without any EndpointSlice/Endpoints object for a selector service (a hand-written mesh in files), derive
+  // endpoints from matching running pods, as the Kubernetes endpoints controller would.
+  for (const svc of services) {
+    if (covered.has(svc.hostname) || !svc.selector || Object.keys(svc.selector).length === 0) continue;
+    for (const pod of pods.values()) {
+      if (pod.namespace !== svc.namespace) continue;
+      if (!Object.entries(svc.selector).every(([k, v]) => pod.labels[k] === v)) continue;
+      for (const sp of svc.ports) {
+        const port = resolveTargetPort(sp, pod);
+        if (port !== undefined) add(svc, mkEndpoint(svc, sp, pod.ip, port, pod.ready, pod));
+      }
+    }
+  }
+
+  for (const list of Object.values(endpoints)) {
+    list.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  }
+
+  const workloads: Workload[] = [...pods.values()].map((p) => ({
+    name: p.name, namespace: p.namespace, ip: p.ip, labels: p.labels, serviceAccount: p.sa,
+    locality: [podLocality(p.labels).region, podLocality(p.labels).zone, podLocality(p.labels).subzone].join('/'),
+  }));
+  return { services, endpoints, workloads };
+}

@@ -1,0 +1,54 @@
+/**
+ * ProxyScope: everything about a proxy that generation reads. Two proxies with the same scope get the same
+ * resources, so the scope's key is what structural sharing groups by (one generation per distinct key).
+ */
+import { createHash } from 'node:crypto';
+import type { Proxy } from './proxy.js';
+import type { PushContext } from './push-context.js';
+import type { Protocol } from './protocol.js';
+
+export interface InboundInstance {
+  hostname: string;
+  servicePort: number;
+  portName: string;
+  /** The workload port traffic is delivered to. */
+  targetPort: number;
+  protocol: Protocol;
+}
+
+export interface ProxyScope {
+  type: Proxy['type'];
+  generator: Proxy['generator'];
+  namespace: string;
+  interception: 'REDIRECT' | 'NONE';
+  inbound: InboundInstance[];
+}
+
+export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
+  const labels = Object.keys(proxy.labels).length > 0 ? proxy.labels : (ctx.workload(proxy.ip)?.labels ?? {});
+  const inbound: InboundInstance[] = [];
+  if (proxy.type === 'sidecar' && proxy.generator === 'envoy') {
+    const seen = new Set<number>();
+    for (const svc of ctx.servicesSelecting(proxy.namespace, labels)) {
+      for (const p of svc.ports) {
+        if (p.protocol === 'UDP') continue;
+        const target = typeof p.targetPort === 'number' ? p.targetPort : Number(p.targetPort) || p.port;
+        if (seen.has(target)) continue;
+        seen.add(target);
+        inbound.push({ hostname: svc.hostname, servicePort: p.port, portName: p.name, targetPort: target, protocol: p.protocol });
+      }
+    }
+    inbound.sort((a, b) => a.targetPort - b.targetPort);
+  }
+  return {
+    type: proxy.type,
+    generator: proxy.generator,
+    namespace: proxy.namespace,
+    interception: proxy.interceptionMode === 'NONE' ? 'NONE' : 'REDIRECT',
+    inbound,
+  };
+}
+
+export function scopeKey(scope: ProxyScope): string {
+  return createHash('sha1').update(JSON.stringify(scope)).digest('base64url').slice(0, 20);
+}

@@ -1,0 +1,97 @@
+/**
+ * DiscoveryRequest decoding and DiscoveryResponse framing.
+ *
+ * A response is assembled from cached, already-encoded resource entries: field 2 (repeated Any) is written as
+ * tag + length + the cached Any bytes, so the main thread never re-encodes a resource.
+ * Field numbers follow envoy/service/discovery/v3/discovery.proto.
+ */
+import { messageType, structToJson } from './encode.js';
+
+export interface NodeInfo {
+  id: string;
+  cluster: string;
+  metadata: Record<string, unknown>;
+  userAgentName?: string;
+  userAgentVersion?: string;
+}
+
+export interface DiscoveryRequest {
+  versionInfo: string;
+  node?: NodeInfo;
+  resourceNames: string[];
+  typeUrl: string;
+  responseNonce: string;
+  errorDetail?: { code: number; message: string };
+}
+
+interface RawRequest {
+  version_info?: string;
+  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string; user_agent_version?: string };
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+export function decodeNode(n: RawRequest['node']): NodeInfo | undefined {
+  if (!n) return undefined;
+  return {
+    id: n.id ?? '',
+    cluster: n.cluster ?? '',
+    metadata: structToJson(n.metadata),
+    userAgentName: n.user_agent_name,
+    userAgentVersion: n.user_agent_version,
+  };
+}
+
+export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
+  const t = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+  const raw = t.decode(buf) as unknown as RawRequest;
+  return {
+    versionInfo: raw.version_info ?? '',
+    node: decodeNode(raw.node),
+    resourceNames: raw.resource_names ?? [],
+    typeUrl: raw.type_url ?? '',
+    responseNonce: raw.response_nonce ?? '',
+    errorDetail: raw.error_detail
+      ? { code: raw.error_detail.code ?? 0, message: raw.error_detail.message ?? '' }
+      : undefined,
+  };
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) { n = Math.floor(n / 128); len++; }
+  return len;
+}
+
+function writeVarint(buf: Buffer, offset: number, n: number): number {
+  while (n >= 0x80) { buf[offset++] = (n & 0x7f) | 0x80; n = Math.floor(n / 128); }
+  buf[offset++] = n;
+  return offset;
+}
+
+/** Tag + length prefix + payload for a length-delimited field. */
+export function lengthDelimited(fieldNumber: number, payload: Uint8Array): Buffer {
+  const tag = (fieldNumber << 3) | 2;
+  const out = Buffer.allocUnsafe(varintLength(tag) + varintLength(payload.length) + payload.length);
+  let o = writeVarint(out, 0, tag);
+  o = writeVarint(out, o, payload.length);
+  out.set(payload, o);
+  return out;
+}
+
+/** The cached form of one resource inside a DiscoveryResponse: field 2 (resources) wrapping the Any bytes. */
+export function resourceEntry(anyBytes: Uint8Array): Buffer {
+  return lengthDelimited(2, anyBytes);
+}
+
+/** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry). */
+export function frameDiscoveryResponse(
+  versionInfo: string, entries: readonly Buffer[], typeUrl: string, nonce: string,
+): Buffer {
+  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
+  for (const e of entries) parts.push(e);
+  parts.push(lengthDelimited(4, Buffer.from(typeUrl)), lengthDelimited(5, Buffer.from(nonce)));
+  return Buffer.concat(parts);
+}

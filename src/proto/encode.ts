@@ -1,0 +1,170 @@
+/**
+ * Strict encoding of plain objects into Envoy protobuf bytes.
+ *
+ * protobufjs' fromObject() silently drops keys it does not know; a typo in a builder would then ship a resource
+ * without the field. normalize() walks the object against the message type first and throws on any unknown field or
+ * enum value, and turns `{ '@type': URL, ...fields }` into a packed google.protobuf.Any.
+ */
+import protobuf from 'protobufjs';
+import { envoyRoot } from './envoy-protos.js';
+import { TYPE_PREFIX } from './type-urls.js';
+
+export class EncodeError extends Error {
+  readonly code = 'ERR_ENCODE';
+}
+
+/** A message written as JSON-like data with proto field names; Any values carry an '@type' key. */
+export type ProtoObject = { [field: string]: unknown };
+
+const typeCache = new Map<string, protobuf.Type>();
+
+export function messageType(fullName: string): protobuf.Type {
+  let t = typeCache.get(fullName);
+  if (!t) {
+    t = envoyRoot().lookupType(fullName);
+    typeCache.set(fullName, t);
+  }
+  return t;
+}
+
+function typeFromUrl(typeUrl: string): protobuf.Type {
+  if (!typeUrl.startsWith(TYPE_PREFIX)) throw new EncodeError(`unsupported Any type URL ${typeUrl}`);
+  return messageType(typeUrl.slice(TYPE_PREFIX.length));
+}
+
+function normalizeValue(field: protobuf.Field, value: unknown, at: string): unknown {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) {
+    if (typeof value !== 'object' || value === null) throw new EncodeError(`${at}: expected ${rt.fullName} object`);
+    if (rt.fullName === '.google.protobuf.Any') return packAny(value as ProtoObject, at);
+    return normalize(rt, value as ProtoObject, at);
+  }
+  if (rt instanceof protobuf.Enum) {
+    if (typeof value === 'string' && !(value in rt.values)) {
+      throw new EncodeError(`${at}: unknown enum value ${value} for ${rt.fullName}`);
+    }
+  }
+  return value;
+}
+
+function normalize(type: protobuf.Type, obj: ProtoObject, at: string): ProtoObject {
+  const out: ProtoObject = {};
+  for (const [key, value] of Object.entries(obj)) {
+    if (value === undefined) continue;
+    const field = type.fields[key];
+    if (!field) throw new EncodeError(`${at}: unknown field "${key}" in ${type.fullName}`);
+    field.resolve();
+    const fat = `${at}.${key}`;
+    if (field.map) {
+      const m: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) m[k] = normalizeValue(field, v, `${fat}[${k}]`);
+      out[key] = m;
+    } else if (field.repeated) {
+      if (!Array.isArray(value)) throw new EncodeError(`${fat}: expected a list`);
+      out[key] = value.map((v, i) => normalizeValue(field, v, `${fat}[${i}]`));
+    } else {
+      out[key] = normalizeValue(field, value, fat);
+    }
+  }
+  return out;
+}
+
+function packAny(obj: ProtoObject, at: string): ProtoObject {
+  const { '@type': typeUrl, ...fields } = obj;
+  if (typeof typeUrl !== 'string') {
+    if ('type_url' in obj && 'value' in obj) return obj;
+    throw new EncodeError(`${at}: Any without @type`);
+  }
+  return { type_url: typeUrl, value: encodeMessage(typeFromUrl(typeUrl), fields, at) };
+}
+
+/** Encode `obj` as message `type`, strictly. */
+export function encodeMessage(type: protobuf.Type, obj: ProtoObject, at = type.name): Uint8Array {
+  const normalized = normalize(type, obj, at);
+  return type.encode(type.fromObject(normalized)).finish();
+}
+
+/** Encode `{ '@type': URL, ...fields }` as a google.protobuf.Any message (the bytes of the Any itself). */
+export function encodeAny(obj: ProtoObject & { '@type': string }): Uint8Array {
+  const anyType = messageType('google.protobuf.Any');
+  const packed = packAny(obj, obj['@type'].slice(obj['@type'].lastIndexOf('.') + 1));
+  return anyType.encode(anyType.fromObject(packed)).finish();
+}
+
+/** Decode an Any's bytes back into a JSON object with '@type' (for debug output and tests). */
+export function decodeAny(bytes: Uint8Array): ProtoObject {
+  const anyType = messageType('google.protobuf.Any');
+  const any = anyType.decode(bytes) as unknown as { type_url: string; value: Uint8Array };
+  const t = typeFromUrl(any.type_url);
+  return { '@type': any.type_url, ...toJson(t, t.decode(any.value)) };
+}
+
+/** protobufjs message → JSON-like object (enums as names, longs as strings, nested Any expanded). */
+export function toJson(type: protobuf.Type, msg: protobuf.Message): ProtoObject {
+  const plain = type.toObject(msg, { enums: String, longs: String, bytes: String, defaults: false, oneofs: false });
+  return expandAnys(type, plain as ProtoObject);
+}
+
+function expandAnys(type: protobuf.Type, obj: ProtoObject): ProtoObject {
+  for (const [key, value] of Object.entries(obj)) {
+    const field = type.fields[key];
+    if (!field) continue;
+    field.resolve();
+    const rt = field.resolvedType;
+    if (!(rt instanceof protobuf.Type)) continue;
+    const conv = (v: unknown): unknown => {
+      if (rt.fullName === '.google.protobuf.Any') {
+        const a = v as { type_url: string; value: string };
+        const inner = typeFromUrl(a.type_url);
+        return { '@type': a.type_url, ...toJson(inner, inner.decode(Buffer.from(a.value, 'base64'))) };
+      }
+      return expandAnys(rt, v as ProtoObject);
+    };
+    if (field.map) {
+      obj[key] = Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, conv(v)]));
+    } else if (Array.isArray(value)) obj[key] = value.map(conv);
+    else obj[key] = conv(value);
+  }
+  return obj;
+}
+
+/** google.protobuf.Duration from milliseconds. */
+export function duration(ms: number): { seconds: number; nanos: number } {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** Convert a google.protobuf.Struct (as decoded by protobufjs) to plain JSON. */
+export function structToJson(s: unknown): Record<string, unknown> {
+  const fields = (s as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
+  return out;
+}
+
+function valueToJson(v: unknown): unknown {
+  const val = v as Record<string, unknown>;
+  if (val == null) return null;
+  if ('string_value' in val) return val.string_value;
+  if ('number_value' in val) return val.number_value;
+  if ('bool_value' in val) return val.bool_value;
+  if ('struct_value' in val) return structToJson(val.struct_value);
+  if ('list_value' in val) return ((val.list_value as { values?: unknown[] }).values ?? []).map(valueToJson);
+  return null;
+}
+
+/** Plain JSON → google.protobuf.Struct shape for encoding (node metadata in tests and the load harness). */
+export function jsonToStruct(obj: Record<string, unknown>): ProtoObject {
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) fields[k] = jsonToValue(v);
+  return { fields };
+}
+
+function jsonToValue(v: unknown): unknown {
+  if (v === null || v === undefined) return { null_value: 'NULL_VALUE' };
+  if (typeof v === 'string') return { string_value: v };
+  if (typeof v === 'number') return { number_value: v };
+  if (typeof v === 'boolean') return { bool_value: v };
+  if (Array.isArray(v)) return { list_value: { values: v.map(jsonToValue) } };
+  return { struct_value: jsonToStruct(v as Record<string, unknown>) };
+}

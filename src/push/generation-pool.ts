@@ -1,0 +1,50 @@
+/**
+ * Where generation runs: a piscina worker pool (default: one thread per core), or inline on the main thread
+ * (`--workers 0`, for debugging). Both run the same pure generateResources(), so their output is byte-identical.
+ */
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { Piscina } from 'piscina';
+import type { PushContext } from '../model/push-context.js';
+import type { SnapshotRef } from '../model/snapshot-codec.js';
+import type { ProxyScope } from '../model/scope.js';
+import { generateResources, type GeneratedResource } from '../../workers/networking/generate-resources.js';
+import type { GenerateTask } from '../../workers/generate.js';
+
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../workers/generate.js');
+
+export interface GenerationPool {
+  readonly threads: number;
+  generate(ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
+  close(): Promise<void>;
+}
+
+class InlinePool implements GenerationPool {
+  readonly threads = 0;
+  async generate(ctx: PushContext, _s: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+    return generateResources(ctx, scope, typeUrl, names);
+  }
+  async close(): Promise<void> {}
+}
+
+class WorkerPool implements GenerationPool {
+  private readonly piscina: Piscina;
+  constructor(readonly threads: number) {
+    this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
+  }
+  generate(_ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+    const task: GenerateTask = { snapshot, scope, typeUrl, names };
+    return this.piscina.run(task) as Promise<GeneratedResource[]>;
+  }
+  get queueSize(): number { return this.piscina.queueSize; }
+  async close(): Promise<void> { await this.piscina.destroy(); }
+}
+
+export function defaultWorkerCount(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+export function createGenerationPool(workers: number): GenerationPool {
+  return workers <= 0 ? new InlinePool() : new WorkerPool(workers);
+}

@@ -1,0 +1,165 @@
+/**
+ * Wires the rooms together: config sources → ConfigStore → Debouncer → PushEngine (PushContext, worker pool,
+ * resource cache) → ADS streams; plus the monitoring port.
+ */
+import * as grpc from '@grpc/grpc-js';
+import os from 'node:os';
+import { ConfigStore, keyString, type ConfigEvent } from './config/store.js';
+import { ENDPOINT_KINDS } from './config/kinds.js';
+import { FileSource } from './sources/file/file-source.js';
+import { Debouncer, type PushRequest } from './push/debounce.js';
+import { PushEngine } from './push/push-engine.js';
+import { createGenerationPool, defaultWorkerCount, type GenerationPool } from './push/generation-pool.js';
+import { AdsServer } from './xds/ads-server.js';
+import { MonitoringServer } from './monitoring/http-server.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { DEFAULT_CLUSTER_ID, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, DOMAIN_SUFFIX } from './model/constants.js';
+import { envoyRoot } from './proto/envoy-protos.js';
+
+export interface ServerOptions {
+  configDirs: string[];
+  xdsPort: number;
+  monitoringPort: number;
+  /** Address to bind; istiod binds all interfaces for xDS. */
+  host: string;
+  monitoringHost: string;
+  workers: number;
+  debounceAfterMs: number;
+  debounceMaxMs: number;
+  enableEdsDebounce: boolean;
+  pushThrottle: number;
+  logLevel: string;
+  clusterId: string;
+  domainSuffix: string;
+  rootNamespace: string;
+  trustDomain: string;
+  cache: boolean;
+  logger?: Logger;
+}
+
+/** istiod's automatic throttle: min(15 + 5 × cores, 100). */
+export function autoThrottle(): number {
+  return Math.min(15 + 5 * os.availableParallelism(), 100);
+}
+
+export function defaultServerOptions(): ServerOptions {
+  return {
+    configDirs: [],
+    xdsPort: 15010,
+    monitoringPort: 15014,
+    host: '0.0.0.0',
+    monitoringHost: '127.0.0.1',
+    workers: defaultWorkerCount(),
+    debounceAfterMs: 100,
+    debounceMaxMs: 10_000,
+    enableEdsDebounce: true,
+    pushThrottle: autoThrottle(),
+    logLevel: 'info',
+    clusterId: DEFAULT_CLUSTER_ID,
+    domainSuffix: DOMAIN_SUFFIX,
+    rootNamespace: DEFAULT_ROOT_NAMESPACE,
+    trustDomain: 'cluster.local',
+    cache: true,
+  };
+}
+
+export class MeshpilotServer {
+  readonly log: Logger;
+  readonly store = new ConfigStore();
+  readonly engine: PushEngine;
+  readonly ads: AdsServer;
+  private readonly pool: GenerationPool;
+  private readonly debouncer: Debouncer;
+  private readonly grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.max_send_message_length': -1,
+  });
+  private readonly monitoring = new MonitoringServer();
+  private readonly sources: FileSource[] = [];
+  private ready = false;
+  xdsPort = 0;
+  monitoringPort = 0;
+  /** Documents rejected by validation since start. */
+  configRejected = 0;
+
+  constructor(readonly opts: ServerOptions) {
+    this.log = opts.logger ?? createLogger(opts.logLevel);
+    this.pool = createGenerationPool(opts.workers);
+    this.engine = new PushEngine({
+      store: this.store,
+      pool: this.pool,
+      mesh: {
+        rootNamespace: opts.rootNamespace, domainSuffix: opts.domainSuffix,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, trustDomain: opts.trustDomain,
+      },
+      clusterId: opts.clusterId,
+      log: this.log,
+      pushConcurrency: opts.pushThrottle,
+      cache: opts.cache,
+    });
+    this.ads = new AdsServer({ engine: this.engine, log: this.log });
+    this.debouncer = new Debouncer(
+      { afterMs: opts.debounceAfterMs, maxMs: opts.debounceMaxMs, enableEdsDebounce: opts.enableEdsDebounce },
+      (req) => this.engine.push(req),
+    );
+  }
+
+  private onConfigEvent(ev: ConfigEvent): void {
+    const req: PushRequest = {
+      full: !ENDPOINT_KINDS.has(ev.key.kind),
+      configsUpdated: new Set([keyString(ev.key)]),
+      reasons: new Map([[ev.key.kind, 1]]),
+      start: performance.now(),
+      events: 1,
+    };
+    this.debouncer.enqueue(req);
+  }
+
+  async start(): Promise<void> {
+    envoyRoot();
+    for (const dir of this.opts.configDirs) {
+      const src = new FileSource({
+        dirs: [dir],
+        store: this.store,
+        onError: (err) => {
+          this.configRejected++;
+          this.log.error({ file: err.file, doc: err.docIndex, kind: err.kind, name: err.objectName, field: err.field, code: err.code }, err.message);
+        },
+      });
+      this.sources.push(src);
+    }
+    for (const s of this.sources) await s.start();
+    this.engine.rebuild();
+    this.store.on('change', (ev: ConfigEvent) => this.onConfigEvent(ev));
+
+    this.monitoring.route('/ready', (_req, res) => {
+      res.writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(this.ready ? 'ready\n' : 'not ready\n');
+    });
+    this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
+
+    this.ads.register(this.grpcServer);
+    this.xdsPort = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    this.ready = true;
+    const ctx = this.engine.pushContext;
+    this.log.info({
+      xdsPort: this.xdsPort, monitoringPort: this.monitoringPort, workers: this.pool.threads,
+      services: ctx.services.length, configs: this.store.size(), rejected: this.configRejected,
+    }, 'meshpilot ready');
+  }
+
+  isReady(): boolean { return this.ready; }
+
+  /** True when no change is waiting to be pushed (tests use it to wait for convergence). */
+  idle(): boolean { return !this.debouncer.busy(); }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    this.debouncer.close();
+    for (const s of this.sources) s.stop();
+    this.grpcServer.forceShutdown();
+    await this.monitoring.close();
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The piscina worker: decodes the shared PushContext snapshot once per version, then builds and encodes resources
+ * for each task. Pure: no I/O, no state beyond the decoded snapshots.
+ */
+import { decodeSnapshot, type SnapshotRef } from '../src/model/snapshot-codec.js';
+import { PushContext } from '../src/model/push-context.js';
+import type { ProxyScope } from '../src/model/scope.js';
+import { envoyRoot } from '../src/proto/envoy-protos.js';
+import { generateResources, type GeneratedResource } from './networking/generate-resources.js';
+
+export interface GenerateTask {
+  snapshot: SnapshotRef;
+  scope: ProxyScope;
+  typeUrl: string;
+  names: string[];
+}
+
+/** Pushes can overlap (a new version starts while the last one's tasks drain): keep the two newest. */
+const KEEP = 2;
+const contexts = new Map<string, PushContext>();
+
+function contextFor(ref: SnapshotRef): PushContext {
+  let ctx = contexts.get(ref.version);
+  if (!ctx) {
+    ctx = new PushContext(decodeSnapshot(ref));
+    contexts.set(ref.version, ctx);
+    while (contexts.size > KEEP) contexts.delete(contexts.keys().next().value!);
+  }
+  return ctx;
+}
+
+envoyRoot(); // load protos when the worker starts, not on its first task
+
+export default function generate(task: GenerateTask): GeneratedResource[] {
+  return generateResources(contextFor(task.snapshot), task.scope, task.typeUrl, task.names);
+}

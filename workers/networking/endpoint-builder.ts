@@ -1,0 +1,58 @@
+/**
+ * EDS: a ClusterLoadAssignment per cluster, endpoints grouped by locality, each locality weighted by its endpoint
+ * count (grpc-js-xds drops localities without load_balancing_weight). Unhealthy endpoints are left out, as istiod
+ * does unless PILOT_SEND_UNHEALTHY_ENDPOINTS is set. Follows istio pilot/pkg/xds/endpoints/endpoint_builder.go.
+ */
+import type { ProtoObject } from '../../src/proto/encode.js';
+import { ENDPOINT_TYPE } from '../../src/proto/type-urls.js';
+import type { PushContext } from '../../src/model/push-context.js';
+import type { ProxyScope } from '../../src/model/scope.js';
+import { localityString, type Endpoint } from '../../src/model/service.js';
+import { parseClusterName } from './names.js';
+
+export function subsetLabels(ctx: PushContext, scope: ProxyScope, host: string, subset: string): Record<string, string> | undefined {
+  if (!subset) return {};
+  const dr = ctx.destinationRuleFor(host, scope.namespace);
+  const s = (dr?.spec.subsets ?? []).find((x: any) => x.name === subset);
+  return s ? (s.labels ?? {}) : undefined;
+}
+
+export function clusterEndpoints(ctx: PushContext, scope: ProxyScope, name: string): Endpoint[] {
+  const parts = parseClusterName(name);
+  if (!parts || parts.direction !== 'outbound') return [];
+  const svc = ctx.service(parts.host);
+  const port = svc?.ports.find((p) => p.port === parts.port);
+  if (!svc || !port) return [];
+  const labels = subsetLabels(ctx, scope, parts.host, parts.subset);
+  if (!labels) return [];
+  return ctx.endpoints(parts.host).filter((e) =>
+    e.healthy && e.servicePortName === port.name && Object.entries(labels).every(([k, v]) => e.labels[k] === v));
+}
+
+export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject {
+  const groups = new Map<string, Endpoint[]>();
+  for (const e of clusterEndpoints(ctx, scope, name)) {
+    const key = localityString(e.locality);
+    let l = groups.get(key);
+    if (!l) groups.set(key, (l = []));
+    l.push(e);
+  }
+  const localities = [...groups.keys()].sort();
+  return {
+    '@type': ENDPOINT_TYPE,
+    cluster_name: name,
+    endpoints: localities.map((key) => {
+      const eps = groups.get(key)!;
+      const l = eps[0]!.locality;
+      return {
+        locality: { region: l.region, zone: l.zone, sub_zone: l.subzone },
+        lb_endpoints: eps.map((e) => ({
+          endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+          health_status: 'HEALTHY',
+          load_balancing_weight: { value: 1 },
+        })),
+        load_balancing_weight: { value: eps.length },
+      };
+    }),
+  };
+}
