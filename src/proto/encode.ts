@@ -134,7 +134,10 @@ export function duration(ms: number): { seconds: number; nanos: number } {
   return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
-/** Convert a google.protobuf.Struct (as decoded by protobufjs) to plain JSON. */
+/**
+ * Convert a google.protobuf.Struct (as decoded by protobufjs) to plain JSON. protobufjs defines the well-known
+ * Struct/Value types itself, with camelCase field names (stringValue, ...), unlike the keepCase Envoy types.
+ */
 export function structToJson(s: unknown): Record<string, unknown> {
   const fields = (s as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
   const out: Record<string, unknown> = {};
@@ -145,11 +148,11 @@ export function structToJson(s: unknown): Record<string, unknown> {
 function valueToJson(v: unknown): unknown {
   const val = v as Record<string, unknown>;
   if (val == null) return null;
-  if ('string_value' in val) return val.string_value;
-  if ('number_value' in val) return val.number_value;
-  if ('bool_value' in val) return val.bool_value;
-  if ('struct_value' in val) return structToJson(val.struct_value);
-  if ('list_value' in val) return ((val.list_value as { values?: unknown[] }).values ?? []).map(valueToJson);
+  if ('stringValue' in val) return val.stringValue;
+  if ('numberValue' in val) return val.numberValue;
+  if ('boolValue' in val) return val.boolValue;
+  if ('structValue' in val) return structToJson(val.structValue);
+  if ('listValue' in val) return ((val.listValue as { values?: unknown[] }).values ?? []).map(valueToJson);
   return null;
 }
 
@@ -161,10 +164,10 @@ export function jsonToStruct(obj: Record<string, unknown>): ProtoObject {
 }
 
 function jsonToValue(v: unknown): unknown {
-  if (v === null || v === undefined) return { null_value: 'NULL_VALUE' };
-  if (typeof v === 'string') return { string_value: v };
-  if (typeof v === 'number') return { number_value: v };
-  if (typeof v === 'boolean') return { bool_value: v };
-  if (Array.isArray(v)) return { list_value: { values: v.map(jsonToValue) } };
-  return { struct_value: jsonToStruct(v as Record<string, unknown>) };
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsonToValue) } };
+  return { structValue: jsonToStruct(v as Record<string, unknown>) };
 }

@@ -3,7 +3,7 @@
  * fixed passthrough/blackhole clusters. Follows istio pilot/pkg/networking/core/cluster_builder.go.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
-import { duration } from '../../src/proto/encode.js';
+import { duration, jsonToStruct } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
@@ -58,9 +58,7 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     }
     cluster.metadata = {
       filter_metadata: {
-        istio: { fields: { services: { list_value: { values: [{ struct_value: { fields: {
-          host: { string_value: svc.hostname }, name: { string_value: svc.name }, namespace: { string_value: svc.namespace },
-        } } }] } } } },
+        istio: jsonToStruct({ services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }] }),
       },
     };
   }

@@ -26,7 +26,9 @@ export interface FileSourceOptions {
 
 export class FileSource {
   private readonly files = new Map<string, FileState>();
-  private readonly watchers: fs.FSWatcher[] = [];
+  /** One non-recursive watcher per directory: Node 20's recursive fs.watch on Linux misses events. */
+  private readonly watchers = new Map<string, fs.FSWatcher>();
+  private watching = false;
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
   private rescanPending = false;
@@ -40,18 +42,25 @@ export class FileSource {
     for (const dir of this.opts.dirs) {
       if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--config-dir ${dir}: not a directory`);
     }
+    this.watching = this.opts.watch !== false;
     this.scan();
-    if (this.opts.watch === false) return;
-    for (const dir of this.opts.dirs) {
-      const w = fs.watch(dir, { recursive: true, persistent: false }, () => this.scheduleRescan());
-      w.on('error', () => this.scheduleRescan());
-      this.watchers.push(w);
+  }
+
+  private watchDir(dir: string): void {
+    if (!this.watching || this.watchers.has(dir)) return;
+    try {
+      const w = fs.watch(dir, { persistent: false }, () => this.scheduleRescan());
+      w.on('error', () => { w.close(); this.watchers.delete(dir); this.scheduleRescan(); });
+      this.watchers.set(dir, w);
+    } catch {
+      // The directory vanished between listing and watching; the next rescan settles it.
     }
   }
 
   stop(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers.length = 0;
+    this.watching = false;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     if (this.timer) clearTimeout(this.timer);
   }
 
@@ -64,13 +73,15 @@ export class FileSource {
     }, RESCAN_DELAY_MS);
   }
 
-  private listFiles(dir: string, out: string[]): void {
+  private listFiles(dir: string, out: string[], dirs: Set<string>): void {
+    dirs.add(dir);
+    this.watchDir(dir);
     let entries: fs.Dirent[];
     try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
     for (const e of entries) {
       if (e.name.startsWith('.')) continue; // editors' swap and temp files
       const p = path.join(dir, e.name);
-      if (e.isDirectory()) this.listFiles(p, out);
+      if (e.isDirectory()) this.listFiles(p, out, dirs);
       else if (MANIFEST_EXT.has(path.extname(e.name))) out.push(p);
     }
   }
@@ -81,7 +92,9 @@ export class FileSource {
     try {
       const seen = new Set<string>();
       const all: string[] = [];
-      for (const dir of this.opts.dirs) this.listFiles(path.resolve(dir), all);
+      const dirs = new Set<string>();
+      for (const dir of this.opts.dirs) this.listFiles(path.resolve(dir), all, dirs);
+      for (const [dir, w] of this.watchers) if (!dirs.has(dir)) { w.close(); this.watchers.delete(dir); }
       for (const file of all.sort()) {
         seen.add(file);
         let st: fs.Stats;
