@@ -104,7 +104,7 @@ function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[]): stri
     parts.push(`${host}|${svc?.version}|${vs ? `${vs.namespace}/${vs.name}@${vs.version}` : ''}`);
     for (const http of (vs?.spec.http ?? []) as any[]) {
       for (const d of (http.route ?? []) as any[]) {
-        const dh = ctx.qualify(d.host, vs!.namespace);
+        const dh = ctx.qualify(d.destination.host, vs!.namespace);
         parts.push(`${dh}@${ctx.service(dh)?.version ?? 'missing'}`);
       }
     }

@@ -69,6 +69,7 @@ function routeMatch(m: any | undefined): ProtoObject {
   return match;
 }
 
+/** `dest` is an HTTPRouteDestination's `destination` (host, subset, port). */
 function destinationCluster(ctx: PushContext, vs: ConfigEntry, dest: any, listenerPort: number): string {
   const host = ctx.qualify(dest.host, vs.namespace);
   const svc = ctx.service(host);
@@ -89,10 +90,10 @@ function vsRoutes(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, svc: Ser
     if (matches.length === 0) continue;
     const dests: any[] = http.route ?? [];
     const action: ProtoObject = {};
-    if (dests.length === 1) action.cluster = destinationCluster(ctx, vs, dests[0], port);
+    if (dests.length === 1) action.cluster = destinationCluster(ctx, vs, dests[0].destination, port);
     else if (dests.length > 1) {
       action.weighted_clusters = {
-        clusters: dests.map((d) => ({ name: destinationCluster(ctx, vs, d, port), weight: { value: d.weight ?? 0 } })),
+        clusters: dests.map((d) => ({ name: destinationCluster(ctx, vs, d.destination, port), weight: { value: d.weight ?? 0 } })),
       };
     }
     if (dests.length === 0) continue; // redirects, direct responses, delegates: the traffic issue
