@@ -23,6 +23,11 @@ export const ADS_SERVICE: grpc.ServiceDefinition = {
   },
 };
 
+/** End a stream with INVALID_ARGUMENT: grpc-js turns an 'error' event on a server stream into its status. */
+function refuse(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>, details: string): void {
+  call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
+}
+
 export interface AdsServerOptions { engine: PushEngine; log: Logger }
 
 export class AdsServer {
@@ -53,14 +58,14 @@ export class AdsServer {
         if (!con) {
           // The node is taken from the first request of each stream (Envoy may send it only once).
           if (!req.node?.id) {
-            call.destroy(Object.assign(new Error('first DiscoveryRequest on the stream carries no node'), { code: grpc.status.INVALID_ARGUMENT }));
+            refuse(call, 'first DiscoveryRequest on the stream carries no node');
             return;
           }
           let proxy;
           try {
             proxy = parseProxy(req.node.id, req.node.metadata);
           } catch (e) {
-            call.destroy(Object.assign(new Error((e as Error).message), { code: grpc.status.INVALID_ARGUMENT }));
+            refuse(call, (e as Error).message);
             return;
           }
           con = new XdsConnection(proxy, call, call.getPeer(), log);

@@ -1,0 +1,82 @@
+/** Test helper: a raw ADS client over real gRPC, for protocol-level tests (ACK, NACK, nonces). */
+import * as grpc from '@grpc/grpc-js';
+import { messageType, jsonToStruct, decodeAny } from '../../src/proto/encode.js';
+
+const REQ = (): ReturnType<typeof messageType> => messageType('envoy.service.discovery.v3.DiscoveryRequest');
+const RES = (): ReturnType<typeof messageType> => messageType('envoy.service.discovery.v3.DiscoveryResponse');
+
+export interface Response { version_info: string; nonce: string; type_url: string; resources: any[] }
+
+const ADS_CLIENT_DEF: grpc.ServiceDefinition = {
+  StreamAggregatedResources: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+    requestStream: true, responseStream: true,
+    requestSerialize: (o: any) => Buffer.from(REQ().encode(REQ().fromObject(o)).finish()),
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer): Response => {
+      const m = RES().decode(b) as any;
+      return {
+        version_info: m.version_info ?? '', nonce: m.nonce ?? '', type_url: m.type_url ?? '',
+        resources: (m.resources ?? []).map((r: any) => decodeAny(RES().lookupType('google.protobuf.Any').encode(r).finish())),
+      };
+    },
+  },
+};
+
+const AdsClientCtor = grpc.makeGenericClientConstructor(ADS_CLIENT_DEF, 'AggregatedDiscoveryService');
+
+export class AdsTestClient {
+  private readonly client: grpc.Client;
+  private readonly stream: grpc.ClientDuplexStream<any, Response>;
+  readonly received: Response[] = [];
+  private waiters: Array<() => void> = [];
+  error: grpc.ServiceError | undefined;
+  private sentNode = false;
+
+  constructor(address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {}) {
+    this.client = new AdsClientCtor(address, grpc.credentials.createInsecure());
+    this.stream = (this.client as any).StreamAggregatedResources();
+    this.stream.on('data', (r: Response) => { this.received.push(r); this.wake(); });
+    this.stream.on('error', (e: grpc.ServiceError) => { this.error = e; this.wake(); });
+  }
+
+  private wake(): void { const w = this.waiters; this.waiters = []; w.forEach((f) => f()); }
+
+  /** Send a request; the node goes only on the stream's first request, as Envoy's set_node_on_first_message_only. */
+  send(req: { type_url: string; resource_names?: string[]; version_info?: string; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
+    const msg: any = { ...req };
+    if (!this.sentNode) { msg.node = { id: this.nodeId, metadata: jsonToStruct(this.metadata) }; this.sentNode = true; }
+    this.stream.write(msg);
+  }
+
+  /** Wait for the next response of a type, after `after` responses have already been seen. */
+  async next(typeUrl: string, timeoutMs = 3000, after = this.received.length): Promise<Response> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.received.slice(after).find((x) => x.type_url === typeUrl);
+      if (r) return r;
+      if (this.error) throw this.error;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${typeUrl} response within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => { const t = setTimeout(resolve, left); this.waiters.push(() => { clearTimeout(t); resolve(); }); });
+    }
+  }
+
+  /** Expect no response of this type for a while. */
+  async quiet(typeUrl: string, ms: number): Promise<boolean> {
+    const n = this.received.length;
+    await new Promise((r) => setTimeout(r, ms));
+    return !this.received.slice(n).some((x) => x.type_url === typeUrl);
+  }
+
+  ack(r: Response, names?: string[]): void {
+    this.send({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names });
+  }
+
+  nack(r: Response, lastGoodVersion: string, message: string, names?: string[]): void {
+    this.send({ type_url: r.type_url, version_info: lastGoodVersion, response_nonce: r.nonce, resource_names: names, error_detail: { code: 3, message } });
+  }
+
+  close(): void { this.stream.cancel(); this.client.close(); }
+}
