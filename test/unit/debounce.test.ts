@@ -1,0 +1,64 @@
+/** Debouncer: quiet period, max wait, merging, and one push at a time. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Debouncer, type PushRequest } from '../../src/push/debounce.js';
+
+const req = (kind: string, full = true): PushRequest => ({
+  full, configsUpdated: new Set([`${kind}/ns/x`]), reasons: new Map([[kind, 1]]), start: performance.now(), events: 1,
+});
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('a burst within the quiet period becomes one merged push', async () => {
+  const pushes: PushRequest[] = [];
+  const d = new Debouncer({ afterMs: 60, maxMs: 1000 }, async (r) => { pushes.push(r); });
+  d.enqueue(req('VirtualService'));
+  await sleep(20);
+  d.enqueue(req('EndpointSlice', false));
+  await sleep(20);
+  d.enqueue(req('VirtualService'));
+  assert.equal(pushes.length, 0);
+  await sleep(150);
+  assert.equal(pushes.length, 1);
+  assert.equal(pushes[0]!.events, 3);
+  assert.equal(pushes[0]!.full, true, 'full wins over incremental when merged');
+  assert.equal(pushes[0]!.reasons.get('VirtualService'), 2);
+  d.close();
+});
+
+test('endpoint-only bursts stay incremental', async () => {
+  const pushes: PushRequest[] = [];
+  const d = new Debouncer({ afterMs: 20, maxMs: 1000 }, async (r) => { pushes.push(r); });
+  d.enqueue(req('EndpointSlice', false));
+  d.enqueue(req('Pod', false));
+  await sleep(80);
+  assert.equal(pushes.length, 1);
+  assert.equal(pushes[0]!.full, false);
+  d.close();
+});
+
+test('a steady stream of events is still pushed after debounceMax', async () => {
+  const pushes: PushRequest[] = [];
+  const d = new Debouncer({ afterMs: 50, maxMs: 200 }, async (r) => { pushes.push(r); });
+  const t0 = performance.now();
+  while (performance.now() - t0 < 400) { d.enqueue(req('Service')); await sleep(10); }
+  assert.ok(pushes.length >= 1, 'pushed despite never being quiet');
+  d.close();
+});
+
+test('never two pushes at once: events during a push wait for it', async () => {
+  let running = 0, maxRunning = 0, count = 0;
+  const d = new Debouncer({ afterMs: 10, maxMs: 100 }, async () => {
+    running++; maxRunning = Math.max(maxRunning, running); count++;
+    await sleep(100);
+    running--;
+  });
+  d.enqueue(req('A'));
+  await sleep(30);
+  d.enqueue(req('B'));
+  await sleep(30);
+  d.enqueue(req('C'));
+  await sleep(300);
+  assert.equal(maxRunning, 1);
+  assert.equal(count, 2, 'B and C merged into the second push');
+  d.close();
+});
