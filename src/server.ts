@@ -34,6 +34,12 @@ export interface ServerOptions {
   rootNamespace: string;
   trustDomain: string;
   cache: boolean;
+  /** Share one computation among proxies of the same scope (off only for measurement). */
+  share: boolean;
+  /** New xDS streams admitted per second (PILOT_MAX_REQUESTS_PER_SECOND); 0 = unlimited. */
+  maxRequestsPerSecond: number;
+  /** How long a push waits for a proxy's ACK before its lane moves on (pacing). */
+  pushAckTimeoutMs: number;
   logger?: Logger;
 }
 
@@ -60,6 +66,9 @@ export function defaultServerOptions(): ServerOptions {
     rootNamespace: DEFAULT_ROOT_NAMESPACE,
     trustDomain: 'cluster.local',
     cache: true,
+    share: true,
+    maxRequestsPerSecond: autoThrottle(),
+    pushAckTimeoutMs: 2000,
   };
 }
 
@@ -96,8 +105,11 @@ export class MeshpilotServer {
       log: this.log,
       pushConcurrency: opts.pushThrottle,
       cache: opts.cache,
+      share: opts.share,
     });
-    this.ads = new AdsServer({ engine: this.engine, log: this.log });
+    this.ads = new AdsServer({
+      engine: this.engine, log: this.log, maxRequestsPerSecond: opts.maxRequestsPerSecond, ackTimeoutMs: opts.pushAckTimeoutMs,
+    });
     this.debouncer = new Debouncer(
       { afterMs: opts.debounceAfterMs, maxMs: opts.debounceMaxMs, enableEdsDebounce: opts.enableEdsDebounce },
       (req) => this.engine.push(req),

@@ -40,6 +40,14 @@ function envInt(name: string, fallback: number): number {
   return n;
 }
 
+function envNonNegative(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a non-negative number`);
+  return n;
+}
+
 export function serveCommand(): Command {
   const d = defaultServerOptions();
   return new Command('serve')
@@ -57,6 +65,9 @@ export function serveCommand(): Command {
     .option('--cluster-id <id>', 'cluster ID of the config this instance reads (env CLUSTER_ID)', process.env.CLUSTER_ID ?? d.clusterId)
     .option('--domain-suffix <suffix>', 'Kubernetes DNS domain suffix', d.domainSuffix)
     .option('--no-cache', 'disable the resource cache (for measurement)')
+    .option('--no-share', 'disable sharing one computation among proxies of the same scope (for measurement)')
+    .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
+    .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
     .action(async (o: Record<string, any>) => {
       if (o.configDir.length === 0) throw new InvalidArgumentError('at least one --config-dir is required (Kubernetes sources arrive later)');
       const opts: ServerOptions = {
@@ -75,6 +86,9 @@ export function serveCommand(): Command {
         clusterId: o.clusterId,
         domainSuffix: o.domainSuffix,
         cache: o.cache !== false,
+        share: o.share !== false,
+        maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),
+        pushAckTimeoutMs: o.pushAckTimeout ?? d.pushAckTimeoutMs,
       };
       const server = new MeshpilotServer(opts);
       const shutdown = (sig: string): void => {

@@ -95,3 +95,46 @@ export function frameDiscoveryResponse(
   parts.push(lengthDelimited(4, Buffer.from(typeUrl)), lengthDelimited(5, Buffer.from(nonce)));
   return Buffer.concat(parts);
 }
+
+export interface DeltaDiscoveryRequest {
+  node?: NodeInfo;
+  typeUrl: string;
+  subscribe: string[];
+  unsubscribe: string[];
+  initialResourceVersions: Record<string, string>;
+  responseNonce: string;
+  errorDetail?: { code: number; message: string };
+}
+
+export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {
+  const t = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const raw = t.decode(buf) as unknown as {
+    node?: RawRequest['node']; type_url?: string; resource_names_subscribe?: string[]; resource_names_unsubscribe?: string[];
+    initial_resource_versions?: Record<string, string>; response_nonce?: string; error_detail?: { code?: number; message?: string };
+  };
+  return {
+    node: decodeNode(raw.node),
+    typeUrl: raw.type_url ?? '',
+    subscribe: raw.resource_names_subscribe ?? [],
+    unsubscribe: raw.resource_names_unsubscribe ?? [],
+    initialResourceVersions: raw.initial_resource_versions ?? {},
+    responseNonce: raw.response_nonce ?? '',
+    errorDetail: raw.error_detail ? { code: raw.error_detail.code ?? 0, message: raw.error_detail.message ?? '' } : undefined,
+  };
+}
+
+/**
+ * A delta Resource {version = 1, resource = 2, name = 3} wrapped as DeltaDiscoveryResponse field 2. The cached SotW
+ * entry is already field 2 + the Any bytes, which is exactly Resource.resource: no re-encoding here either.
+ */
+export function deltaResourceEntry(name: string, version: string, sotwEntry: Buffer): Buffer {
+  return lengthDelimited(2, Buffer.concat([lengthDelimited(1, Buffer.from(version)), sotwEntry, lengthDelimited(3, Buffer.from(name))]));
+}
+
+export function frameDeltaResponse(
+  systemVersion: string, resources: readonly Buffer[], typeUrl: string, removed: readonly string[], nonce: string,
+): Buffer {
+  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(systemVersion)), ...resources, lengthDelimited(4, Buffer.from(typeUrl)), lengthDelimited(5, Buffer.from(nonce))];
+  for (const r of removed) parts.push(lengthDelimited(6, Buffer.from(r)));
+  return Buffer.concat(parts);
+}

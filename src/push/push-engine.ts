@@ -2,10 +2,15 @@
  * The push engine (main thread): owns the current PushContext and its shared snapshot, turns debounced
  * PushRequests into pushes, and computes each proxy's responses through the resource cache and the generation
  * pool. Proxies with the same scope share one computation per (push version, type, requested names).
+ *
+ * istiod's push decision, here: a full push rebuilds the PushContext and offers every type to every proxy (each
+ * connection sends only what changed for it); an endpoint-only request skips the rebuild, swaps in new endpoints,
+ * and offers EDS only to proxies that watch a changed service (incremental EDS); a request that changes nothing a
+ * proxy can observe pushes nothing.
  */
 import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../config/store.js';
-import { PushContext, type MeshSettings } from '../model/push-context.js';
+import { PushContext, type MeshSettings, type PushContextData } from '../model/push-context.js';
 import { buildPushContextData } from '../model/build-push-context.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
@@ -13,16 +18,20 @@ import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
 import { ENDPOINT_TYPE, PUSH_ORDER, shortType } from '../proto/type-urls.js';
 import { planResources } from '../../workers/networking/generator.js';
+import { parseClusterName } from '../../workers/networking/names.js';
 import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
 import type { PushRequest } from './debounce.js';
 import type { Logger } from '../log/logger.js';
+import type { XdsMetrics } from '../monitoring/metrics.js';
 
 export interface ComputedResponse {
   /** version_info: a digest of the cache keys of everything in the response, so equal content ⇒ equal version. */
   version: string;
   entries: Buffer[];
   names: string[];
+  /** Each resource's cache key: everything it was built from. Equal key ⇒ identical bytes. */
+  keys: string[];
 }
 
 export interface PushInfo { pushVersion: string; full: boolean; start: number }
@@ -32,8 +41,15 @@ export interface PushTarget {
   readonly proxy: Proxy;
   /** Watched types and their requested names (undefined = wildcard), in any order. */
   watched(): Array<{ typeUrl: string; names: string[] | undefined }>;
-  /** Send a computed response for one type (the connection skips it if that version was already sent). */
-  deliver(typeUrl: string, res: ComputedResponse, info: PushInfo): void;
+  /** The last response computed for a type (shared with every proxy of the same scope). */
+  lastComputed(typeUrl: string): ComputedResponse | undefined;
+  /**
+   * Send what changed for one type. Resolves when the proxy has ACKed or NACKed it, or when nothing was sent,
+   * or after the ACK timeout: the engine paces its fan-out on that.
+   */
+  deliver(typeUrl: string, res: ComputedResponse, info: PushInfo): Promise<void>;
+  /** Scope key at the last push (the engine's, to notice scope changes). */
+  scopeKey?: string;
 }
 
 export interface PushEngineOptions {
@@ -42,26 +58,65 @@ export interface PushEngineOptions {
   mesh: MeshSettings;
   clusterId: string;
   log: Logger;
-  /** Max proxies being computed/pushed at once (PILOT_PUSH_THROTTLE). */
+  /** Max proxies being pushed (computed, sent, awaiting ACK) at once (PILOT_PUSH_THROTTLE). */
   pushConcurrency: number;
   cache?: boolean;
+  /** Share one computation among proxies of the same scope (off only to measure its gain). */
+  share?: boolean;
+  metrics?: XdsMetrics;
 }
 
-export interface PushStats { pushes: number; generated: number; generationErrors: number; lastPushMs: number }
+export interface PushStats {
+  pushes: number; fullPushes: number; edsPushes: number; noPushes: number;
+  generated: number; generationErrors: number; lastPushMs: number; proxiesPushed: number;
+  pushContextInitMs: number;
+}
+
+const versionMemo = new WeakMap<ComputedResponse, string[]>();
+const indexMemo = new WeakMap<ComputedResponse, Map<string, number>>();
+const hostsMemo = new WeakMap<ComputedResponse, Set<string>>();
 
 function digest(parts: readonly string[]): string {
   return createHash('sha1').update(parts.join('\n')).digest('base64url').slice(0, 16);
+}
+
+/** Per-resource versions (for delta xDS): a short digest of each resource's cache key. Memoised per response. */
+export function resourceVersions(res: ComputedResponse): string[] {
+  let v = versionMemo.get(res);
+  if (!v) { v = res.keys.map((k) => digest([k])); versionMemo.set(res, v); }
+  return v;
+}
+
+export function nameIndex(res: ComputedResponse): Map<string, number> {
+  let m = indexMemo.get(res);
+  if (!m) { m = new Map(res.names.map((n, i) => [n, i])); indexMemo.set(res, m); }
+  return m;
+}
+
+/** The services an EDS response covers (to decide whether an endpoint change concerns a proxy). */
+function edsHosts(res: ComputedResponse): Set<string> {
+  let s = hostsMemo.get(res);
+  if (!s) {
+    s = new Set();
+    for (const n of res.names) { const p = parseClusterName(n); if (p) s.add(p.host); }
+    hostsMemo.set(res, s);
+  }
+  return s;
 }
 
 export class PushEngine {
   private ctx!: PushContext;
   private snapshot!: SnapshotRef;
   private seq = 0;
+  private configSeq = 0;
   private readonly targets = new Set<PushTarget>();
   private readonly memo = new Map<string, Promise<ComputedResponse>>();
   private readonly scopes = new Map<string, { scope: ProxyScope; key: string }>();
   readonly cache: ResourceCache;
-  readonly stats: PushStats = { pushes: 0, generated: 0, generationErrors: 0, lastPushMs: 0 };
+  readonly stats: PushStats = {
+    pushes: 0, fullPushes: 0, edsPushes: 0, noPushes: 0, generated: 0, generationErrors: 0, lastPushMs: 0,
+    proxiesPushed: 0, pushContextInitMs: 0,
+  };
 
   constructor(private readonly opts: PushEngineOptions) {
     this.cache = new ResourceCache(opts.cache !== false);
@@ -69,17 +124,49 @@ export class PushEngine {
 
   get pushContext(): PushContext { return this.ctx; }
   get connected(): number { return this.targets.size; }
+  allTargets(): PushTarget[] { return [...this.targets]; }
 
-  /** Build a new PushContext from the store (istiod's initPushContext). */
-  rebuild(): PushContext {
+  private nextVersion(): string {
     this.seq++;
-    const version = `${new Date().toISOString()}/${this.seq}`;
-    this.ctx = new PushContext(buildPushContextData(this.opts.store, this.opts.mesh, version, this.opts.clusterId));
-    this.snapshot = encodeSnapshot(this.ctx.data);
+    return `${new Date().toISOString()}/${this.seq}`;
+  }
+
+  private install(data: PushContextData): void {
+    this.ctx = new PushContext(data);
+    this.snapshot = encodeSnapshot(data, String(this.configSeq), this.snapshot);
     this.memo.clear();
     this.scopes.clear();
     this.cache.sweep();
+  }
+
+  /** Build a new PushContext from the store (istiod's initPushContext). */
+  rebuild(): PushContext {
+    const t0 = performance.now();
+    this.configSeq++;
+    this.install(buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId));
+    this.stats.pushContextInitMs = performance.now() - t0;
+    this.opts.metrics?.pushContextInit(this.stats.pushContextInitMs);
     return this.ctx;
+  }
+
+  /**
+   * Incremental EDS: recompute endpoints and workloads only; services and Istio config (and the config part of the
+   * shared snapshot) are kept. Returns the services whose endpoints changed.
+   */
+  refreshEndpoints(): { changedHosts: Set<string>; workloadsChanged: boolean } {
+    const fresh = buildPushContextData(this.opts.store, this.opts.mesh, '', this.opts.clusterId);
+    const old = this.ctx.data;
+    const servicesChanged = fresh.services.length !== old.services.length ||
+      fresh.services.some((s, i) => s.version !== old.services[i]!.version);
+    if (servicesChanged) throw new Error('services changed in an endpoint-only push');
+    const changedHosts = new Set<string>();
+    for (const h of new Set([...Object.keys(fresh.endpointVersions), ...Object.keys(old.endpointVersions)])) {
+      if (fresh.endpointVersions[h] !== old.endpointVersions[h]) changedHosts.add(h);
+    }
+    const workloadsChanged = JSON.stringify(fresh.workloads) !== JSON.stringify(old.workloads);
+    if (changedHosts.size === 0 && !workloadsChanged) return { changedHosts, workloadsChanged };
+    this.install({ ...old, endpoints: fresh.endpoints, endpointVersions: fresh.endpointVersions, workloads: fresh.workloads, version: this.nextVersion() });
+    return { changedHosts, workloadsChanged };
   }
 
   add(target: PushTarget): void { this.targets.add(target); }
@@ -99,7 +186,8 @@ export class PushEngine {
   /** Compute one type's response for a proxy; shared by every proxy with the same scope and request. */
   compute(proxy: Proxy, typeUrl: string, names: readonly string[] | undefined): Promise<ComputedResponse> {
     const { scope, key } = this.scopeOf(proxy);
-    const memoKey = `${this.ctx.version}|${key}|${typeUrl}|${names === undefined ? '*' : [...names].sort().join(',')}`;
+    const group = this.opts.share === false ? proxy.id : key;
+    const memoKey = `${this.ctx.version}|${group}|${typeUrl}|${names === undefined ? '*' : [...names].sort().join(',')}`;
     let p = this.memo.get(memoKey);
     if (!p) {
       p = this.computeUncached(this.ctx, this.snapshot, scope, typeUrl, names);
@@ -115,6 +203,7 @@ export class PushEngine {
     const plan = planResources(ctx, scope, typeUrl, names);
     const entries: Array<Buffer | undefined> = plan.map((item) => this.cache.get(item.key));
     const missing = plan.filter((_, i) => entries[i] === undefined);
+    this.opts.metrics?.cacheLookup(typeUrl, plan.length - missing.length, missing.length);
     if (missing.length > 0) {
       const generated = await this.opts.pool.generate(ctx, snapshot, scope, typeUrl, missing.map((m) => m.name));
       const byName = new Map(generated.map((g) => [g.name, g]));
@@ -133,50 +222,89 @@ export class PushEngine {
       }
     }
     const included = plan.filter((_, i) => entries[i] !== undefined);
+    const keys = included.map((p) => p.key);
     return {
-      version: digest(included.map((p) => p.key)),
+      version: digest(keys),
       entries: entries.filter((e): e is Buffer => e !== undefined),
       names: included.map((p) => p.name),
+      keys,
     };
   }
 
-  /** Run one debounced push to every connected proxy. */
+  /** Run one debounced push. */
   async push(req: PushRequest): Promise<void> {
     const t0 = performance.now();
-    this.rebuild();
-    const info: PushInfo = { pushVersion: this.ctx.version, full: req.full, start: req.start };
-    const types = req.full ? PUSH_ORDER : [ENDPOINT_TYPE];
-    const targets = [...this.targets];
+    let full = req.full;
+    let changedHosts: Set<string> | undefined;
+    if (!full) {
+      try {
+        const r = this.refreshEndpoints();
+        if (r.changedHosts.size === 0 && !r.workloadsChanged) {
+          this.stats.noPushes++;
+          this.opts.log.debug({ events: req.events, reasons: Object.fromEntries(req.reasons) }, 'no push: nothing observable changed');
+          return;
+        }
+        changedHosts = r.changedHosts;
+      } catch {
+        full = true;
+      }
+    }
+    if (full) this.rebuild();
+    const info: PushInfo = { pushVersion: this.ctx.version, full, start: req.start };
+
+    // Decide per proxy what to offer: everything on a full push; on an incremental one, EDS to proxies watching a
+    // changed service, and a full push to proxies whose scope changed (e.g. their pod's labels).
+    const work: Array<[PushTarget, readonly string[]]> = [];
+    for (const t of this.targets) {
+      if (full) { work.push([t, PUSH_ORDER]); continue; }
+      const key = this.scopeOf(t.proxy).key;
+      if (t.scopeKey !== undefined && t.scopeKey !== key) { work.push([t, PUSH_ORDER]); continue; }
+      const last = t.lastComputed(ENDPOINT_TYPE);
+      const watchesEds = t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE);
+      if (!watchesEds) continue;
+      if (!last || [...changedHosts!].some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
+    }
+
     let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < targets.length) {
-        const t = targets[next++]!;
+    const lane = async (): Promise<void> => {
+      while (next < work.length) {
+        const [t, types] = work[next++]!;
         if (!this.targets.has(t)) continue;
+        this.opts.metrics?.proxyDequeued(performance.now() - t0);
         await this.pushTo(t, types, info);
+        this.opts.metrics?.proxyConverged(performance.now() - info.start);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.opts.pushConcurrency, targets.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.opts.pushConcurrency, work.length)) }, lane));
     this.stats.pushes++;
+    if (full) this.stats.fullPushes++; else this.stats.edsPushes++;
+    this.stats.proxiesPushed += work.length;
     this.stats.lastPushMs = performance.now() - t0;
     this.opts.log.info({
-      pushVersion: info.pushVersion, full: req.full, proxies: targets.length, events: req.events,
-      reasons: Object.fromEntries(req.reasons), ms: Math.round(this.stats.lastPushMs),
+      pushVersion: info.pushVersion, full, proxies: work.length, connected: this.targets.size, events: req.events,
+      reasons: Object.fromEntries(req.reasons), changedServices: changedHosts?.size, ms: Math.round(this.stats.lastPushMs),
     }, 'push complete');
   }
 
-  /** Push the given types (in warming order) to one proxy. */
+  /** Offer the given types (in warming order) to one proxy; each connection sends only what changed for it. */
   async pushTo(target: PushTarget, types: readonly string[], info: PushInfo): Promise<void> {
+    target.scopeKey = this.scopeOf(target.proxy).key;
     const watched = target.watched();
+    const sends: Array<Promise<void>> = [];
     for (const typeUrl of types) {
       const w = watched.find((x) => x.typeUrl === typeUrl);
       if (!w) continue;
       try {
+        const typeStart = performance.now();
         const res = await this.compute(target.proxy, typeUrl, w.names);
-        if (this.targets.has(target)) target.deliver(typeUrl, res, info);
+        if (this.targets.has(target)) sends.push(target.deliver(typeUrl, res, info));
+        this.opts.metrics?.pushTypeDone(typeUrl, performance.now() - typeStart);
       } catch (e) {
         this.stats.generationErrors++;
         this.opts.log.error({ proxy: target.proxy.id, type: shortType(typeUrl), err: (e as Error).message }, 'push failed');
       }
     }
+    // Pacing: this lane takes its next proxy only once this one has answered (or timed out).
+    await Promise.all(sends);
   }
 }

@@ -1,87 +1,131 @@
 /**
- * The ADS gRPC service (envoy.service.discovery.v3.AggregatedDiscoveryService). Requests are decoded with the
- * Envoy protos; responses are written as pre-framed bytes (the serializer is the identity), so resources
- * encoded once in the cache are sent byte-for-byte to every proxy.
+ * The ADS gRPC service (envoy.service.discovery.v3.AggregatedDiscoveryService), state-of-the-world and delta.
+ * Requests are decoded with the Envoy protos; responses are written as pre-framed bytes (the serializer is the
+ * identity), so resources encoded once in the cache are sent byte-for-byte to every proxy.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeDiscoveryRequest, type DiscoveryRequest } from '../proto/discovery.js';
-import { parseProxy } from '../model/proxy.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest, type NodeInfo } from '../proto/discovery.js';
+import { parseProxy, type Proxy } from '../model/proxy.js';
 import type { PushEngine } from '../push/push-engine.js';
 import type { Logger } from '../log/logger.js';
 import { XdsConnection } from './connection.js';
+import { DeltaConnection } from './delta-connection.js';
+import type { BaseConnection, ConnectionOptions } from './connection-base.js';
+import { RateLimiter } from './rate-limiter.js';
 import { shortType } from '../proto/type-urls.js';
+import type { XdsMetrics } from '../monitoring/metrics.js';
+
+const identity = (b: Buffer): Buffer => b;
 
 export const ADS_SERVICE: grpc.ServiceDefinition = {
   StreamAggregatedResources: {
     path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: (x: Buffer) => x,
-    requestDeserialize: (b: Buffer) => decodeDiscoveryRequest(b),
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
+    requestStream: true, responseStream: true,
+    requestSerialize: identity, requestDeserialize: (b: Buffer) => decodeDiscoveryRequest(b),
+    responseSerialize: identity, responseDeserialize: identity,
+  },
+  DeltaAggregatedResources: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+    requestStream: true, responseStream: true,
+    requestSerialize: identity, requestDeserialize: (b: Buffer) => decodeDeltaDiscoveryRequest(b),
+    responseSerialize: identity, responseDeserialize: identity,
   },
 };
 
+export interface AdsServerOptions {
+  engine: PushEngine;
+  log: Logger;
+  /** New streams admitted per second (PILOT_MAX_REQUESTS_PER_SECOND); 0 = unlimited. */
+  maxRequestsPerSecond: number;
+  ackTimeoutMs: number;
+  metrics?: XdsMetrics;
+}
+
+type Duplex<Req> = grpc.ServerDuplexStream<Req, Buffer>;
+
 /** End a stream with INVALID_ARGUMENT: grpc-js turns an 'error' event on a server stream into its status. */
-function refuse(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>, details: string): void {
+function refuse(call: Duplex<unknown>, details: string): void {
   call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
 }
 
-export interface AdsServerOptions { engine: PushEngine; log: Logger }
-
 export class AdsServer {
-  readonly connections = new Set<XdsConnection>();
+  readonly connections = new Set<BaseConnection>();
+  readonly limiter: RateLimiter;
+  private readonly conOpts: ConnectionOptions;
 
-  constructor(private readonly opts: AdsServerOptions) {}
+  constructor(private readonly opts: AdsServerOptions) {
+    this.limiter = new RateLimiter(opts.maxRequestsPerSecond, Math.max(1, opts.maxRequestsPerSecond));
+    this.conOpts = {
+      log: opts.log,
+      ackTimeoutMs: opts.ackTimeoutMs,
+      metrics: opts.metrics,
+      resync: (con, types) => {
+        const info = { pushVersion: opts.engine.pushContext.version, full: true, start: performance.now() };
+        opts.engine.pushTo(con, types, info).catch((e) => opts.log.error({ proxy: con.proxy.id, err: (e as Error).message }, 'ADS: resync failed'));
+      },
+    };
+  }
 
   register(server: grpc.Server): void {
     server.addService(ADS_SERVICE, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.stream(call),
+      StreamAggregatedResources: (call: Duplex<DiscoveryRequest>) => this.stream(call, 'sotw'),
+      DeltaAggregatedResources: (call: Duplex<DeltaDiscoveryRequest>) => this.stream(call, 'delta'),
     });
   }
 
-  private stream(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void {
+  private stream<Req extends DiscoveryRequest | DeltaDiscoveryRequest>(call: Duplex<Req>, kind: 'sotw' | 'delta'): void {
     const { engine, log } = this.opts;
-    let con: XdsConnection | undefined;
-    // Requests on one stream are handled strictly in order: a later request must see the state an earlier one set.
-    let chain: Promise<void> = Promise.resolve();
+    let con: XdsConnection | DeltaConnection | undefined;
+    // Requests on one stream are handled strictly in order; the first waits for the connection rate limiter.
+    let limited = false;
+    let chain: Promise<void> = this.limiter.wait().catch((e: Error) => {
+      limited = true;
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message });
+    });
     const close = (): void => {
       if (!con || con.closed) return;
-      con.closed = true;
+      con.close();
       engine.remove(con);
       this.connections.delete(con);
       log.info({ proxy: con.proxy.id, conId: con.conId }, 'ADS: connection closed');
     };
-    call.on('data', (req: DiscoveryRequest) => {
+    const open = (node: NodeInfo | undefined): boolean => {
+      // The node is taken from the first request of each stream (Envoy may send it only once).
+      if (!node?.id) { refuse(call, 'first DiscoveryRequest on the stream carries no node'); return false; }
+      let proxy: Proxy;
+      try { proxy = parseProxy(node.id, node.metadata); } catch (e) { refuse(call, (e as Error).message); return false; }
+      con = kind === 'sotw'
+        ? new XdsConnection(proxy, call as unknown as Duplex<DiscoveryRequest>, call.getPeer(), this.conOpts)
+        : new DeltaConnection(proxy, call as unknown as Duplex<DeltaDiscoveryRequest>, call.getPeer(), this.conOpts);
+      this.connections.add(con);
+      engine.add(con);
+      log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator, kind }, 'ADS: new connection');
+      return true;
+    };
+    call.on('data', (req: Req) => {
       chain = chain.then(async () => {
-        if (!con) {
-          // The node is taken from the first request of each stream (Envoy may send it only once).
-          if (!req.node?.id) {
-            refuse(call, 'first DiscoveryRequest on the stream carries no node');
-            return;
-          }
-          let proxy;
-          try {
-            proxy = parseProxy(req.node.id, req.node.metadata);
-          } catch (e) {
-            refuse(call, (e as Error).message);
-            return;
-          }
-          con = new XdsConnection(proxy, call, call.getPeer(), log);
-          this.connections.add(con);
-          engine.add(con);
-          log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator }, 'ADS: new connection');
-        }
-        if (con.closed) return;
-        const verdict = con.onRequest(req);
-        if (verdict === 'initial' || verdict === 'ack-resubscribe') {
-          const w = con.watches.get(req.typeUrl)!;
-          const res = await engine.compute(con.proxy, req.typeUrl, w.names);
-          // An initial request always gets a response, even if it repeats a version the proxy already holds.
-          con.deliver(req.typeUrl, res, { pushVersion: engine.pushContext.version, full: true, start: performance.now() }, verdict === 'initial');
-        } else if (verdict === 'unsupported') {
-          log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: request for unsupported type ignored');
+        if (limited) return;
+        if (!con && !open(req.node)) return;
+        if (!con || con.closed) return;
+        const info = { pushVersion: engine.pushContext.version, full: true, start: performance.now() };
+        if (con instanceof XdsConnection) {
+          const verdict = con.onRequest(req as DiscoveryRequest);
+          this.opts.metrics?.requestHandled(req.typeUrl, verdict, con.proxy.id, req.errorDetail?.code);
+          if (verdict === 'initial' || verdict === 'ack-resubscribe') {
+            const w = con.watches.get(req.typeUrl)!;
+            const res = await engine.compute(con.proxy, req.typeUrl, w.names);
+            // An initial request always gets a full response, even if it repeats a version the proxy holds.
+            void con.deliver(req.typeUrl, res, info, verdict === 'initial');
+          } else if (verdict === 'unsupported') log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
+        } else {
+          const verdict = con.onRequest(req as DeltaDiscoveryRequest);
+          this.opts.metrics?.requestHandled(req.typeUrl, verdict, con.proxy.id, req.errorDetail?.code);
+          if (verdict === 'initial' || verdict === 'subscribe') {
+            const w = con.watched().find((x) => x.typeUrl === req.typeUrl)!;
+            const res = await engine.compute(con.proxy, req.typeUrl, w.names);
+            // The first response of a type is always sent (possibly empty), so the client knows it is served.
+            void con.deliver(req.typeUrl, res, info, verdict === 'initial');
+          } else if (verdict === 'unsupported') log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
         }
       }).catch((e) => {
         log.error({ proxy: con?.proxy.id, type: shortType(req.typeUrl), err: (e as Error).message }, 'ADS: request failed');

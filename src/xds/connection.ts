@@ -1,15 +1,13 @@
 /**
- * One ADS stream (state of the world): per-type subscriptions, nonces, versions, ACK/NACK, as istiod's
+ * One state-of-the-world ADS stream: per-type subscriptions, nonces, versions, ACK/NACK, as istiod's
  * xds.Connection and its shouldRespond(). All per-stream state lives in this one object.
  */
-import { randomBytes } from 'node:crypto';
-import type * as grpc from '@grpc/grpc-js';
 import type { DiscoveryRequest } from '../proto/discovery.js';
 import { frameDiscoveryResponse } from '../proto/discovery.js';
-import { CLUSTER_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
-import type { ComputedResponse, PushInfo, PushTarget } from '../push/push-engine.js';
-import type { Logger } from '../log/logger.js';
+import { nameIndex, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
+import { BaseConnection, type ConnectionOptions, type Writable } from './connection-base.js';
 
 export interface WatchedResource {
   typeUrl: string;
@@ -23,33 +21,26 @@ export interface WatchedResource {
   lastAckedAt?: number;
   /** Last NACK's message, cleared by the next ACK. */
   nackError?: string;
-  /** Names in the last sent response (for debug endpoints and config dumps). */
-  sentNames: string[];
+  /** The full response the proxy now holds (shared with its scope group; not a copy). */
+  lastSent?: ComputedResponse;
 }
 
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';
 
-let connectionCounter = 0;
-
-export class XdsConnection implements PushTarget {
-  readonly conId: string;
-  readonly connectedAt = new Date();
+export class XdsConnection extends BaseConnection {
+  readonly kind = 'sotw' as const;
   readonly watches = new Map<string, WatchedResource>();
-  private nonceCounter = 0;
-  closed = false;
-  stats = { responses: 0, bytes: 0, acks: 0, nacks: 0 };
 
-  constructor(
-    readonly proxy: Proxy,
-    private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>,
-    readonly peer: string,
-    private readonly log: Logger,
-  ) {
-    this.conId = `${proxy.id}-${++connectionCounter}`;
+  constructor(proxy: Proxy, out: Writable, peer: string, opts: ConnectionOptions) {
+    super(proxy, peer, out, opts);
   }
 
   watched(): Array<{ typeUrl: string; names: string[] | undefined }> {
     return [...this.watches.values()].map((w) => ({ typeUrl: w.typeUrl, names: w.names }));
+  }
+
+  lastComputed(typeUrl: string): ComputedResponse | undefined {
+    return this.watches.get(typeUrl)?.lastSent;
   }
 
   private isWildcardType(typeUrl: string): boolean {
@@ -66,25 +57,24 @@ export class XdsConnection implements PushTarget {
       if (w) {
         this.stats.nacks++;
         w.nackError = req.errorDetail.message;
+        if (req.responseNonce === w.nonceSent) this.answered(req.responseNonce);
       }
-      // The proxy keeps its last accepted config; nothing is sent until config changes.
-      this.log.warn({ proxy: this.proxy.id, type: shortType(req.typeUrl), nonce: req.responseNonce, err: req.errorDetail.message }, 'ADS: NACK');
+      // The proxy keeps its last accepted config; nothing is resent until config changes.
+      this.opts.log.warn({ proxy: this.proxy.id, type: shortType(req.typeUrl), nonce: req.responseNonce, err: req.errorDetail.message }, 'ADS: NACK');
       return 'nack';
     }
     if (!w || req.responseNonce === '') {
       // Initial request for this type on this stream (or a reconnect that carries its old version).
-      this.watches.set(req.typeUrl, { typeUrl: req.typeUrl, names, sentNames: [], versionAcked: req.versionInfo || undefined });
+      this.watches.set(req.typeUrl, { typeUrl: req.typeUrl, names, versionAcked: req.versionInfo || undefined });
       return 'initial';
     }
-    if (req.responseNonce !== w.nonceSent) {
-      // An ACK for a response we have since replaced: the newer one is already on its way.
-      return 'stale';
-    }
+    if (req.responseNonce !== w.nonceSent) return 'stale'; // an ACK for a response we have since replaced
     this.stats.acks++;
     w.versionAcked = req.versionInfo;
     w.nonceAcked = req.responseNonce;
     w.lastAckedAt = Date.now();
     w.nackError = undefined;
+    this.answered(req.responseNonce);
     const before = w.names === undefined ? '*' : w.names.join(',');
     const after = names === undefined ? '*' : names.join(',');
     if (before !== after) {
@@ -94,19 +84,33 @@ export class XdsConnection implements PushTarget {
     return 'ack';
   }
 
-  deliver(typeUrl: string, res: ComputedResponse, info: PushInfo, force = false): void {
+  /**
+   * Send a type's response if anything in it changed for this proxy. EDS may be sent partially (only changed
+   * ClusterLoadAssignments), as istiod's incremental EDS does: for EDS, absent resources are kept by the client.
+   */
+  deliver(typeUrl: string, res: ComputedResponse, info: PushInfo, force = false): Promise<void> {
     const w = this.watches.get(typeUrl);
-    if (!w || this.closed) return;
-    if (!force && w.versionSent === res.version) return; // nothing this proxy can observe changed
-    const nonce = `${++this.nonceCounter}-${randomBytes(4).toString('hex')}`;
-    const buf = frameDiscoveryResponse(res.version, res.entries, typeUrl, nonce);
+    if (!w || this.closed) return Promise.resolve();
+    const last = w.lastSent;
+    if (!force && last?.version === res.version) return Promise.resolve();
+    if (this.holdBack(typeUrl)) return Promise.resolve();
+    let entries = res.entries;
+    if (!force && typeUrl === ENDPOINT_TYPE && last) {
+      const lastIdx = nameIndex(last);
+      const changed: number[] = [];
+      res.names.forEach((n, i) => { const j = lastIdx.get(n); if (j === undefined || last.keys[j] !== res.keys[i]) changed.push(i); });
+      w.lastSent = res;
+      if (changed.length === 0) return Promise.resolve();
+      entries = changed.map((i) => res.entries[i]!);
+    }
+    const nonce = this.nextNonce();
+    const buf = frameDiscoveryResponse(res.version, entries, typeUrl, nonce);
     w.nonceSent = nonce;
     w.versionSent = res.version;
-    w.sentNames = res.names;
+    w.lastSent = res;
     w.lastSentAt = Date.now();
-    this.stats.responses++;
-    this.stats.bytes += buf.length;
-    this.call.write(buf);
-    this.log.debug({ proxy: this.proxy.id, type: shortType(typeUrl), version: res.version, pushVersion: info.pushVersion, resources: res.names.length, bytes: buf.length, nonce }, 'ADS: push');
+    this.opts.log.debug({ proxy: this.proxy.id, type: shortType(typeUrl), version: res.version, pushVersion: info.pushVersion, resources: entries.length, bytes: buf.length, nonce }, 'ADS: push');
+    this.opts.metrics?.responseSent(typeUrl, buf.length);
+    return this.send(buf, nonce);
   }
 }

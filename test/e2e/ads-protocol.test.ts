@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { AdsTestClient } from '../helpers/ads-client.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../../src/proto/type-urls.js';
+import type { XdsConnection } from '../../src/xds/connection.js';
 
 const NODE = (pod: string): string => `sidecar~10.1.0.1~${pod}.default~default.svc.cluster.local`;
 let mesh: TestMesh;
@@ -74,11 +75,11 @@ test('a NACK keeps the proxy on its last accepted version; other proxies still g
 
   // No retry storm: the server does not resend after a NACK.
   assert.ok(await bad.quiet(CLUSTER_TYPE, 300), 'no resend after NACK');
-  const con = [...mesh.server.ads.connections].find((x) => x.proxy.id === NODE('nacker'))!;
+  const con = [...mesh.server.ads.connections].find((x) => x.proxy.id === NODE('nacker')) as XdsConnection;
   const w = con.watches.get(CLUSTER_TYPE)!;
   assert.equal(w.versionAcked, first.version_info, 'server records the last version the proxy accepted');
   assert.match(w.nackError ?? '', /simulated rejection/);
-  const goodCon = [...mesh.server.ads.connections].find((x) => x.proxy.id === NODE('acker'))!;
+  const goodCon = [...mesh.server.ads.connections].find((x) => x.proxy.id === NODE('acker')) as XdsConnection;
   assert.equal(goodCon.watches.get(CLUSTER_TYPE)!.versionAcked, goodPushed.version_info);
 
   // The next config change reaches the NACKing proxy again.

@@ -81,9 +81,17 @@ test('proxies with the same scope share one computation and the same bytes', asy
   assert.equal(e.cache.misses, misses);
 });
 
-test('snapshot codec round-trips through shared memory', () => {
+test('snapshot codec round-trips through shared memory; an endpoint-only update keeps the config part', () => {
   const e = engine(0);
-  const ref = encodeSnapshot(e.pushContext.data);
-  assert.ok(ref.buffer instanceof SharedArrayBuffer);
-  assert.deepEqual(decodeSnapshot(ref), JSON.parse(JSON.stringify(e.pushContext.data)));
+  const data = e.pushContext.data;
+  const ref = encodeSnapshot(data, 'c1');
+  assert.ok(ref.config.buffer instanceof SharedArrayBuffer && ref.endpoints.buffer instanceof SharedArrayBuffer);
+  const decoded = decodeSnapshot(ref);
+  assert.deepEqual(decoded.data, JSON.parse(JSON.stringify(data)));
+  const next = encodeSnapshot({ ...data, version: 'v2', endpoints: {} }, 'c1', ref);
+  assert.equal(next.config, ref.config, 'same config part object: not rewritten');
+  const again = decodeSnapshot(next, decoded.config);
+  assert.equal(again.config, decoded.config, 'worker reuses its decoded config part');
+  assert.deepEqual(again.data.endpoints, {});
+  assert.notEqual(encodeSnapshot(data, 'c2', ref).config, ref.config, 'a new config version is rewritten');
 });

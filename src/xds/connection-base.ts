@@ -1,0 +1,93 @@
+/**
+ * What both ADS variants share: the proxy, writes with backpressure, and waiting for the ACK of a push.
+ *
+ * Slow readers: when the stream's buffer is full, further pushes are not queued behind it; the types are marked
+ * pending and, when the stream drains, the latest config for them is computed and sent once (coalesced).
+ */
+import type { Proxy } from '../model/proxy.js';
+import type { ComputedResponse, PushInfo, PushTarget } from '../push/push-engine.js';
+import type { Logger } from '../log/logger.js';
+import type { XdsMetrics } from '../monitoring/metrics.js';
+
+export interface Writable {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', cb: () => void): unknown;
+}
+
+export interface ConnectionOptions {
+  log: Logger;
+  /** How long a push waits for the proxy's ACK before the engine moves on (pacing, not correctness). */
+  ackTimeoutMs: number;
+  /** Called on drain with the types whose pushes were held back: recompute and deliver the latest. */
+  resync: (con: BaseConnection, types: string[]) => void;
+  metrics?: XdsMetrics;
+}
+
+let connectionCounter = 0;
+
+export abstract class BaseConnection implements PushTarget {
+  readonly conId: string;
+  readonly connectedAt = new Date();
+  closed = false;
+  scopeKey?: string;
+  stats = { responses: 0, bytes: 0, acks: 0, nacks: 0, coalesced: 0 };
+  private readonly ackWaiters = new Map<string, () => void>();
+  private blocked = false;
+  private readonly pendingTypes = new Set<string>();
+  private nonceCounter = 0;
+
+  constructor(readonly proxy: Proxy, readonly peer: string, private readonly out: Writable, protected readonly opts: ConnectionOptions) {
+    this.conId = `${proxy.id}-${++connectionCounter}`;
+  }
+
+  abstract readonly kind: 'sotw' | 'delta';
+  abstract watched(): Array<{ typeUrl: string; names: string[] | undefined }>;
+  abstract lastComputed(typeUrl: string): ComputedResponse | undefined;
+  abstract deliver(typeUrl: string, res: ComputedResponse, info: PushInfo, force?: boolean): Promise<void>;
+
+  protected nextNonce(): string {
+    return `${++this.nonceCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  /** True when the push must be held back (coalesced) because the proxy is not reading. */
+  protected holdBack(typeUrl: string): boolean {
+    if (!this.blocked) return false;
+    this.pendingTypes.add(typeUrl);
+    this.stats.coalesced++;
+    return true;
+  }
+
+  /** Write a framed response; returns a promise for its ACK (or NACK, or timeout, or close). */
+  protected send(buf: Buffer, nonce: string): Promise<void> {
+    this.stats.responses++;
+    this.stats.bytes += buf.length;
+    const acked = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.ackWaiters.delete(nonce); resolve(); }, this.opts.ackTimeoutMs);
+      timer.unref();
+      this.ackWaiters.set(nonce, () => { clearTimeout(timer); this.ackWaiters.delete(nonce); resolve(); });
+    });
+    const sendStart = performance.now();
+    const flushed = this.out.write(buf);
+    this.opts.metrics?.sendDone(performance.now() - sendStart);
+    if (!flushed) {
+      this.blocked = true;
+      this.out.once('drain', () => {
+        this.blocked = false;
+        const types = [...this.pendingTypes];
+        this.pendingTypes.clear();
+        if (types.length > 0 && !this.closed) this.opts.resync(this, types);
+      });
+    }
+    return acked;
+  }
+
+  /** The proxy answered a nonce (ACK or NACK): release the push waiting for it. */
+  protected answered(nonce: string): void {
+    this.ackWaiters.get(nonce)?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of [...this.ackWaiters.values()]) w();
+  }
+}
