@@ -2,12 +2,15 @@
 /** The `meshpilot` command. */
 import { Command } from 'commander';
 import { serveCommand } from './serve.js';
+import { loadCommand } from './load.js';
 
 const program = new Command('meshpilot')
   .description('An Istio Pilot-compatible xDS control plane')
   .version('0.1.0')
   .showHelpAfterError()
-  .addCommand(serveCommand());
+  .enablePositionalOptions()
+  .addCommand(serveCommand())
+  .addCommand(loadCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`meshpilot: ${e.message}\n`);

@@ -1,0 +1,75 @@
+/**
+ * Churn: endpoint jitter (one endpoint of one service replaced by a unique new address) and VirtualService
+ * edits (a unique header-match value). Each change carries a marker string that appears verbatim in the encoded
+ * resources a proxy receives, so convergence is detected with Buffer.indexOf on the response bytes.
+ */
+import path from 'node:path';
+import { endpointsYaml, virtualServiceYaml, writeAtomic, type MeshManifest, type ServiceInfo } from './mesh-gen.js';
+
+export type ChurnKind = 'endpoints' | 'vs';
+
+export interface ChurnRate { kind: ChurnKind; perSecond: number }
+
+export class ChurnSpecError extends Error {
+  readonly code = 'ERR_CHURN_SPEC';
+}
+
+/** `endpoints=2,vs=0.5` (changes per second per kind); a bare kind means 1/s. */
+export function parseChurnSpec(spec: string): ChurnRate[] {
+  const out: ChurnRate[] = [];
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [k, r] = part.split('=');
+    const kind = k === 'endpoint' || k === 'eds' ? 'endpoints' : k === 'virtualservice' ? 'vs' : k;
+    if (kind !== 'endpoints' && kind !== 'vs') throw new ChurnSpecError(`--churn ${spec}: unknown kind "${k}" (endpoints or vs)`);
+    const perSecond = r === undefined ? 1 : Number(r);
+    if (!Number.isFinite(perSecond) || perSecond <= 0) throw new ChurnSpecError(`--churn ${spec}: rate of ${kind} must be a positive number of changes per second`);
+    out.push({ kind, perSecond });
+  }
+  if (out.length === 0) throw new ChurnSpecError(`--churn ${spec}: no kinds given`);
+  return out;
+}
+
+export interface ChurnChange {
+  seq: number;
+  kind: ChurnKind;
+  marker: string;
+  service: string;
+  namespace: string;
+  file: string;
+}
+
+/** Rewrites files in a mesh made by gen-mesh; the manifest says where everything is. */
+export class MeshChurner {
+  private seq = 0;
+  private readonly ipBase: number;
+  private readonly vsServices: ServiceInfo[];
+
+  constructor(private readonly dir: string, private readonly mesh: MeshManifest, private readonly runTag: string) {
+    this.ipBase = Math.floor(Math.random() * 500_000);
+    this.vsServices = mesh.services_.filter((s) => s.vsFile);
+  }
+
+  /** A 15-character address in 240.0.0.0/4 (reserved, never in a generated mesh): no marker is a prefix of another. */
+  private uniqueIp(n: number): string {
+    const v = (this.ipBase + n) % 1_000_000;
+    return `240.${100 + Math.floor(v / 10_000)}.${100 + (Math.floor(v / 100) % 100)}.${100 + (v % 100)}`;
+  }
+
+  canChurn(kind: ChurnKind): boolean { return kind === 'endpoints' ? this.mesh.services_.length > 0 : this.vsServices.length > 0; }
+
+  change(kind: ChurnKind): ChurnChange {
+    const seq = this.seq++;
+    if (kind === 'endpoints') {
+      // Stride through services so consecutive changes hit different namespaces.
+      const svc = this.mesh.services_[(seq * 7919) % this.mesh.services_.length]!;
+      const marker = this.uniqueIp(seq);
+      svc.endpoints[seq % svc.endpoints.length] = marker;
+      writeAtomic(path.join(this.dir, svc.endpointsFile), endpointsYaml(this.mesh, svc));
+      return { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.endpointsFile };
+    }
+    const svc = this.vsServices[(seq * 7919) % this.vsServices.length]!;
+    const marker = `mpchurn-${this.runTag}-${String(seq).padStart(6, '0')}`;
+    writeAtomic(path.join(this.dir, svc.vsFile!), virtualServiceYaml(svc, marker));
+    return { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.vsFile! };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A minimal protobuf wire-format reader for the load harness's hot path: it finds fields by number in encoded
+ * bytes without decoding whole messages (protobufjs would allocate an object tree per response). Only what an
+ * ADS client needs to read: strings, nested messages and varints.
+ */
+
+export interface WireField {
+  field: number;
+  wireType: number;
+  /** For varints the value; for length-delimited fields the payload's start offset. */
+  value: number;
+  /** Payload end (length-delimited) or the offset after the varint. */
+  end: number;
+}
+
+export class WireError extends Error {
+  readonly code = 'ERR_WIRE';
+}
+
+function readVarint(buf: Uint8Array, pos: number): [number, number] {
+  let result = 0;
+  let mul = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new WireError('truncated varint');
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return [result, pos];
+    mul *= 128;
+    if (mul > 2 ** 63) throw new WireError('varint too long');
+  }
+}
+
+/** Iterate over the fields of a message in buf[start, end). */
+export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<WireField> {
+  let pos = start;
+  while (pos < end) {
+    const [tag, p1] = readVarint(buf, pos);
+    const field = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    switch (wireType) {
+      case 0: {
+        const [v, p2] = readVarint(buf, p1);
+        yield { field, wireType, value: v, end: p2 };
+        pos = p2;
+        break;
+      }
+      case 1: yield { field, wireType, value: p1, end: p1 + 8 }; pos = p1 + 8; break;
+      case 5: yield { field, wireType, value: p1, end: p1 + 4 }; pos = p1 + 4; break;
+      case 2: {
+        const [len, p2] = readVarint(buf, p1);
+        if (p2 + len > end) throw new WireError(`field ${field}: length ${len} past the end of the message`);
+        yield { field, wireType, value: p2, end: p2 + len };
+        pos = p2 + len;
+        break;
+      }
+      default: throw new WireError(`unsupported wire type ${wireType} (field ${field})`);
+    }
+  }
+}
+
+export function str(buf: Uint8Array, f: WireField): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + f.value, f.end - f.value).toString('utf8');
+}
+
+/** The first occurrence of a length-delimited field, or undefined. */
+export function firstField(buf: Uint8Array, field: number, start = 0, end = buf.length): WireField | undefined {
+  for (const f of fields(buf, start, end)) if (f.field === field && f.wireType === 2) return f;
+  return undefined;
+}
+
+export function varint(buf: Uint8Array, field: number, start = 0, end = buf.length): number | undefined {
+  for (const f of fields(buf, start, end)) if (f.field === field && f.wireType === 0) return f.value;
+  return undefined;
+}
