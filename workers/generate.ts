@@ -2,8 +2,8 @@
  * The piscina worker: decodes the shared PushContext snapshot once per version (the config part once per config
  * version), then builds and encodes resources for each task. Pure: no I/O, no state beyond decoded snapshots.
  */
-import { decodeSnapshot, type SnapshotRef, type ConfigPartData } from '../src/model/snapshot-codec.js';
-import { PushContext } from '../src/model/push-context.js';
+import { decodeSnapshot, type SnapshotRef, type DecodedConfig } from '../src/model/snapshot-codec.js';
+import type { PushContext } from '../src/model/push-context.js';
 import type { ProxyScope } from '../src/model/scope.js';
 import { envoyRoot } from '../src/proto/envoy-protos.js';
 import { generateResources, type GeneratedResource } from './networking/generate-resources.js';
@@ -18,14 +18,14 @@ export interface GenerateTask {
 /** Pushes can overlap (a new version starts while the last one's tasks drain): keep the two newest. */
 const KEEP = 2;
 const contexts = new Map<string, PushContext>();
-let lastConfig: { version: string; data: ConfigPartData } | undefined;
+let lastConfig: DecodedConfig | undefined;
 
 function contextFor(ref: SnapshotRef): PushContext {
   let ctx = contexts.get(ref.version);
   if (!ctx) {
     const decoded = decodeSnapshot(ref, lastConfig);
     lastConfig = decoded.config;
-    ctx = new PushContext(decoded.data);
+    ctx = decoded.ctx;
     contexts.set(ref.version, ctx);
     while (contexts.size > KEEP) contexts.delete(contexts.keys().next().value!);
   }

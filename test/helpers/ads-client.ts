@@ -80,3 +80,80 @@ export class AdsTestClient {
 
   close(): void { this.stream.cancel(); this.client.close(); }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Delta (incremental) ADS
+// ---------------------------------------------------------------------------------------------------------------
+
+const DREQ = (): ReturnType<typeof messageType> => messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+const DRES = (): ReturnType<typeof messageType> => messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+
+export interface DeltaResponse {
+  system_version_info: string; nonce: string; type_url: string; removed_resources: string[];
+  resources: Array<{ name: string; version: string; resource: any }>;
+}
+
+const DELTA_CLIENT_DEF: grpc.ServiceDefinition = {
+  DeltaAggregatedResources: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+    requestStream: true, responseStream: true,
+    requestSerialize: (o: any) => Buffer.from(DREQ().encode(DREQ().fromObject(o)).finish()),
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer): DeltaResponse => {
+      const m = DRES().decode(b) as any;
+      const anyType = DRES().lookupType('google.protobuf.Any');
+      return {
+        system_version_info: m.system_version_info ?? '', nonce: m.nonce ?? '', type_url: m.type_url ?? '',
+        removed_resources: m.removed_resources ?? [],
+        resources: (m.resources ?? []).map((r: any) => ({ name: r.name, version: r.version, resource: decodeAny(anyType.encode(r.resource).finish()) })),
+      };
+    },
+  },
+};
+
+const DeltaClientCtor = grpc.makeGenericClientConstructor(DELTA_CLIENT_DEF, 'AggregatedDiscoveryService');
+
+export class DeltaTestClient {
+  private readonly client: grpc.Client;
+  private readonly stream: grpc.ClientDuplexStream<any, DeltaResponse>;
+  readonly received: DeltaResponse[] = [];
+  private waiters: Array<() => void> = [];
+  error: grpc.ServiceError | undefined;
+  private sentNode = false;
+
+  constructor(address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {}) {
+    this.client = new DeltaClientCtor(address, grpc.credentials.createInsecure());
+    this.stream = (this.client as any).DeltaAggregatedResources();
+    this.stream.on('data', (r: DeltaResponse) => { this.received.push(r); const w = this.waiters; this.waiters = []; w.forEach((f) => f()); });
+    this.stream.on('error', (e: grpc.ServiceError) => { this.error = e; const w = this.waiters; this.waiters = []; w.forEach((f) => f()); });
+  }
+
+  send(req: { type_url: string; resource_names_subscribe?: string[]; resource_names_unsubscribe?: string[]; initial_resource_versions?: Record<string, string>; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
+    const msg: any = { ...req };
+    if (!this.sentNode) { msg.node = { id: this.nodeId, metadata: jsonToStruct(this.metadata) }; this.sentNode = true; }
+    this.stream.write(msg);
+  }
+
+  async next(typeUrl: string, timeoutMs = 3000, after = this.received.length): Promise<DeltaResponse> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.received.slice(after).find((x) => x.type_url === typeUrl);
+      if (r) return r;
+      if (this.error) throw this.error;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no delta ${typeUrl} response within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => { const t = setTimeout(resolve, left); this.waiters.push(() => { clearTimeout(t); resolve(); }); });
+    }
+  }
+
+  async quiet(typeUrl: string, ms: number): Promise<boolean> {
+    const n = this.received.length;
+    await new Promise((r) => setTimeout(r, ms));
+    return !this.received.slice(n).some((x) => x.type_url === typeUrl);
+  }
+
+  ack(r: DeltaResponse): void { this.send({ type_url: r.type_url, response_nonce: r.nonce }); }
+
+  close(): void { this.stream.cancel(); this.client.close(); }
+}

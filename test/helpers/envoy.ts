@@ -41,6 +41,8 @@ const VENV_PYTHON = path.join(PROJECT_ROOT, ".peers", "venv", "bin", "python");
 export interface EnvoyOptions {
   xdsPort: number;
   nodeId: string;
+  /** ADS flavour: state of the world (GRPC, default) or incremental (DELTA_GRPC). */
+  adsApiType?: "GRPC" | "DELTA_GRPC";
   /** node.cluster; Envoy refuses ADS without one, so it defaults to "meshpilot-test". */
   cluster?: string;
   metadata?: Record<string, unknown>;
@@ -269,7 +271,7 @@ export function buildBootstrap(opts: EnvoyOptions): Record<string, unknown> {
     },
     dynamic_resources: {
       ads_config: {
-        api_type: "GRPC",
+        api_type: opts.adsApiType ?? "GRPC",
         transport_api_version: "V3",
         set_node_on_first_message_only: true, // as Istio's bootstrap does
         grpc_services: [{ envoy_grpc: { cluster_name: "xds-grpc" } }],

@@ -81,17 +81,23 @@ test('proxies with the same scope share one computation and the same bytes', asy
   assert.equal(e.cache.misses, misses);
 });
 
-test('snapshot codec round-trips through shared memory; an endpoint-only update keeps the config part', () => {
+test('snapshot codec: both endpoint formats read back the same endpoints; endpoint-only updates keep the config part', () => {
   const e = engine(0);
   const data = e.pushContext.data;
-  const ref = encodeSnapshot(data, 'c1');
-  assert.ok(ref.config.buffer instanceof SharedArrayBuffer && ref.endpoints.buffer instanceof SharedArrayBuffer);
-  const decoded = decodeSnapshot(ref);
-  assert.deepEqual(decoded.data, JSON.parse(JSON.stringify(data)));
-  const next = encodeSnapshot({ ...data, version: 'v2', endpoints: {} }, 'c1', ref);
-  assert.equal(next.config, ref.config, 'same config part object: not rewritten');
-  const again = decodeSnapshot(next, decoded.config);
-  assert.equal(again.config, decoded.config, 'worker reuses its decoded config part');
-  assert.deepEqual(again.data.endpoints, {});
-  assert.notEqual(encodeSnapshot(data, 'c2', ref).config, ref.config, 'a new config version is rewritten');
+  for (const format of ['flat', 'json'] as const) {
+    const ref = encodeSnapshot(data, 'c1', undefined, format);
+    assert.ok(ref.config.buffer instanceof SharedArrayBuffer && ref.endpoints.buffer instanceof SharedArrayBuffer);
+    const decoded = decodeSnapshot(ref);
+    for (const svc of data.services) {
+      assert.deepEqual(JSON.parse(JSON.stringify(decoded.ctx.endpoints(svc.hostname))), JSON.parse(JSON.stringify(e.pushContext.endpoints(svc.hostname))), `${format} ${svc.hostname}`);
+      assert.equal(decoded.ctx.endpointVersion(svc.hostname), e.pushContext.endpointVersion(svc.hostname));
+    }
+    assert.deepEqual(decoded.ctx.services, JSON.parse(JSON.stringify(data.services)));
+    const next = encodeSnapshot({ ...data, version: 'v2', endpoints: {} }, 'c1', ref, format);
+    assert.equal(next.config, ref.config, 'same config part object: not rewritten');
+    const again = decodeSnapshot(next, decoded.config);
+    assert.equal(again.config, decoded.config, 'worker reuses its decoded config part');
+    assert.deepEqual(again.ctx.endpoints('reviews.default.svc.cluster.local'), []);
+    assert.notEqual(encodeSnapshot(data, 'c2', ref, format).config, ref.config, 'a new config version is rewritten');
+  }
 });
