@@ -3,6 +3,7 @@ import type { ConfigStore, StoredConfig } from '../config/store.js';
 import { contentHash } from '../config/store.js';
 import { Kind } from '../config/kinds.js';
 import { buildKubeRegistry } from './registry/kube-registry.js';
+import { buildServiceEntryRegistry } from './registry/service-entry.js';
 import type { ConfigEntry, MeshSettings, PushContextData } from './push-context.js';
 
 function entries(store: ConfigStore, kind: string): ConfigEntry[] {
@@ -20,6 +21,14 @@ function entries(store: ConfigStore, kind: string): ConfigEntry[] {
 
 export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string): PushContextData {
   const reg = buildKubeRegistry(store, mesh.domainSuffix, clusterId);
+  // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
+  const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
+  const kubeHosts = new Set(reg.services.map((s) => s.hostname));
+  for (const s of se.services) {
+    if (kubeHosts.has(s.hostname)) continue;
+    reg.services.push(s);
+    if (se.endpoints[s.hostname]) reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
+  }
   const endpointVersions: Record<string, string> = {};
   for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = contentHash(eps);
   return {

@@ -22,6 +22,15 @@ export interface ProxyScope {
   namespace: string;
   interception: 'REDIRECT' | 'NONE';
   inbound: InboundInstance[];
+  /**
+   * The proxy's labels restricted to the keys some VirtualService matches with sourceLabels: routes can depend on
+   * nothing else about the labels, so proxies of different workloads still share generation.
+   */
+  labels: Record<string, string>;
+  /** `NAMESPACE/NAME` of the Sidecar resource in effect (istiod's SidecarScope), if any. */
+  sidecar?: string;
+  /** Router proxies: `NAMESPACE/NAME` of every Gateway whose selector matches the proxy, sorted. */
+  gateways?: string[];
 }
 
 export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
@@ -40,13 +49,24 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
     }
     inbound.sort((a, b) => a.targetPort - b.targetPort);
   }
-  return {
+  const routeLabels: Record<string, string> = {};
+  for (const k of ctx.sourceLabelKeys) if (labels[k] !== undefined) routeLabels[k] = labels[k]!;
+  const scope: ProxyScope = {
     type: proxy.type,
     generator: proxy.generator,
     namespace: proxy.namespace,
     interception: proxy.interceptionMode === 'NONE' ? 'NONE' : 'REDIRECT',
     inbound,
+    labels: routeLabels,
   };
+  if (proxy.type === 'sidecar' && proxy.generator === 'envoy') {
+    const sc = ctx.sidecarFor(proxy.namespace, labels);
+    if (sc) scope.sidecar = `${sc.namespace}/${sc.name}`;
+  }
+  if (proxy.type === 'router') {
+    scope.gateways = ctx.gatewaysFor(labels).map((g) => `${g.namespace}/${g.name}`).sort();
+  }
+  return scope;
 }
 
 export function scopeKey(scope: ProxyScope): string {

@@ -4,8 +4,8 @@
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, jsonToStruct } from '../../src/proto/encode.js';
-import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
-import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
+import { CLUSTER_TYPE } from '../../src/proto/type-urls.js';
+import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
 import { isHttp2 } from '../../src/model/protocol.js';
@@ -13,49 +13,62 @@ import {
   BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER,
 } from '../../src/model/constants.js';
 import { clusterName, inboundClusterName } from './names.js';
+import { parseDurationMs } from '../../src/model/duration.js';
+import { buildLoadAssignment } from './endpoint-builder.js';
+import {
+  MAX_U32, circuitBreakers, effectivePolicy, httpProtocolOptions, isPassthroughLb, loadBalancer, outlierDetection,
+  tcpKeepalive, upstreamTls,
+} from './traffic-policy.js';
 
-/** Envoy's max uint32, which istiod uses to lift the default circuit-breaker limits. */
-const MAX_U32 = 4294967295;
 const INBOUND_BIND_ADDRESS = '127.0.0.6';
 
 const ADS_CONFIG_SOURCE = { ads: {}, initial_fetch_timeout: duration(0), resource_api_version: 'V3' };
 
-function lbPolicy(dr: ConfigEntry | undefined, scope: ProxyScope, subset?: string): string {
-  const subsetPolicy = subset ? (dr?.spec.subsets ?? []).find((s: any) => s.name === subset)?.trafficPolicy : undefined;
-  const simple: string | undefined = subsetPolicy?.loadBalancer?.simple ?? dr?.spec.trafficPolicy?.loadBalancer?.simple;
-  // gRPC clients implement ROUND_ROBIN (and ring hash); istiod's grpc generator defaults to it.
-  if (scope.generator === 'grpc') return 'ROUND_ROBIN';
-  switch (simple) {
-    case 'ROUND_ROBIN': return 'ROUND_ROBIN';
-    case 'RANDOM': return 'RANDOM';
-    default: return 'LEAST_REQUEST';
-  }
-}
-
+/**
+ * An outbound cluster for a service port (and subset), with the DestinationRule's traffic policy applied
+ * (traffic-policy.ts). Discovery type by resolution as istiod: EDS for Kubernetes and STATIC ServiceEntries,
+ * STRICT_DNS with inline endpoints for DNS, ORIGINAL_DST for NONE and for loadBalancer PASSTHROUGH.
+ */
 export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Service, port: ServicePort, subset: string): ProtoObject {
   const name = clusterName('outbound', port.port, subset, svc.hostname);
   const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace);
+  const policy = effectivePolicy(dr, port.port, subset);
+  const cp = policy.connectionPool;
   const cluster: ProtoObject = {
     '@type': CLUSTER_TYPE,
     name,
-    type: 'EDS',
-    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
-    connect_timeout: duration(ctx.data.mesh.connectTimeoutMs),
-    lb_policy: lbPolicy(dr, scope, subset || undefined),
+    connect_timeout: duration(cp?.tcp?.connectTimeout ? parseDurationMs(cp.tcp.connectTimeout) : ctx.data.mesh.connectTimeoutMs),
   };
+  const passthrough = svc.resolution === 'NONE' || isPassthroughLb(policy.loadBalancer);
+  if (passthrough) {
+    cluster.type = 'ORIGINAL_DST';
+    cluster.lb_policy = 'CLUSTER_PROVIDED';
+  } else if (svc.resolution === 'DNS') {
+    cluster.type = 'STRICT_DNS';
+    cluster.dns_lookup_family = 'V4_ONLY';
+    cluster.respect_dns_ttl = true;
+    cluster.load_assignment = { ...buildLoadAssignment(ctx, scope, name), '@type': undefined };
+    Object.assign(cluster, loadBalancer(policy.loadBalancer, scope.generator === 'grpc' ? 'ROUND_ROBIN' : 'LEAST_REQUEST'));
+  } else {
+    cluster.type = 'EDS';
+    cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
+    // gRPC clients implement ROUND_ROBIN and ring hash; istiod's grpc generator defaults to round robin.
+    Object.assign(cluster, loadBalancer(policy.loadBalancer, scope.generator === 'grpc' ? 'ROUND_ROBIN' : 'LEAST_REQUEST'));
+  }
+  const od = outlierDetection(policy.outlierDetection);
+  if (od) cluster.outlier_detection = od;
   if (scope.generator === 'envoy') {
-    cluster.circuit_breakers = {
-      thresholds: [{ max_connections: { value: MAX_U32 }, max_pending_requests: { value: MAX_U32 }, max_requests: { value: MAX_U32 }, max_retries: { value: MAX_U32 }, track_remaining: true }],
-    };
-    cluster.common_lb_config = {};
-    if (isHttp2(port.protocol)) {
-      cluster.typed_extension_protocol_options = {
-        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-          '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
-          explicit_http_config: { http2_protocol_options: {} },
-        },
-      };
-    }
+    cluster.circuit_breakers = circuitBreakers(cp);
+    const commonLb: ProtoObject = {};
+    // istiod disables the panic threshold along with outlier detection (minHealthPercent, default 0).
+    if (od) commonLb.healthy_panic_threshold = { value: policy.outlierDetection.minHealthPercent ?? 0 };
+    cluster.common_lb_config = commonLb;
+    const hpo = httpProtocolOptions(cp, isHttp2(port.protocol));
+    if (hpo) cluster.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': hpo };
+    const keepalive = tcpKeepalive(cp);
+    if (keepalive) cluster.upstream_connection_options = keepalive;
+    const tls = upstreamTls(policy.tls, svc.meshExternal ? svc.hostname : '');
+    if (tls) cluster.transport_socket = tls;
     cluster.metadata = {
       filter_metadata: {
         istio: jsonToStruct({ services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }] }),

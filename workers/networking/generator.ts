@@ -18,6 +18,14 @@ import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from '.
 import { buildRouteConfiguration, sidecarRouteServices, virtualServiceFor } from './route-builder.js';
 import { clusterName, inboundClusterName, parseClusterName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
+import type { Service } from '../../src/model/service.js';
+import { sidecarScope } from './sidecar-scope.js';
+import { effectivePolicy, isPassthroughLb } from './traffic-policy.js';
+import { routeDependencies } from './http-route.js';
+import { tcpRouteDependencies } from './tcp-route.js';
+import {
+  buildGatewayListener, buildGatewayRoute, planGatewayListeners, planGatewayRoutes,
+} from './gateway-builder.js';
 
 export interface PlanItem { name: string; key: string }
 
@@ -27,6 +35,12 @@ function digest(parts: string[]): string {
 
 function wants(requested: readonly string[] | undefined, name: string): boolean {
   return requested === undefined || requested.includes(name);
+}
+
+/** EDS serves only clusters of discovery type EDS (not DNS, not ORIGINAL_DST ones). */
+function usesEds(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, subset: string): boolean {
+  if (svc.resolution === 'DNS' || svc.resolution === 'NONE') return false;
+  return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace), port, subset).loadBalancer);
 }
 
 function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
@@ -41,17 +55,19 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
     seen.add(svc.hostname);
     const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace);
     const subsets: string[] = ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
+    // DNS clusters carry their endpoints inline.
+    const eps = svc.resolution === 'DNS' ? ctx.endpointVersion(svc.hostname) : '';
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       for (const subset of subsets) {
         const name = clusterName('outbound', p.port, subset, svc.hostname);
-        if (wants(requested, name)) out.push({ name, key: `${scope.generator}|${name}|${svc.version}|${dr?.version ?? ''}|${ct}` });
+        if (wants(requested, name)) out.push({ name, key: `${scope.generator}|${name}|${svc.version}|${dr?.version ?? ''}|${ct}|${eps}` });
       }
     }
   }
   if (scope.generator === 'envoy') {
     for (const name of [BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER]) if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
-    if (scope.interception !== 'NONE') {
+    if (scope.interception !== 'NONE' && scope.type === 'sidecar') {
       if (wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
       for (const inst of scope.inbound) {
         const name = inboundClusterName(inst.targetPort);
@@ -70,8 +86,9 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
     const parts = parseClusterName(name);
     const svc = parts ? ctx.service(parts.host) : undefined;
     if (!parts || !svc || parts.direction !== 'outbound' || !visibleTo(svc, scope.namespace)) continue;
-    const dr = parts.subset ? ctx.destinationRuleFor(parts.host, scope.namespace) : undefined;
-    out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${dr?.version ?? ''}` });
+    if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
+    const dr = ctx.destinationRuleFor(parts.host, scope.namespace);
+    out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${parts.subset ? (dr?.version ?? '') : ''}` });
   }
   return out;
 }
@@ -85,29 +102,36 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
         ? [{ name, key: `grpc-lds|${name}` }] : [];
     });
   }
-  if (scope.type !== 'sidecar') return [];
+  if (scope.type === 'router') {
+    return planGatewayListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-lds|${p.name}|${p.key}` }));
+  }
+  const policy = sidecarScope(ctx, scope).outboundPolicy;
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
     switch (p.kind) {
       case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}` };
-      case 'tcp': return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.service!.hostname}` };
+      case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
+      case 'tcp': return {
+        name: p.name,
+        key: `lds|${p.name}|${scope.interception}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!)}`,
+      };
       default: return { name: p.name, key: `lds|${p.name}|${scope.interception}` };
     }
   });
 }
 
-/** Everything a route configuration for these services reads: services, their VirtualServices, their destinations. */
+/**
+ * Everything a sidecar/proxyless route configuration for these services reads: the proxy's namespace (domains,
+ * exportTo, DestinationRule choice) and route-relevant labels, each service, its VirtualService with delegates,
+ * every destination and mirror with its DestinationRule (hash policies), the service's own DestinationRule (hash
+ * policy on the default route), and the catch-all policy.
+ */
 function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[]): string {
-  const parts: string[] = [scope.generator, scope.namespace];
+  const parts: string[] = [scope.generator, scope.namespace, JSON.stringify(scope.labels), sidecarScope(ctx, scope).outboundPolicy];
   for (const host of hosts) {
     const svc = ctx.service(host);
     const vs = virtualServiceFor(ctx, scope, host);
-    parts.push(`${host}|${svc?.version}|${vs ? `${vs.namespace}/${vs.name}@${vs.version}` : ''}`);
-    for (const http of (vs?.spec.http ?? []) as any[]) {
-      for (const d of (http.route ?? []) as any[]) {
-        const dh = ctx.qualify(d.destination.host, vs!.namespace);
-        parts.push(`${dh}@${ctx.service(dh)?.version ?? 'missing'}`);
-      }
-    }
+    parts.push(`${host}|${svc?.version}|${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`);
+    if (vs) parts.push(...routeDependencies(ctx, scope, vs));
   }
   return digest(parts);
 }
@@ -120,7 +144,9 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
       return svc && visibleTo(svc, scope.namespace) ? [{ name, key: `grpc-rds|${name}|${routeInputs(ctx, scope, [svc.hostname])}` }] : [];
     });
   }
-  if (scope.type !== 'sidecar') return [];
+  if (scope.type === 'router') {
+    return planGatewayRoutes(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-rds|${p.name}|${p.key}` }));
+  }
   const ports = new Set<number>();
   for (const svc of visibleServices(ctx, scope)) for (const p of svc.ports) if (isHttp(p.protocol)) ports.add(p.port);
   const out: PlanItem[] = [];
@@ -161,10 +187,12 @@ export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: stri
       return buildLoadAssignment(ctx, scope, name);
     case LISTENER_TYPE: {
       if (scope.generator === 'grpc') return buildGrpcListener(ctx, scope, name);
+      if (scope.type === 'router') return buildGatewayListener(ctx, scope, name);
       const plan = planSidecarListeners(ctx, scope).find((p) => p.name === name);
       return plan ? buildSidecarListener(ctx, scope, plan) : undefined;
     }
     case ROUTE_TYPE:
+      if (scope.type === 'router' && scope.generator === 'envoy') return buildGatewayRoute(ctx, scope, name);
       return buildRouteConfiguration(ctx, scope, name);
     default:
       return undefined;

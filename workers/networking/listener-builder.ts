@@ -8,20 +8,29 @@
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
 import {
-  HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
+  CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
 } from '../../src/proto/type-urls.js';
+import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
+import { sidecarScope } from './sidecar-scope.js';
+import { tcpRouteTarget, type TcpTarget } from './tcp-route.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope, InboundInstance } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
 import {
-  INBOUND_PASSTHROUGH_CLUSTER, LOCALHOST_ADDRESS, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
+  BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, LOCALHOST_ADDRESS, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
   VIRTUAL_INBOUND_PORT, VIRTUAL_OUTBOUND_LISTENER, VIRTUAL_OUTBOUND_PORT, WILDCARD_ADDRESS,
 } from '../../src/model/constants.js';
 import { clusterName, inboundClusterName, listenerName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
+const FAULT_HTTP_FILTER = { name: FAULT_FILTER, typed_config: { '@type': FAULT_TYPE } };
+const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': CORS_TYPE } };
+/** Outbound HCM filters as istiod orders them (cors, fault, router); per-route configs switch cors and fault on. */
+export const OUTBOUND_HTTP_FILTERS = [CORS_HTTP_FILTER, FAULT_HTTP_FILTER, ROUTER_FILTER];
+/** Proxyless gRPC implements the fault filter (grpc-js-xds), not CORS. */
+const GRPC_HTTP_FILTERS = [FAULT_HTTP_FILTER, ROUTER_FILTER];
 
 export interface ListenerPlan {
   name: string;
@@ -36,20 +45,20 @@ function socketAddress(address: string, port: number): ProtoObject {
   return { socket_address: { address, port_value: port } };
 }
 
-function hcm(statPrefix: string, route: ProtoObject): ProtoObject {
+export function hcm(statPrefix: string, route: ProtoObject, filters: ProtoObject[] = [ROUTER_FILTER]): ProtoObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
       '@type': HCM_TYPE,
       stat_prefix: statPrefix,
       ...route,
-      http_filters: [ROUTER_FILTER],
+      http_filters: filters,
       use_remote_address: { value: false },
     },
   };
 }
 
-function rds(routeName: string): ProtoObject {
+export function rds(routeName: string): ProtoObject {
   return {
     rds: {
       config_source: { ads: {}, initial_fetch_timeout: duration(0), resource_api_version: 'V3' },
@@ -60,6 +69,18 @@ function rds(routeName: string): ProtoObject {
 
 function tcpProxy(statPrefix: string, cluster: string): ProtoObject {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
+}
+
+/** tcp_proxy to one cluster or weighted clusters (istio networkfilter.go buildOutboundNetworkFiltersWithWeightedClusters). */
+export function tcpProxyTo(statPrefix: string, target: TcpTarget): ProtoObject {
+  if (target.length === 1) return tcpProxy(statPrefix, target[0]!.cluster);
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: {
+      '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix,
+      weighted_clusters: { clusters: target.map((t) => ({ name: t.cluster, weight: t.weight })) },
+    },
+  };
 }
 
 /** Which listeners a sidecar gets; cheap, so the planner can derive cache keys without building anything. */
@@ -129,7 +150,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         address: socketAddress(plan.address, plan.port),
         use_original_dst: { value: true },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)] }],
+        filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, scope)] }],
       };
     case 'virtualInbound':
       return {
@@ -150,20 +171,27 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         address: socketAddress(plan.address, plan.port),
         bind_to_port: { value: bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(String(plan.port)))] }],
+        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(String(plan.port)), OUTBOUND_HTTP_FILTERS)] }],
       };
     case 'tcp': {
       const cluster = clusterName('outbound', plan.port, '', plan.service!.hostname);
+      const target = tcpRouteTarget(ctx, scope, plan.service!, plan.port) ?? [{ cluster, weight: 100 }];
       return {
         '@type': LISTENER_TYPE,
         name: plan.name,
         address: socketAddress(plan.address, plan.port),
         bind_to_port: { value: bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [tcpProxy(cluster, cluster)] }],
+        filter_chains: [{ filters: [tcpProxyTo(target.length === 1 ? target[0]!.cluster : cluster, target)] }],
       };
     }
   }
+}
+
+/** Unmatched outbound TCP: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY. */
+function catchAllTcp(ctx: PushContext, scope: ProxyScope): ProtoObject {
+  const c = sidecarScope(ctx, scope).outboundPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return tcpProxy(c, c);
 }
 
 /** Proxyless gRPC: an ApiListener whose HCM fetches route configuration HOST:PORT over ADS. */
@@ -178,7 +206,7 @@ export function buildGrpcListener(ctx: PushContext, scope: ProxyScope, name: str
       api_listener: {
         '@type': HCM_TYPE,
         rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
-        http_filters: [ROUTER_FILTER],
+        http_filters: GRPC_HTTP_FILTERS,
       },
     },
   };

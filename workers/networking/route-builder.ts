@@ -1,121 +1,43 @@
 /**
- * RDS: route configurations. Sidecars get one RouteConfiguration per outbound HTTP port (named "PORT") with a
- * virtual host per visible service; proxyless gRPC gets one per HOST:PORT. VirtualService http routes are
- * translated as istio pilot/pkg/networking/core/route/route.go does; without one, a default route with Istio's
- * default retry policy (route/retry/retry.go).
+ * RDS for sidecars and proxyless gRPC (gateways: gateway-builder.ts). Sidecars get one RouteConfiguration per
+ * outbound HTTP port (named "PORT") with a virtual host per service in the proxy's SidecarScope, plus the catch-all
+ * `allow_any` (PassthroughCluster) or, with outboundTrafficPolicy REGISTRY_ONLY, `block_all` (502); proxyless gRPC
+ * gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go: a service's routes come from the
+ * first VirtualService (exact host before wildcard, oldest first) bound to the `mesh` gateway — several
+ * VirtualServices for one host are not merged for sidecars — else a default route with Istio's default retry policy.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
 import { ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
+import { exportedTo } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
-import { parseDurationMs } from '../../src/model/duration.js';
 import { ALLOW_ANY_VHOST, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import { clusterName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
+import { sidecarScope } from './sidecar-scope.js';
+import { buildHttpRoutes, hashPolicyFor, retryPolicy } from './http-route.js';
 
-const PREVIOUS_HOSTS_TYPE = 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
-const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
-const DEFAULT_ATTEMPTS = 2;
+export const BLOCK_ALL_VHOST = 'block_all';
+const MESH_GATEWAY = new Set(['mesh']);
 
-function retryPolicy(scope: ProxyScope, retries: any | undefined): ProtoObject | undefined {
-  if (retries && retries.attempts === 0) return undefined;
-  if (!retries && scope.generator === 'grpc') return undefined;
-  const policy: ProtoObject = {
-    retry_on: retries?.retryOn ?? DEFAULT_RETRY_ON,
-    num_retries: { value: retries?.attempts ?? DEFAULT_ATTEMPTS },
-  };
-  if (scope.generator === 'envoy') {
-    policy.retry_host_predicate = [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': PREVIOUS_HOSTS_TYPE } }];
-    policy.host_selection_retry_max_attempts = 5;
-    policy.retriable_status_codes = [503];
-  }
-  if (retries?.perTryTimeout) policy.per_try_timeout = duration(parseDurationMs(retries.perTryTimeout));
-  return policy;
+/** VirtualService-level `gateways` (default `mesh`), names qualified with the VirtualService's namespace. */
+export function vsGateways(vs: ConfigEntry): string[] {
+  const gws: string[] = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
+  return gws.map((g) => (g === 'mesh' || g.includes('/') ? g : `${vs.namespace}/${g}`));
 }
 
-function stringMatch(m: any): ProtoObject | undefined {
-  if (!m) return undefined;
-  if (m.exact !== undefined) return { exact: m.exact };
-  if (m.prefix !== undefined) return { prefix: m.prefix };
-  if (m.regex !== undefined) return { safe_regex: { regex: m.regex } };
-  return undefined;
-}
-
-function routeMatch(m: any | undefined): ProtoObject {
-  const match: ProtoObject = {};
-  const uri = m?.uri;
-  if (uri?.exact !== undefined) match.path = uri.exact;
-  else if (uri?.prefix !== undefined) match.prefix = uri.prefix;
-  else if (uri?.regex !== undefined) match.safe_regex = { regex: uri.regex };
-  else match.prefix = '/';
-  if (m?.ignoreUriCase) match.case_sensitive = { value: false };
-  const headers: ProtoObject[] = [];
-  for (const [name, sm] of Object.entries((m?.headers ?? {}) as Record<string, any>)) {
-    const string_match = stringMatch(sm);
-    headers.push(string_match ? { name, string_match } : { name, present_match: true });
-  }
-  for (const [name, sm] of Object.entries((m?.withoutHeaders ?? {}) as Record<string, any>)) {
-    const string_match = stringMatch(sm);
-    headers.push(string_match ? { name, string_match, invert_match: true } : { name, present_match: true, invert_match: true });
-  }
-  if (m?.method) headers.push({ name: ':method', string_match: stringMatch(m.method) });
-  if (m?.authority) headers.push({ name: ':authority', string_match: stringMatch(m.authority) });
-  if (headers.length) match.headers = headers;
-  const qp = Object.entries((m?.queryParams ?? {}) as Record<string, any>);
-  if (qp.length) match.query_parameters = qp.map(([name, sm]) => ({ name, string_match: stringMatch(sm) }));
-  return match;
-}
-
-/** `dest` is an HTTPRouteDestination's `destination` (host, subset, port). */
-function destinationCluster(ctx: PushContext, vs: ConfigEntry, dest: any, listenerPort: number): string {
-  const host = ctx.qualify(dest.host, vs.namespace);
-  const svc = ctx.service(host);
-  const port: number = dest.port?.number ?? (svc?.ports.length === 1 ? svc.ports[0]!.port : listenerPort);
-  return clusterName('outbound', port, dest.subset ?? '', host);
-}
-
-function appliesToMesh(vs: ConfigEntry, http: any): boolean {
-  const gws: string[] = http.match?.some((m: any) => m.gateways) ? http.match.flatMap((m: any) => m.gateways ?? []) : (vs.spec.gateways ?? ['mesh']);
-  return gws.length === 0 || gws.includes('mesh');
-}
-
-function vsRoutes(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, svc: Service, port: number): ProtoObject[] {
-  const out: ProtoObject[] = [];
-  for (const http of (vs.spec.http ?? []) as any[]) {
-    if (!appliesToMesh(vs, http)) continue;
-    const matches: any[] = (http.match ?? [undefined]).filter((m: any) => !m?.port || m.port === port);
-    if (matches.length === 0) continue;
-    const dests: any[] = http.route ?? [];
-    const action: ProtoObject = {};
-    if (dests.length === 1) action.cluster = destinationCluster(ctx, vs, dests[0].destination, port);
-    else if (dests.length > 1) {
-      action.weighted_clusters = {
-        clusters: dests.map((d) => ({ name: destinationCluster(ctx, vs, d.destination, port), weight: { value: d.weight ?? 0 } })),
-      };
-    }
-    if (dests.length === 0) continue; // redirects, direct responses, delegates: the traffic issue
-    action.timeout = duration(http.timeout ? parseDurationMs(http.timeout) : 0);
-    const retry = retryPolicy(scope, http.retries);
-    if (retry) action.retry_policy = retry;
-    if (scope.generator === 'envoy') action.max_stream_duration = { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) };
-    for (const m of matches) {
-      const r: ProtoObject = { match: routeMatch(m), route: action };
-      if (http.name || m?.name) r.name = [http.name, m?.name].filter(Boolean).join('.');
-      if (scope.generator === 'envoy') r.decorator = { operation: `${svc.hostname}:${port}/*` };
-      out.push(r);
-    }
-  }
-  return out;
-}
-
-function defaultRoute(scope: ProxyScope, svc: Service, port: number): ProtoObject {
+function defaultRoute(ctx: PushContext, scope: ProxyScope, svc: Service, port: number): ProtoObject {
+  const hash = hashPolicyFor(ctx, scope, svc.hostname, port, '');
   const action: ProtoObject = { cluster: clusterName('outbound', port, '', svc.hostname), timeout: duration(0) };
-  const retry = retryPolicy(scope, undefined);
+  const retry = retryPolicy(scope, undefined, hash !== undefined);
   if (retry) action.retry_policy = retry;
-  if (scope.generator === 'envoy') action.max_stream_duration = { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) };
+  if (hash) action.hash_policy = [hash];
+  action.max_stream_duration = scope.generator === 'envoy'
+    ? { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) }
+    : { max_stream_duration: duration(0) };
   const r: ProtoObject = { name: 'default', match: { prefix: '/' }, route: action };
   if (scope.generator === 'envoy') r.decorator = { operation: `${svc.hostname}:${port}/*` };
   return r;
@@ -123,10 +45,8 @@ function defaultRoute(scope: ProxyScope, svc: Service, port: number): ProtoObjec
 
 /** The VirtualService that decides routing for a host, as seen from a proxy's namespace (first visible wins). */
 export function virtualServiceFor(ctx: PushContext, scope: ProxyScope, host: string): ConfigEntry | undefined {
-  return ctx.virtualServicesFor(host).find((vs) => {
-    const exportTo: string[] = vs.spec.exportTo ?? ['*'];
-    return exportTo.some((e) => e === '*' || (e === '.' ? vs.namespace === scope.namespace : e === scope.namespace));
-  });
+  return ctx.virtualServicesFor(host).find((vs) =>
+    exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace) && vsGateways(vs).includes('mesh'));
 }
 
 /** Domains istiod generates for a service's virtual host (route/route.go generateVirtualHostDomains). */
@@ -143,12 +63,26 @@ export function virtualHostDomains(svc: Service, port: number, proxyNamespace: s
 
 export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, domains: string[]): ProtoObject {
   const vs = virtualServiceFor(ctx, scope, svc.hostname);
-  const routes = vs ? vsRoutes(ctx, scope, vs, svc, port) : [defaultRoute(scope, svc, port)];
+  let routes = vs ? buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs) : [];
+  // A VirtualService with no route for this port leaves the service on its default route (istiod does the same).
+  if (routes.length === 0) routes = [defaultRoute(ctx, scope, svc, port)];
   return { name: `${svc.hostname}:${port}`, domains, routes, include_request_attempt_count: scope.generator === 'envoy' ? true : undefined };
 }
 
 export function sidecarRouteServices(ctx: PushContext, scope: ProxyScope, port: number): Service[] {
   return visibleServices(ctx, scope).filter((s) => s.ports.some((p) => p.port === port && isHttp(p.protocol)));
+}
+
+/** The catch-all virtual host: PassthroughCluster, or a 502 under REGISTRY_ONLY (istio buildCatchAllVirtualHost). */
+export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoObject {
+  if (sidecarScope(ctx, scope).outboundPolicy === 'REGISTRY_ONLY') {
+    return { name: BLOCK_ALL_VHOST, domains: ['*'], routes: [{ name: BLOCK_ALL_VHOST, match: { prefix: '/' }, direct_response: { status: 502 } }] };
+  }
+  return {
+    name: ALLOW_ANY_VHOST,
+    domains: ['*'],
+    routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
+  };
 }
 
 export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
@@ -166,10 +100,6 @@ export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, nam
   if (!Number.isInteger(port)) return undefined;
   const vhosts = sidecarRouteServices(ctx, scope, port).map((svc) =>
     virtualHost(ctx, scope, svc, port, virtualHostDomains(svc, port, scope.namespace)));
-  vhosts.push({
-    name: ALLOW_ANY_VHOST,
-    domains: ['*'],
-    routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
-  });
+  vhosts.push(catchAllVirtualHost(ctx, scope));
   return { '@type': ROUTE_TYPE, name, virtual_hosts: vhosts, validate_clusters: { value: false } };
 }

@@ -1,0 +1,120 @@
+/**
+ * ServiceEntry and WorkloadEntry → model services and endpoints, as istiod's serviceentry registry converts them
+ * (istio pilot/pkg/serviceregistry/serviceentry/conversion.go): one Service per host, ports by number with the
+ * protocol from the port's `protocol` (then its name), resolution NONE/STATIC/DNS, location MESH_EXTERNAL by default,
+ * endpoints from `spec.endpoints` or, with a workloadSelector, from the WorkloadEntries and Pods it selects in the
+ * ServiceEntry's namespace. DNS entries without endpoints resolve their own hosts.
+ */
+import type { ConfigStore, StoredConfig } from '../../config/store.js';
+import { contentHash } from '../../config/store.js';
+import { Kind } from '../../config/kinds.js';
+import { convertProtocol, parseProtocol } from '../protocol.js';
+import { parseLocality, type Endpoint, type Resolution, type Service, type ServicePort } from '../service.js';
+import type { Workload } from '../push-context.js';
+
+export interface ServiceEntryRegistryResult {
+  services: Service[];
+  endpoints: Record<string, Endpoint[]>;
+}
+
+interface EntryEndpoint {
+  address: string;
+  ports?: Record<string, number>;
+  labels?: Record<string, string>;
+  locality?: string;
+  serviceAccount?: string;
+  name?: string;
+}
+
+function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  return selector !== undefined && Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function resolutionOf(spec: any): Resolution {
+  switch (spec.resolution) {
+    case 'STATIC': return 'STATIC';
+    case 'DNS': case 'DNS_ROUND_ROBIN': return 'DNS';
+    default: return 'NONE';
+  }
+}
+
+/** Every ServiceEntry host becomes a Service; `workloads` are the Pods, for workloadSelector entries. */
+export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonly Workload[], clusterId: string): ServiceEntryRegistryResult {
+  const services: Service[] = [];
+  const endpoints: Record<string, Endpoint[]> = {};
+  const workloadEntries = store.list(Kind.WorkloadEntry);
+  const entries = [...store.list(Kind.ServiceEntry)].sort((a, b) =>
+    (a.key.namespace + '/' + a.key.name < b.key.namespace + '/' + b.key.name ? -1 : 1));
+  const seen = new Set<string>();
+  for (const c of entries) {
+    const spec = (c.resource.spec ?? {}) as any;
+    const ns = c.key.namespace;
+    const ports: ServicePort[] = ((spec.ports ?? []) as any[]).map((p) => ({
+      name: p.name,
+      port: p.number,
+      targetPort: p.targetPort ?? p.number,
+      protocol: p.protocol ? parseProtocol(p.protocol) : convertProtocol(p.name),
+    }));
+    const resolution = resolutionOf(spec);
+    const addresses: string[] = spec.addresses ?? [];
+    const selector: Record<string, string> | undefined = spec.workloadSelector?.labels;
+    const eps: EntryEndpoint[] = selector
+      ? selectedEndpoints(workloadEntries, workloads, ns, selector)
+      : ((spec.endpoints ?? []) as any[]).map((e) => ({ ...e }));
+    for (const host of (spec.hosts ?? []) as string[]) {
+      if (seen.has(host)) continue; // the oldest (here: first by namespace/name) ServiceEntry for a host wins
+      seen.add(host);
+      const svc: Omit<Service, 'version'> = {
+        hostname: host,
+        name: host,
+        namespace: ns,
+        address: addresses.length === 1 && !addresses[0]!.includes('/') ? addresses[0] : undefined,
+        ports,
+        exportTo: spec.exportTo ?? ['*'],
+        resolution,
+        meshExternal: spec.location !== 'MESH_INTERNAL',
+      };
+      services.push({ ...svc, version: contentHash({ svc, source: `${Kind.ServiceEntry}/${ns}/${c.key.name}` }) });
+      // DNS entries with no endpoints resolve the host itself (istiod: "endpoints from hosts").
+      const list = eps.length === 0 && resolution === 'DNS' && !host.includes('*') ? [{ address: host }] : eps;
+      if (resolution === 'NONE' && !selector) continue;
+      for (const e of list) {
+        for (const p of ports) {
+          endpoints[host] ??= [];
+          endpoints[host].push({
+            address: e.address,
+            port: e.ports?.[p.name] ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port),
+            servicePortName: p.name,
+            labels: e.labels ?? {},
+            locality: parseLocality(e.locality),
+            healthy: true,
+            serviceAccount: e.serviceAccount,
+            namespace: ns,
+            workloadName: e.name,
+            clusterId,
+          });
+        }
+      }
+    }
+  }
+  return { services, endpoints };
+}
+
+function selectedEndpoints(
+  workloadEntries: readonly StoredConfig[], workloads: readonly Workload[], ns: string, selector: Record<string, string>,
+): EntryEndpoint[] {
+  const out: EntryEndpoint[] = [];
+  for (const we of workloadEntries) {
+    if (we.key.namespace !== ns) continue;
+    const spec = (we.resource.spec ?? {}) as any;
+    const labels = { ...(we.resource.metadata.labels ?? {}), ...(spec.labels ?? {}) };
+    if (!spec.address || !selects(selector, labels)) continue;
+    out.push({ address: spec.address, ports: spec.ports, labels, locality: spec.locality, serviceAccount: spec.serviceAccount, name: we.key.name });
+  }
+  for (const w of workloads) {
+    if (w.namespace === ns && selects(selector, w.labels)) {
+      out.push({ address: w.ip, labels: w.labels, locality: w.locality, serviceAccount: w.serviceAccount, name: w.name });
+    }
+  }
+  return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}

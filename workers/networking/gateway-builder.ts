@@ -1,0 +1,282 @@
+/**
+ * Router proxies (Istio gateways): Gateway servers → listeners, filter chains and route configurations, as
+ * istio pilot/pkg/networking/core/gateway.go builds them.
+ *
+ * - One listener `0.0.0.0_PORT` (or `BIND_PORT`) per server port, binding for real; servers on one port become
+ *   filter chains (TLS ones matched by SNI, with a tls_inspector).
+ * - HTTP servers: HCM with RDS `http.PORT`; HTTPS (SIMPLE/MUTUAL termination): DownstreamTlsContext with the
+ *   certificate from SDS `kubernetes://credentialName` over ADS (files when serverCertificate/privateKey are given)
+ *   and RDS `https.PORT.PORTNAME.GATEWAY.NAMESPACE` (gatewayRDSRouteName); httpsRedirect sets require_tls.
+ * - TCP servers: tcp_proxy from the VirtualService `tcp` route bound to the gateway; TLS PASSTHROUGH servers: one
+ *   filter chain per `tls` route, matched on its sniHosts.
+ * - Route configurations: a virtual host per VirtualService host bound to the gateway (`gateways: [ns/name]`) that
+ *   matches a server host; several VirtualServices for one host are merged, catch-all routes moved last
+ *   (route.SortVHostRoutes); no virtual host at all gives istiod's 404 `blackhole:PORT`.
+ */
+import { createHash } from 'node:crypto';
+import type { ProtoObject } from '../../src/proto/encode.js';
+import { DOWNSTREAM_TLS_CONTEXT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TLS_INSPECTOR_TYPE } from '../../src/proto/type-urls.js';
+import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
+import { exportedTo, hostMatches } from '../../src/model/push-context.js';
+import type { ProxyScope } from '../../src/model/scope.js';
+import { parseProtocol, isHttp } from '../../src/model/protocol.js';
+import { WILDCARD_ADDRESS } from '../../src/model/constants.js';
+import { listenerName } from './names.js';
+import { OUTBOUND_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
+import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
+import { tcpRouteOf, tlsRouteOf } from './tcp-route.js';
+
+const SDS_PREFIX = 'kubernetes://';
+const ADS_SDS_CONFIG = { ads: {}, resource_api_version: 'V3' };
+
+interface GatewayServer { gateway: ConfigEntry; server: any; index: number }
+
+function digest(parts: string[]): string {
+  return createHash('sha1').update(parts.join('\n')).digest('base64url').slice(0, 20);
+}
+
+function gatewaysOf(ctx: PushContext, scope: ProxyScope): ConfigEntry[] {
+  return (scope.gateways ?? []).flatMap((k) => {
+    const [ns, name] = k.split('/') as [string, string];
+    const g = ctx.gateway(ns, name);
+    return g ? [g] : [];
+  });
+}
+
+function serversByPort(ctx: PushContext, scope: ProxyScope): Map<string, GatewayServer[]> {
+  const out = new Map<string, GatewayServer[]>();
+  for (const gateway of gatewaysOf(ctx, scope)) {
+    ((gateway.spec.servers ?? []) as any[]).forEach((server, index) => {
+      const name = listenerName(server.bind || WILDCARD_ADDRESS, server.port.number);
+      let l = out.get(name);
+      if (!l) out.set(name, (l = []));
+      l.push({ gateway, server, index });
+    });
+  }
+  return out;
+}
+
+function serverKind(server: any): 'http' | 'https' | 'tcp' | 'passthrough' {
+  const p = parseProtocol(server.port.protocol ?? '');
+  if (isHttp(p)) return 'http';
+  if (p === 'HTTPS' || p === 'TLS') {
+    const mode = server.tls?.mode ?? 'SIMPLE';
+    if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') return 'passthrough';
+    return p === 'HTTPS' ? 'https' : 'tcp';
+  }
+  return 'tcp';
+}
+
+/** gatewayRDSRouteName. */
+export function gatewayRouteName(gs: GatewayServer): string {
+  const bind = gs.server.bind ? `.${gs.server.bind}` : '';
+  const port = gs.server.port.number;
+  if (serverKind(gs.server) === 'http') return `http.${port}${bind}`;
+  return `https.${port}.${gs.server.port.name}.${gs.gateway.name}.${gs.gateway.namespace}${bind}`;
+}
+
+/** Server hosts are `[NAMESPACE/]HOST`; the namespace limits which VirtualServices may bind. */
+function serverHosts(server: any): Array<{ ns: string; host: string }> {
+  return ((server.hosts ?? []) as string[]).map((h) => {
+    const i = h.indexOf('/');
+    return i < 0 ? { ns: '*', host: h } : { ns: h.slice(0, i), host: h.slice(i + 1) };
+  });
+}
+
+/** VirtualServices bound to a gateway (`gateways` naming it), exported to the gateway's namespace. */
+function boundVirtualServices(ctx: PushContext, gateway: ConfigEntry): ConfigEntry[] {
+  const key = `${gateway.namespace}/${gateway.name}`;
+  return ctx.data.virtualServices.filter((vs) =>
+    ((vs.spec.gateways ?? []) as string[]).some((g) => (g.includes('/') ? g : `${vs.namespace}/${g}`) === key) &&
+    exportedTo(vs.spec.exportTo, vs.namespace, gateway.namespace));
+}
+
+/** The VirtualService hosts a server admits (the more specific of the two names when both are wildcards). */
+function admittedHosts(ctx: PushContext, gs: GatewayServer, vs: ConfigEntry): string[] {
+  const out: string[] = [];
+  for (const h of (vs.spec.hosts ?? []) as string[]) {
+    const host = ctx.qualify(h, vs.namespace);
+    for (const sh of serverHosts(gs.server)) {
+      if (sh.ns !== '*' && (sh.ns === '.' ? gs.gateway.namespace : sh.ns) !== vs.namespace) continue;
+      if (hostMatches(sh.host, host)) out.push(host);
+      else if (hostMatches(host, sh.host)) out.push(sh.host);
+    }
+  }
+  return [...new Set(out)];
+}
+
+// ---------------------------------------------------------------------------
+// Listeners
+// ---------------------------------------------------------------------------
+
+export function planGatewayListeners(ctx: PushContext, scope: ProxyScope): Array<{ name: string; key: string }> {
+  const out: Array<{ name: string; key: string }> = [];
+  for (const [name, servers] of [...serversByPort(ctx, scope)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const parts = servers.map((s) => `${s.gateway.namespace}/${s.gateway.name}@${s.gateway.version}#${s.index}`);
+    // TCP/TLS servers read bound VirtualServices' tcp/tls routes.
+    for (const s of servers) {
+      if (serverKind(s.server) === 'http' || serverKind(s.server) === 'https') continue;
+      for (const vs of boundVirtualServices(ctx, s.gateway)) parts.push(`${vs.namespace}/${vs.name}@${vs.version}`);
+    }
+    parts.push(JSON.stringify(scope.labels), scope.namespace);
+    out.push({ name, key: digest(parts) });
+  }
+  return out;
+}
+
+function downstreamTls(tls: any, h2: boolean): ProtoObject {
+  const common: ProtoObject = { alpn_protocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] };
+  if (tls.credentialName) {
+    const name = SDS_PREFIX + tls.credentialName;
+    common.tls_certificate_sds_secret_configs = [{ name, sds_config: ADS_SDS_CONFIG }];
+    if (tls.mode === 'MUTUAL') {
+      common.combined_validation_context = {
+        default_validation_context: {},
+        validation_context_sds_secret_config: { name: `${name}-cacert`, sds_config: ADS_SDS_CONFIG },
+      };
+    }
+  } else {
+    if (tls.serverCertificate && tls.privateKey) {
+      common.tls_certificates = [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }];
+    }
+    if (tls.mode === 'MUTUAL' && tls.caCertificates) common.validation_context = { trusted_ca: { filename: tls.caCertificates } };
+  }
+  if (tls.minProtocolVersion || tls.maxProtocolVersion) {
+    common.tls_params = {
+      tls_minimum_protocol_version: tls.minProtocolVersion ?? undefined,
+      tls_maximum_protocol_version: tls.maxProtocolVersion ?? undefined,
+    };
+  }
+  const ctx: ProtoObject = { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common };
+  if (tls.mode === 'MUTUAL') ctx.require_client_certificate = { value: true };
+  return { name: 'envoy.transport_sockets.tls', typed_config: ctx };
+}
+
+function sniNames(server: any): string[] | undefined {
+  const hosts = serverHosts(server).map((h) => h.host);
+  return hosts.includes('*') ? undefined : hosts;
+}
+
+export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
+  const servers = serversByPort(ctx, scope).get(name);
+  if (!servers?.length) return undefined;
+  const first = servers[0]!.server;
+  const chains: ProtoObject[] = [];
+  let tlsInspector = false;
+  const seenRoutes = new Set<string>();
+  for (const gs of servers) {
+    const kind = serverKind(gs.server);
+    const statPrefix = `outbound_${name}`;
+    if (kind === 'http') {
+      const route = gatewayRouteName(gs);
+      if (seenRoutes.has(route)) continue; // HTTP servers on one port share one route configuration
+      seenRoutes.add(route);
+      chains.push({ filters: [hcm(statPrefix, { ...rds(route), use_remote_address: { value: true } }, OUTBOUND_HTTP_FILTERS)] });
+    } else if (kind === 'https') {
+      tlsInspector = true;
+      const sni = sniNames(gs.server);
+      chains.push({
+        filter_chain_match: sni ? { server_names: sni } : undefined,
+        transport_socket: downstreamTls(gs.server.tls ?? {}, true),
+        filters: [hcm(statPrefix, { ...rds(gatewayRouteName(gs)), use_remote_address: { value: true } }, OUTBOUND_HTTP_FILTERS)],
+      });
+    } else if (kind === 'passthrough') {
+      tlsInspector = true;
+      const gwNames = new Set([`${gs.gateway.namespace}/${gs.gateway.name}`]);
+      for (const vs of boundVirtualServices(ctx, gs.gateway)) {
+        if (admittedHosts(ctx, gs, vs).length === 0) continue;
+        for (const r of tlsRouteOf(ctx, scope, vs, gs.server.port.number, gwNames)) {
+          if (r.target.length === 0) continue;
+          chains.push({ filter_chain_match: { server_names: r.sniHosts }, filters: [tcpProxyTo(r.target[0]!.cluster, r.target)] });
+        }
+      }
+    } else {
+      const gwNames = new Set([`${gs.gateway.namespace}/${gs.gateway.name}`]);
+      for (const vs of boundVirtualServices(ctx, gs.gateway)) {
+        if (admittedHosts(ctx, gs, vs).length === 0) continue;
+        const t = tcpRouteOf(ctx, scope, vs, gs.server.port.number, gwNames);
+        const tls = gs.server.tls && gs.server.tls.mode !== 'PASSTHROUGH' ? downstreamTls(gs.server.tls, false) : undefined;
+        if (t?.length) { chains.push({ transport_socket: tls, filters: [tcpProxyTo(t[0]!.cluster, t)] }); break; }
+      }
+    }
+  }
+  if (chains.length === 0) return undefined;
+  const listener: ProtoObject = {
+    '@type': LISTENER_TYPE,
+    name,
+    address: { socket_address: { address: first.bind || WILDCARD_ADDRESS, port_value: first.port.number } },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: chains,
+  };
+  if (tlsInspector) listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+  return listener;
+}
+
+// ---------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------
+
+function routeServers(ctx: PushContext, scope: ProxyScope): Map<string, GatewayServer[]> {
+  const out = new Map<string, GatewayServer[]>();
+  for (const servers of serversByPort(ctx, scope).values()) {
+    for (const gs of servers) {
+      const kind = serverKind(gs.server);
+      if (kind !== 'http' && kind !== 'https') continue;
+      const name = gatewayRouteName(gs);
+      let l = out.get(name);
+      if (!l) out.set(name, (l = []));
+      l.push(gs);
+    }
+  }
+  return out;
+}
+
+export function planGatewayRoutes(ctx: PushContext, scope: ProxyScope): Array<{ name: string; key: string }> {
+  const out: Array<{ name: string; key: string }> = [];
+  for (const [name, servers] of [...routeServers(ctx, scope)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const parts = [scope.namespace, JSON.stringify(scope.labels)];
+    for (const gs of servers) {
+      parts.push(`${gs.gateway.namespace}/${gs.gateway.name}@${gs.gateway.version}#${gs.index}`);
+      for (const vs of boundVirtualServices(ctx, gs.gateway)) parts.push(...routeDependencies(ctx, scope, vs));
+    }
+    out.push({ name, key: digest(parts) });
+  }
+  return out;
+}
+
+export function buildGatewayRoute(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
+  const servers = routeServers(ctx, scope).get(name);
+  if (!servers?.length) return undefined;
+  const port: number = servers[0]!.server.port.number;
+  const vhosts = new Map<string, ProtoObject>();
+  for (const gs of servers) {
+    const rc: RouteContext = {
+      ctx, scope, port, gatewayNames: new Set([`${gs.gateway.namespace}/${gs.gateway.name}`]), isTls: serverKind(gs.server) === 'https',
+    };
+    for (const vs of boundVirtualServices(ctx, gs.gateway)) {
+      const hosts = admittedHosts(ctx, gs, vs);
+      if (hosts.length === 0) continue;
+      const routes = buildHttpRoutes(rc, vs);
+      if (routes.length === 0) continue;
+      for (const host of hosts) {
+        const vhName = `${host}:${port}`;
+        let vh = vhosts.get(vhName);
+        if (!vh) {
+          vh = { name: vhName, domains: host === '*' ? ['*'] : [host, `${host}:*`], routes: [], include_request_attempt_count: true };
+          if (gs.server.tls?.httpsRedirect) vh.require_tls = 'ALL';
+          vhosts.set(vhName, vh);
+        }
+        (vh.routes as ProtoObject[]).push(...routes);
+      }
+    }
+  }
+  for (const vh of vhosts.values()) {
+    const routes = vh.routes as ProtoObject[];
+    vh.routes = [...routes.filter((r) => !isCatchAll(r)), ...routes.filter(isCatchAll)];
+  }
+  const list = [...vhosts.values()];
+  if (list.length === 0) {
+    list.push({ name: `blackhole:${port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, direct_response: { status: 404 } }] });
+  }
+  return { '@type': ROUTE_TYPE, name, virtual_hosts: list, validate_clusters: { value: false } };
+}
