@@ -15,6 +15,9 @@ import { MonitoringServer } from './monitoring/http-server.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { DEFAULT_CLUSTER_ID, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, DOMAIN_SUFFIX } from './model/constants.js';
 import { envoyRoot } from './proto/envoy-protos.js';
+import { SecurePort, defaultCaDir } from './security/secure-port.js';
+import { SdsServer } from './security/sds.js';
+import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
 
 export interface ServerOptions {
   configDirs: string[];
@@ -40,6 +43,14 @@ export interface ServerOptions {
   maxRequestsPerSecond: number;
   /** How long a push waits for a proxy's ACK before its lane moves on (pacing). */
   pushAckTimeoutMs: number;
+  /** TLS port for ADS + SDS + the CA (istiod's 15012); -1 turns it off. `xdsPort` -1 turns off plaintext xDS. */
+  secureXdsPort: number;
+  /** cacerts (plugged-in) or where the self-signed root is kept. */
+  caDir: string;
+  /** `TOKEN NAMESPACE SERVICEACCOUNT` lines accepted as bearer tokens by the CA (file mode). */
+  caTokenFile?: string;
+  workloadCertTtlMs: number;
+  maxWorkloadCertTtlMs: number;
   logger?: Logger;
 }
 
@@ -69,6 +80,10 @@ export function defaultServerOptions(): ServerOptions {
     share: true,
     maxRequestsPerSecond: autoThrottle(),
     pushAckTimeoutMs: 2000,
+    secureXdsPort: 15012,
+    caDir: defaultCaDir(),
+    workloadCertTtlMs: DEFAULT_WORKLOAD_CERT_TTL_MS,
+    maxWorkloadCertTtlMs: MAX_WORKLOAD_CERT_TTL_MS,
   };
 }
 
@@ -87,6 +102,10 @@ export class MeshpilotServer {
   private readonly sources: FileSource[] = [];
   private ready = false;
   xdsPort = 0;
+  secureXdsPort = 0;
+  /** The CA, SDS and the TLS xDS port; undefined when --secure-xds-port is -1. */
+  secure?: SecurePort;
+  sds?: SdsServer;
   monitoringPort = 0;
   /** Documents rejected by validation since start. */
   configRejected = 0;
@@ -149,14 +168,27 @@ export class MeshpilotServer {
     });
     this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
 
-    this.ads.register(this.grpcServer);
-    this.xdsPort = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-    });
+    if (this.opts.xdsPort >= 0) {
+      this.ads.register(this.grpcServer);
+      this.xdsPort = await new Promise<number>((resolve, reject) => {
+        this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      });
+    }
+    if (this.opts.secureXdsPort >= 0) {
+      const o = this.opts;
+      this.secure = new SecurePort({
+        port: o.secureXdsPort, host: o.host, caDir: o.caDir, caTokenFile: o.caTokenFile, trustDomain: o.trustDomain,
+        workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs,
+      }, this.log);
+      await this.secure.init();
+      this.sds = new SdsServer({ ca: this.secure.ca, trustDomain: o.trustDomain, log: this.log });
+      this.ads.register(this.sds.tap(this.secure.server) as grpc.Server);
+      this.secureXdsPort = await this.secure.listen();
+    }
     this.ready = true;
     const ctx = this.engine.pushContext;
     this.log.info({
-      xdsPort: this.xdsPort, monitoringPort: this.monitoringPort, workers: this.pool.threads,
+      xdsPort: this.xdsPort, secureXdsPort: this.secureXdsPort, monitoringPort: this.monitoringPort, workers: this.pool.threads,
       services: ctx.services.length, configs: this.store.size(), rejected: this.configRejected,
     }, 'meshpilot ready');
   }
@@ -171,6 +203,8 @@ export class MeshpilotServer {
     this.debouncer.close();
     for (const s of this.sources) s.stop();
     this.grpcServer.forceShutdown();
+    this.sds?.close();
+    this.secure?.stop();
     await this.monitoring.close();
     await this.pool.close();
   }

@@ -53,7 +53,11 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('Run the control plane: watch config, serve xDS and the monitoring port')
     .option('--config-dir <dir>', 'directory of Kubernetes/Istio YAML to load and watch (repeatable)', collect, [])
-    .option('--xds-port <port>', 'plaintext xDS (ADS) port', intArg(0, 65535), d.xdsPort)
+    .option('--xds-port <port>', 'plaintext xDS (ADS) port; -1 turns plaintext xDS off', intArg(-1, 65535), d.xdsPort)
+    .option('--secure-xds-port <port>', 'TLS port for ADS, SDS and the CA (istiod 15012); -1 turns it off', intArg(-1, 65535), d.secureXdsPort)
+    .option('--ca-dir <dir>', 'plugged-in CA (cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) or where the self-signed root is kept', d.caDir)
+    .option('--ca-token-file <file>', 'bearer tokens the CA accepts: lines "TOKEN NAMESPACE SERVICEACCOUNT"')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of issued certificates', d.trustDomain)
     .option('--monitoring-port <port>', 'monitoring port (/ready)', intArg(0, 65535), d.monitoringPort)
     .option('--xds-host <addr>', 'address the xDS port binds', d.host)
     .option('--monitoring-host <addr>', 'address the monitoring port binds (debug data: localhost by default)', d.monitoringHost)
@@ -86,6 +90,12 @@ export function serveCommand(): Command {
         clusterId: o.clusterId,
         domainSuffix: o.domainSuffix,
         cache: o.cache !== false,
+        secureXdsPort: o.secureXdsPort,
+        caDir: o.caDir,
+        caTokenFile: o.caTokenFile,
+        trustDomain: o.trustDomain,
+        workloadCertTtlMs: envDuration('DEFAULT_WORKLOAD_CERT_TTL', d.workloadCertTtlMs),
+        maxWorkloadCertTtlMs: envDuration('MAX_WORKLOAD_CERT_TTL', d.maxWorkloadCertTtlMs),
         share: o.share !== false,
         maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),
         pushAckTimeoutMs: o.pushAckTimeout ?? d.pushAckTimeoutMs,

@@ -10,7 +10,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
 test('serve on the bundled example mesh: ready on the monitoring port, clean shutdown on SIGTERM', async () => {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--config-dir', path.join(ROOT, 'examples/bookinfo'), '--xds-port', '0', '--monitoring-port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--config-dir', path.join(ROOT, 'examples/bookinfo'), '--xds-port', '0', '--secure-xds-port', '0', '--monitoring-port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const ready = await new Promise<any>((resolve, reject) => {
       const rl = readline.createInterface({ input: child.stdout! });

@@ -27,6 +27,7 @@ export async function startMeshpilot(files: Record<string, string>, overrides: P
     host: '127.0.0.1',
     workers: 1,
     debounceAfterMs: 50,
+    secureXdsPort: -1, // tests that need the CA / TLS port ask for it (port 0)
     logger: pino({ level: process.env.MESHPILOT_TEST_LOG ?? 'silent' }),
     ...overrides,
   });
