@@ -15,6 +15,8 @@ import { MonitoringServer } from './monitoring/http-server.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { DEFAULT_CLUSTER_ID, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, DOMAIN_SUFFIX } from './model/constants.js';
 import { envoyRoot } from './proto/envoy-protos.js';
+import { KubeSource, type KubeSourceOptions } from './sources/kube/multicluster.js';
+import { LeaderElector } from './sources/kube/leader-election.js';
 import { SecurePort, defaultCaDir } from './security/secure-port.js';
 import { SdsServer } from './security/sds.js';
 import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
@@ -51,6 +53,8 @@ export interface ServerOptions {
   caTokenFile?: string;
   workloadCertTtlMs: number;
   maxWorkloadCertTtlMs: number;
+  /** Kubernetes clusters (--kubeconfig / KUBECONFIG / in-cluster): the first is the config cluster. */
+  kube?: Pick<KubeSourceOptions, 'kubeconfigs' | 'remoteClusterTimeoutMs' | 'reflector'> & { systemNamespace?: string; leaderElection?: boolean };
   logger?: Logger;
 }
 
@@ -100,6 +104,9 @@ export class MeshpilotServer {
   });
   private readonly monitoring = new MonitoringServer();
   private readonly sources: FileSource[] = [];
+  /** Kubernetes source (every cluster) and the Lease-based leader elector for single-writer duties. */
+  readonly kube?: KubeSource;
+  leader?: LeaderElector;
   private ready = false;
   xdsPort = 0;
   secureXdsPort = 0;
@@ -113,7 +120,15 @@ export class MeshpilotServer {
   constructor(readonly opts: ServerOptions) {
     this.log = opts.logger ?? createLogger(opts.logLevel);
     this.pool = createGenerationPool(opts.workers);
+    if (opts.kube && opts.kube.kubeconfigs.length > 0) {
+      this.kube = new KubeSource({
+        ...opts.kube, clusterId: opts.clusterId, store: this.store, log: this.log,
+        systemNamespace: opts.kube.systemNamespace ?? 'istio-system',
+        onInvalid: (err) => { this.configRejected++; this.log.error({ cluster: err.clusterId, kind: err.kind, name: err.objectName, field: err.field, code: err.code }, err.message); },
+      });
+    }
     this.engine = new PushEngine({
+      clusters: this.kube,
       store: this.store,
       pool: this.pool,
       mesh: {
@@ -162,9 +177,22 @@ export class MeshpilotServer {
     for (const s of this.sources) await s.start();
     this.engine.rebuild();
     this.store.on('change', (ev: ConfigEvent) => this.onConfigEvent(ev));
+    if (this.kube) {
+      this.kube.on('change', (ev: ConfigEvent) => this.onConfigEvent(ev));
+      this.kube.start();
+      const config = this.kube.cluster(this.opts.clusterId);
+      if (config && this.opts.kube?.leaderElection !== false) {
+        this.leader = new LeaderElector({ client: config.client, namespace: this.opts.kube?.systemNamespace ?? 'istio-system', name: 'meshpilot-leader', log: this.log });
+        this.leader.start();
+      }
+      this.monitoring.route('/debug/clusterz', (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...this.kube!.status(), leader: this.leader?.isLeader() ?? false }, null, 1));
+      });
+    }
 
     this.monitoring.route('/ready', (_req, res) => {
-      res.writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(this.ready ? 'ready\n' : 'not ready\n');
+      const ready = this.isReady();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
     });
     this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
 
@@ -193,7 +221,8 @@ export class MeshpilotServer {
     }, 'meshpilot ready');
   }
 
-  isReady(): boolean { return this.ready; }
+  /** Files loaded, ports bound, and every Kubernetes informer synced (remote clusters: or timed out). */
+  isReady(): boolean { return this.ready && (this.kube?.ready() ?? true); }
 
   /** True when no change is waiting to be pushed (tests use it to wait for convergence). */
   idle(): boolean { return !this.debouncer.busy(); }
@@ -202,6 +231,8 @@ export class MeshpilotServer {
     this.ready = false;
     this.debouncer.close();
     for (const s of this.sources) s.stop();
+    await this.leader?.stop();
+    this.kube?.stop();
     this.grpcServer.forceShutdown();
     this.sds?.close();
     this.secure?.stop();

@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { MeshpilotServer, defaultServerOptions, type ServerOptions } from '../server.js';
 import { parseDurationFlag } from '../model/duration.js';
 import { LOG_LEVELS } from '../log/logger.js';
+import { inClusterAvailable } from '../sources/kube/kube-client.js';
+import type { KubeconfigSource } from '../sources/kube/multicluster.js';
 
 function intArg(min: number, max: number) {
   return (v: string): number => {
@@ -53,6 +55,7 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('Run the control plane: watch config, serve xDS and the monitoring port')
     .option('--config-dir <dir>', 'directory of Kubernetes/Istio YAML to load and watch (repeatable)', collect, [])
+    .option('--kubeconfig <path>', 'kubeconfig of a Kubernetes cluster to watch (repeatable; the first is the config cluster, env KUBECONFIG; in-cluster config when run in a pod without --config-dir)', collect, [])
     .option('--xds-port <port>', 'plaintext xDS (ADS) port; -1 turns plaintext xDS off', intArg(-1, 65535), d.xdsPort)
     .option('--secure-xds-port <port>', 'TLS port for ADS, SDS and the CA (istiod 15012); -1 turns it off', intArg(-1, 65535), d.secureXdsPort)
     .option('--ca-dir <dir>', 'plugged-in CA (cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) or where the self-signed root is kept', d.caDir)
@@ -73,7 +76,10 @@ export function serveCommand(): Command {
     .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
     .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
     .action(async (o: Record<string, any>) => {
-      if (o.configDir.length === 0) throw new InvalidArgumentError('at least one --config-dir is required (Kubernetes sources arrive later)');
+      const kubeconfigs: KubeconfigSource[] = (o.kubeconfig as string[]).map((p) => ({ path: p }));
+      if (kubeconfigs.length === 0 && process.env.KUBECONFIG) kubeconfigs.push({ path: process.env.KUBECONFIG });
+      if (kubeconfigs.length === 0 && o.configDir.length === 0 && inClusterAvailable()) kubeconfigs.push({ inCluster: true });
+      if (o.configDir.length === 0 && kubeconfigs.length === 0) throw new InvalidArgumentError('give at least one --config-dir or --kubeconfig (or run in a pod for in-cluster config)');
       const opts: ServerOptions = {
         ...d,
         configDirs: o.configDir,
@@ -90,6 +96,11 @@ export function serveCommand(): Command {
         clusterId: o.clusterId,
         domainSuffix: o.domainSuffix,
         cache: o.cache !== false,
+        kube: kubeconfigs.length === 0 ? undefined : {
+          kubeconfigs,
+          systemNamespace: process.env.POD_NAMESPACE || 'istio-system',
+          remoteClusterTimeoutMs: envDuration('PILOT_REMOTE_CLUSTER_TIMEOUT', 30_000),
+        },
         secureXdsPort: o.secureXdsPort,
         caDir: o.caDir,
         caTokenFile: o.caTokenFile,

@@ -2,7 +2,7 @@
 import type { ConfigStore, StoredConfig } from '../config/store.js';
 import { contentHash } from '../config/store.js';
 import { Kind } from '../config/kinds.js';
-import { buildKubeRegistry } from './registry/kube-registry.js';
+import { buildAggregateRegistry, type ClusterRegistrySet } from './registry/aggregate.js';
 import { buildServiceEntryRegistry } from './registry/service-entry.js';
 import type { ConfigEntry, MeshSettings, PushContextData } from './push-context.js';
 
@@ -19,8 +19,9 @@ function entries(store: ConfigStore, kind: string): ConfigEntry[] {
     .sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
 }
 
-export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string): PushContextData {
-  const reg = buildKubeRegistry(store, mesh.domainSuffix, clusterId);
+/** `clusters`: Kubernetes clusters whose registries join the main store's (services by hostname, endpoints per cluster). */
+export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string, clusters?: ClusterRegistrySet): PushContextData {
+  const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
   // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
   const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
   const kubeHosts = new Set(reg.services.map((s) => s.hostname));

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../config/store.js';
 import { PushContext, type MeshSettings, type PushContextData } from '../model/push-context.js';
 import { buildPushContextData } from '../model/build-push-context.js';
+import type { ClusterRegistrySet } from '../model/registry/aggregate.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import type { Proxy } from '../model/proxy.js';
@@ -57,6 +58,8 @@ export interface PushEngineOptions {
   pool: GenerationPool;
   mesh: MeshSettings;
   clusterId: string;
+  /** Kubernetes clusters' registries (src/sources/kube), merged with the store's. */
+  clusters?: ClusterRegistrySet;
   log: Logger;
   /** Max proxies being pushed (computed, sent, awaiting ACK) at once (PILOT_PUSH_THROTTLE). */
   pushConcurrency: number;
@@ -143,7 +146,7 @@ export class PushEngine {
   rebuild(): PushContext {
     const t0 = performance.now();
     this.configSeq++;
-    this.install(buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId));
+    this.install(buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId, this.opts.clusters));
     this.stats.pushContextInitMs = performance.now() - t0;
     this.opts.metrics?.pushContextInit(this.stats.pushContextInitMs);
     return this.ctx;
@@ -154,7 +157,7 @@ export class PushEngine {
    * shared snapshot) are kept. Returns the services whose endpoints changed.
    */
   refreshEndpoints(): { changedHosts: Set<string>; workloadsChanged: boolean } {
-    const fresh = buildPushContextData(this.opts.store, this.opts.mesh, '', this.opts.clusterId);
+    const fresh = buildPushContextData(this.opts.store, this.opts.mesh, '', this.opts.clusterId, this.opts.clusters);
     const old = this.ctx.data;
     const servicesChanged = fresh.services.length !== old.services.length ||
       fresh.services.some((s, i) => s.version !== old.services[i]!.version);

@@ -14,6 +14,21 @@ import {
 
 const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** Labels istiod adds to every endpoint (model.AugmentLabels), so subsets and policies can select on them. */
+const CLUSTER_LABEL = 'topology.istio.io/cluster';
+const NETWORK_LABEL = 'topology.istio.io/network';
+const NODE_KIND = 'Node';
+
+export interface KubeRegistryOptions {
+  /** Network of this cluster's endpoints (the system namespace's topology.istio.io/network label). */
+  network?: string;
+  /**
+   * Objects come from a live Kubernetes API server: endpoints come only from EndpointSlices (the endpoints
+   * controller publishes one, possibly empty, for every selector Service, so deriving them from pods would
+   * only race it), and endpoints carry istiod's cluster/network labels.
+   */
+  kubernetes?: boolean;
+}
 
 export interface KubeRegistryResult {
   services: Service[];
@@ -21,13 +36,29 @@ export interface KubeRegistryResult {
   workloads: Workload[];
 }
 
-function podLocality(labels: Record<string, string>, zoneHint?: string): Locality {
+/**
+ * Locality as istiod derives it: the pod's istio-locality label, else the topology labels of its node (the pod's
+ * own topology labels for hand-written meshes without Nodes), else the EndpointSlice's zone.
+ */
+function podLocality(labels: Record<string, string>, zoneHint?: string, node?: Record<string, string>): Locality {
   if (labels[LOCALITY_LABEL]) return parseLocality(labels[LOCALITY_LABEL].replace(/\./g, '/'));
+  const n = node ?? {};
   return {
-    region: labels[TOPOLOGY_REGION_LABEL] ?? '',
-    zone: labels[TOPOLOGY_ZONE_LABEL] ?? zoneHint ?? '',
-    subzone: labels[TOPOLOGY_SUBZONE_LABEL] ?? '',
+    region: labels[TOPOLOGY_REGION_LABEL] ?? n[TOPOLOGY_REGION_LABEL] ?? n['failure-domain.beta.kubernetes.io/region'] ?? '',
+    zone: labels[TOPOLOGY_ZONE_LABEL] ?? n[TOPOLOGY_ZONE_LABEL] ?? n['failure-domain.beta.kubernetes.io/zone'] ?? zoneHint ?? '',
+    subzone: labels[TOPOLOGY_SUBZONE_LABEL] ?? n[TOPOLOGY_SUBZONE_LABEL] ?? '',
   };
+}
+
+/**
+ * EndpointSlice conditions → health (discovery.k8s.io/v1): `ready` unset means ready unless terminating; a
+ * terminating endpoint that still serves is draining, which istiod sends only for persistent sessions — not here.
+ */
+export function sliceEndpointHealthy(conditions: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null } | undefined): boolean {
+  const c = conditions ?? {};
+  if (c.ready === true) return true;
+  if (c.ready === false) return false;
+  return c.terminating !== true;
 }
 
 function toService(c: StoredConfig, domainSuffix: string): Service {
@@ -57,7 +88,7 @@ function toService(c: StoredConfig, domainSuffix: string): Service {
   return { ...svc, version: contentHash(svc) };
 }
 
-interface PodInfo { ip: string; labels: Record<string, string>; sa?: string; name: string; namespace: string; ready: boolean; containerPorts: Map<string, number> }
+interface PodInfo { ip: string; labels: Record<string, string>; sa?: string; name: string; namespace: string; ready: boolean; containerPorts: Map<string, number>; nodeName?: string }
 
 function podInfo(c: StoredConfig): PodInfo | undefined {
   const r = c.resource as any;
@@ -75,6 +106,7 @@ function podInfo(c: StoredConfig): PodInfo | undefined {
     sa: r.spec?.serviceAccountName ?? 'default',
     ready: phase === 'Running' && (readyCond ? readyCond.status === 'True' : true),
     containerPorts,
+    nodeName: r.spec?.nodeName,
   };
 }
 
@@ -88,7 +120,7 @@ function resolveTargetPort(sp: ServicePort, pod: PodInfo | undefined): number | 
   return sp.port;
 }
 
-export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clusterId: string): KubeRegistryResult {
+export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clusterId: string, opts: KubeRegistryOptions = {}): KubeRegistryResult {
   const services = store.list(Kind.Service).map((c) => toService(c, domainSuffix));
   services.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   const byNsName = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
@@ -106,12 +138,32 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
   const covered = new Set<string>();
   const add = (svc: Service, ep: Endpoint): void => { (endpoints[svc.hostname] ??= []).push(ep); };
 
-  const mkEndpoint = (svc: Service, sp: ServicePort, address: string, port: number, healthy: boolean, pod: PodInfo | undefined, zone?: string): Endpoint => ({
-    address, port, servicePortName: sp.name, healthy,
-    labels: pod?.labels ?? {},
-    locality: podLocality(pod?.labels ?? {}, zone),
-    serviceAccount: pod?.sa, namespace: svc.namespace, workloadName: pod?.name, clusterId,
-  });
+  const nodes = new Map<string, Record<string, string>>();
+  for (const c of store.list(NODE_KIND)) nodes.set(c.key.name, c.resource.metadata.labels ?? {});
+  const extraLabels: Record<string, string> | undefined = opts.kubernetes
+    ? { [CLUSTER_LABEL]: clusterId, ...(opts.network ? { [NETWORK_LABEL]: opts.network } : {}) }
+    : undefined;
+
+  const mkEndpoint = (svc: Service, sp: ServicePort, address: string, port: number, healthy: boolean, pod: PodInfo | undefined, zone?: string, nodeName?: string): Endpoint => {
+    const node = nodes.get(pod?.nodeName ?? nodeName ?? '');
+    const podLabels = pod?.labels ?? {};
+    return {
+      address, port, servicePortName: sp.name, healthy,
+      labels: extraLabels ? { ...podLabels, ...extraLabels } : podLabels,
+      locality: podLocality(podLabels, zone, node),
+      serviceAccount: pod?.sa, namespace: svc.namespace, workloadName: pod?.name, clusterId,
+    };
+  };
+
+  // ExternalName: one DNS endpoint per port at the external name (istiod's externalNameServiceInstances).
+  for (const c of store.list(Kind.Service)) {
+    const spec = (c.resource.spec ?? {}) as any;
+    if (spec.type !== 'ExternalName' || !spec.externalName) continue;
+    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
+    if (!svc) continue;
+    covered.add(svc.hostname);
+    for (const sp of svc.ports) add(svc, mkEndpoint(svc, sp, spec.externalName, sp.port, true, undefined));
+  }
 
   for (const c of store.list(Kind.EndpointSlice)) {
     const r = c.resource as any;
@@ -122,12 +174,12 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     const slicePorts: any[] = r.ports ?? [];
     for (const e of (r.endpoints ?? []) as any[]) {
       const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
-      const healthy = e.conditions?.ready !== false;
+      const healthy = sliceEndpointHealthy(e.conditions);
       for (const address of (e.addresses ?? []) as string[]) {
         for (const sp of svc.ports) {
           const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
           if (!slicePort) continue;
-          add(svc, mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone));
+          add(svc, mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone, e.nodeName));
         }
       }
     }
@@ -153,7 +205,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
 
   // Without any EndpointSlice/Endpoints object for a selector service (a hand-written mesh in files), derive
   // endpoints from matching running pods, as the Kubernetes endpoints controller would.
-  for (const svc of services) {
+  for (const svc of opts.kubernetes ? [] : services) {
     if (covered.has(svc.hostname) || !svc.selector || Object.keys(svc.selector).length === 0) continue;
     for (const pod of pods.values()) {
       if (pod.namespace !== svc.namespace) continue;
@@ -169,9 +221,12 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     list.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
   }
 
-  const workloads: Workload[] = [...pods.values()].map((p) => ({
-    name: p.name, namespace: p.namespace, ip: p.ip, labels: p.labels, serviceAccount: p.sa,
-    locality: [podLocality(p.labels).region, podLocality(p.labels).zone, podLocality(p.labels).subzone].join('/'),
-  }));
+  const workloads: Workload[] = [...pods.values()].map((p) => {
+    const l = podLocality(p.labels, undefined, nodes.get(p.nodeName ?? ''));
+    return {
+      name: p.name, namespace: p.namespace, ip: p.ip, labels: p.labels,
+      serviceAccount: p.sa, locality: [l.region, l.zone, l.subzone].join('/'),
+    };
+  });
   return { services, endpoints, workloads };
 }
