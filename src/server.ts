@@ -12,6 +12,10 @@ import { PushEngine } from './push/push-engine.js';
 import { createGenerationPool, defaultWorkerCount, type GenerationPool } from './push/generation-pool.js';
 import { AdsServer } from './xds/ads-server.js';
 import { MonitoringServer } from './monitoring/http-server.js';
+import { PilotMetrics, serverMetricsSource } from './monitoring/metrics.js';
+import { registerDebugEndpoints } from './monitoring/debug-endpoints.js';
+import { registerCsds } from './xds/csds.js';
+import { handleDebugRequest } from './xds/debug-generator.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { DEFAULT_CLUSTER_ID, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, DOMAIN_SUFFIX } from './model/constants.js';
 import { envoyRoot } from './proto/envoy-protos.js';
@@ -103,6 +107,8 @@ export class MeshpilotServer {
     'grpc.max_send_message_length': -1,
   });
   private readonly monitoring = new MonitoringServer();
+  /** Prometheus metrics of this instance (its own registry). */
+  readonly metrics: PilotMetrics = new PilotMetrics(serverMetricsSource(this));
   private readonly sources: FileSource[] = [];
   /** Kubernetes source (every cluster) and the Lease-based leader elector for single-writer duties. */
   readonly kube?: KubeSource;
@@ -119,7 +125,7 @@ export class MeshpilotServer {
 
   constructor(readonly opts: ServerOptions) {
     this.log = opts.logger ?? createLogger(opts.logLevel);
-    this.pool = createGenerationPool(opts.workers);
+    this.pool = this.metrics.instrumentPool(createGenerationPool(opts.workers));
     if (opts.kube && opts.kube.kubeconfigs.length > 0) {
       this.kube = new KubeSource({
         ...opts.kube, clusterId: opts.clusterId, store: this.store, log: this.log,
@@ -140,17 +146,20 @@ export class MeshpilotServer {
       pushConcurrency: opts.pushThrottle,
       cache: opts.cache,
       share: opts.share,
+      metrics: this.metrics,
     });
     this.ads = new AdsServer({
       engine: this.engine, log: this.log, maxRequestsPerSecond: opts.maxRequestsPerSecond, ackTimeoutMs: opts.pushAckTimeoutMs,
+      metrics: this.metrics, debugGenerator: (con, req, write) => handleDebugRequest(this, con, req, write),
     });
     this.debouncer = new Debouncer(
       { afterMs: opts.debounceAfterMs, maxMs: opts.debounceMaxMs, enableEdsDebounce: opts.enableEdsDebounce },
-      (req) => this.engine.push(req),
+      (req) => { this.metrics.pushRequested(req); return this.engine.push(req); },
     );
   }
 
   private onConfigEvent(ev: ConfigEvent): void {
+    this.metrics.inboundUpdate(ev);
     const req: PushRequest = {
       full: !ENDPOINT_KINDS.has(ev.key.kind),
       configsUpdated: new Set([keyString(ev.key)]),
@@ -194,10 +203,12 @@ export class MeshpilotServer {
       const ready = this.isReady();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
     });
+    registerDebugEndpoints(this.monitoring, this);
     this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
 
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
+    registerCsds(this.grpcServer, this);
       this.xdsPort = await new Promise<number>((resolve, reject) => {
         this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
       });

@@ -2,6 +2,10 @@
 /** The `meshpilot` command. */
 import { Command } from 'commander';
 import { serveCommand } from './serve.js';
+import { proxyStatusCommand } from './proxy-status.js';
+import { proxyConfigCommand } from './proxy-config.js';
+import { validateCommand } from './validate.js';
+import { analyzeCommand } from './analyze.js';
 import { loadCommand } from './load.js';
 
 const program = new Command('meshpilot')
@@ -10,6 +14,10 @@ const program = new Command('meshpilot')
   .showHelpAfterError()
   .enablePositionalOptions()
   .addCommand(serveCommand())
+  .addCommand(proxyStatusCommand())
+  .addCommand(proxyConfigCommand())
+  .addCommand(validateCommand())
+  .addCommand(analyzeCommand())
   .addCommand(loadCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -39,6 +39,8 @@ export interface AdsServerOptions {
   maxRequestsPerSecond: number;
   ackTimeoutMs: number;
   metrics?: XdsMetrics;
+  /** Answers debug types (istio.io/debug/syncz) on a stream; returns false for types it does not know. */
+  debugGenerator?: (con: XdsConnection, req: DiscoveryRequest, write: (b: Buffer) => void) => boolean;
 }
 
 type Duplex<Req> = grpc.ServerDuplexStream<Req, Buffer>;
@@ -52,6 +54,7 @@ export class AdsServer {
   readonly connections = new Set<BaseConnection>();
   readonly limiter: RateLimiter;
   private readonly conOpts: ConnectionOptions;
+  private readonly calls = new WeakMap<BaseConnection, Duplex<unknown>>();
 
   constructor(private readonly opts: AdsServerOptions) {
     this.limiter = new RateLimiter(opts.maxRequestsPerSecond, Math.max(1, opts.maxRequestsPerSecond));
@@ -64,6 +67,13 @@ export class AdsServer {
         opts.engine.pushTo(con, types, info).catch((e) => opts.log.error({ proxy: con.proxy.id, err: (e as Error).message }, 'ADS: resync failed'));
       },
     };
+  }
+
+  /** End a proxy's stream with UNAVAILABLE (/debug/force_disconnect); the proxy reconnects, as from istiod. */
+  disconnect(con: BaseConnection): boolean {
+    const call = this.calls.get(con);
+    call?.emit('error', { code: grpc.status.UNAVAILABLE, details: 'disconnected by /debug/force_disconnect' });
+    return call !== undefined;
   }
 
   register(server: grpc.Server): void {
@@ -98,6 +108,7 @@ export class AdsServer {
         ? new XdsConnection(proxy, call as unknown as Duplex<DiscoveryRequest>, call.getPeer(), this.conOpts)
         : new DeltaConnection(proxy, call as unknown as Duplex<DeltaDiscoveryRequest>, call.getPeer(), this.conOpts);
       this.connections.add(con);
+      this.calls.set(con, call);
       engine.add(con);
       log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator, kind }, 'ADS: new connection');
       return true;
@@ -116,7 +127,7 @@ export class AdsServer {
             const res = await engine.compute(con.proxy, req.typeUrl, w.names);
             // An initial request always gets a full response, even if it repeats a version the proxy holds.
             void con.deliver(req.typeUrl, res, info, verdict === 'initial');
-          } else if (verdict === 'unsupported') log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
+          } else if (verdict === 'unsupported' && !this.opts.debugGenerator?.(con, req as DiscoveryRequest, (b) => call.write(b))) log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
         } else {
           const verdict = con.onRequest(req as DeltaDiscoveryRequest);
           this.opts.metrics?.requestHandled(req.typeUrl, verdict, con.proxy.id, req.errorDetail?.code);
