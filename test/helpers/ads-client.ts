@@ -34,8 +34,11 @@ export class AdsTestClient {
   error: grpc.ServiceError | undefined;
   private sentNode = false;
 
-  constructor(address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {}) {
-    this.client = new AdsClientCtor(address, grpc.credentials.createInsecure());
+  constructor(
+    address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {},
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), channelOptions: grpc.ChannelOptions = {},
+  ) {
+    this.client = new AdsClientCtor(address, credentials, channelOptions);
     this.stream = (this.client as any).StreamAggregatedResources();
     this.stream.on('data', (r: Response) => { this.received.push(r); this.wake(); });
     this.stream.on('error', (e: grpc.ServiceError) => { this.error = e; this.wake(); });
