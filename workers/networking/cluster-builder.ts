@@ -46,7 +46,6 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
   } else if (svc.resolution === 'DNS') {
     cluster.type = 'STRICT_DNS';
     cluster.dns_lookup_family = 'V4_ONLY';
-    cluster.respect_dns_ttl = true;
     cluster.load_assignment = { ...buildLoadAssignment(ctx, scope, name), '@type': undefined };
     Object.assign(cluster, loadBalancer(policy.loadBalancer, scope.generator === 'grpc' ? 'ROUND_ROBIN' : 'LEAST_REQUEST'));
   } else {

@@ -79,6 +79,9 @@ export function httpProtocolOptions(cp: any, http2: boolean): ProtoObject | unde
     const h2opts: ProtoObject = {};
     if (cp?.http?.maxConcurrentStreams > 0) h2opts.max_concurrent_streams = { value: cp.http.maxConcurrentStreams };
     opts.explicit_http_config = { http2_protocol_options: h2opts };
+  } else if (opts.common_http_protocol_options) {
+    // Envoy requires an upstream protocol once HttpProtocolOptions exist: HTTP/1.1, as istiod sets.
+    opts.explicit_http_config = { http_protocol_options: {} };
   }
   return Object.keys(opts).length > 1 ? opts : undefined;
 }
