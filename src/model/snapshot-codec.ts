@@ -9,7 +9,7 @@
  */
 import type { PushContextData } from './push-context.js';
 import { PushContext } from './push-context.js';
-import { encodeEndpointsFlat, FlatEndpointSource } from './snapshot-flat.js';
+import { FlatEndpointsEncoder, FlatEndpointSource } from './snapshot-flat.js';
 
 export interface SnapshotPart { version: string; buffer: SharedArrayBuffer; length: number }
 
@@ -37,14 +37,20 @@ function readJson<T>(part: SnapshotPart): T {
   return JSON.parse(Buffer.from(part.buffer, 0, part.length).toString('utf8')) as T;
 }
 
-/** Encode; when `reuse` is given and its config part has the same config version, only endpoints are written. */
-export function encodeSnapshot(data: PushContextData, configVersion: string, reuse?: SnapshotRef, format: EndpointsFormat = 'flat'): SnapshotRef {
+/**
+ * Encode; when `reuse` is given and its config part has the same config version, only endpoints are written.
+ * Pass the same `flat` encoder across pushes so unchanged services' endpoint buffers are reused, not re-encoded.
+ */
+export function encodeSnapshot(
+  data: PushContextData, configVersion: string, reuse?: SnapshotRef, format: EndpointsFormat = 'flat',
+  flat: FlatEndpointsEncoder = new FlatEndpointsEncoder(),
+): SnapshotRef {
   const { endpoints, endpointVersions, workloads, version, ...config } = data;
   return {
     version,
     config: reuse && reuse.config.version === configVersion ? reuse.config : writeJson(configVersion, config),
     endpoints: format === 'flat'
-      ? encodeEndpointsFlat(version, endpoints, endpointVersions, workloads)
+      ? flat.encode(version, endpoints, endpointVersions, workloads)
       : writeJson(version, { endpoints, endpointVersions, workloads }),
     endpointsFormat: format,
   };

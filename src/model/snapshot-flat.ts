@@ -15,34 +15,93 @@ export interface EndpointSource {
   version(hostname: string): string;
 }
 
-function labels(b: flatbuffers.Builder, l: Record<string, string>): number[] {
-  return Object.keys(l).sort().map((k) => Label.createLabel(b, b.createString(k), b.createString(l[k]!)));
+/** A builder that writes each distinct string once (labels, namespaces, zones repeat across thousands of endpoints). */
+class Strings {
+  private readonly offsets = new Map<string, number>();
+  constructor(private readonly b: flatbuffers.Builder) {}
+  get(s: string): number {
+    let o = this.offsets.get(s);
+    if (o === undefined) { o = this.b.createString(s); this.offsets.set(s, o); }
+    return o;
+  }
 }
 
+function labels(b: flatbuffers.Builder, str: Strings, l: Record<string, string>): number[] {
+  return Object.keys(l).sort().map((k) => Label.createLabel(b, str.get(k), str.get(l[k]!)));
+}
+
+/** One service's endpoints as a standalone flatbuffer (a HostEndpoints root). */
+function encodeHost(hostname: string, version: string, eps: readonly Endpoint[]): Uint8Array {
+  const b = new flatbuffers.Builder(256 + eps.length * 256);
+  const str = new Strings(b);
+  const offsets = eps.map((e) => {
+    const lv = FbEndpoint.createLabelsVector(b, labels(b, str, e.labels));
+    return FbEndpoint.createEndpoint(b, str.get(e.address), e.port, str.get(e.servicePortName), lv,
+      str.get(e.locality.region), str.get(e.locality.zone), str.get(e.locality.subzone), e.healthy,
+      e.serviceAccount === undefined ? 0 : str.get(e.serviceAccount), str.get(e.namespace),
+      e.workloadName === undefined ? 0 : str.get(e.workloadName), str.get(e.clusterId));
+  });
+  b.finish(HostEndpoints.createHostEndpoints(b, str.get(hostname), str.get(version), HostEndpoints.createEndpointsVector(b, offsets)));
+  return b.asUint8Array();
+}
+
+function encodeWorkloads(workloads: readonly Workload[]): Uint8Array {
+  const b = new flatbuffers.Builder(1024 + workloads.length * 128);
+  const str = new Strings(b);
+  const wl = [...workloads].sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0)).map((w) =>
+    FbWorkload.createWorkload(b, str.get(w.ip), str.get(w.name), str.get(w.namespace),
+      FbWorkload.createLabelsVector(b, labels(b, str, w.labels)), w.serviceAccount === undefined ? 0 : str.get(w.serviceAccount),
+      str.get(w.locality)));
+  b.finish(EndpointsPart.createEndpointsPart(b, EndpointsPart.createHostsVector(b, []), EndpointsPart.createWorkloadsVector(b, wl)));
+  return b.asUint8Array();
+}
+
+/**
+ * Writes the endpoints part: [u32 index length][index JSON: sorted [hostname, version, offset, length]…]
+ * [u32 workloads offset][u32 workloads length] then one standalone flatbuffer per service and one for workloads.
+ * Each service's buffer is cached by its endpoint version, so an endpoint-only push re-encodes only the services
+ * that changed and copies the rest (structural sharing at the snapshot level).
+ */
+export class FlatEndpointsEncoder {
+  private hosts = new Map<string, { version: string; bytes: Uint8Array }>();
+  private workloads: { key: string; bytes: Uint8Array } | undefined;
+  encodedHosts = 0;
+
+  encode(version: string, endpoints: Record<string, Endpoint[]>, versions: Record<string, string>, workloads: Workload[]): SnapshotPart {
+    const next = new Map<string, { version: string; bytes: Uint8Array }>();
+    const names = Object.keys(endpoints).sort();
+    for (const h of names) {
+      const v = versions[h] ?? '0';
+      let e = this.hosts.get(h);
+      if (!e || e.version !== v) { e = { version: v, bytes: encodeHost(h, v, endpoints[h]!) }; this.encodedHosts++; }
+      next.set(h, e);
+    }
+    this.hosts = next;
+    const wkey = JSON.stringify(workloads);
+    if (!this.workloads || this.workloads.key !== wkey) this.workloads = { key: wkey, bytes: encodeWorkloads(workloads) };
+    let offset = 0;
+    const index = names.map((h) => { const e = next.get(h)!; const entry = [h, e.version, offset, e.bytes.length]; offset += e.bytes.length; return entry; });
+    const indexBytes = Buffer.from(JSON.stringify(index));
+    const head = 4 + indexBytes.length + 8;
+    const total = head + offset + this.workloads.bytes.length;
+    const buffer = new SharedArrayBuffer(total);
+    const view = Buffer.from(buffer);
+    view.writeUInt32LE(indexBytes.length, 0);
+    view.set(indexBytes, 4);
+    view.writeUInt32LE(head + offset, 4 + indexBytes.length);
+    view.writeUInt32LE(this.workloads.bytes.length, 8 + indexBytes.length);
+    let at = head;
+    for (const h of names) { const b = next.get(h)!.bytes; view.set(b, at); at += b.length; }
+    view.set(this.workloads.bytes, at);
+    return { version, buffer, length: total };
+  }
+}
+
+/** Without a cache (tests, one-off encodes). */
 export function encodeEndpointsFlat(
   version: string, endpoints: Record<string, Endpoint[]>, versions: Record<string, string>, workloads: Workload[],
 ): SnapshotPart {
-  const b = new flatbuffers.Builder(1024 * 64);
-  const hosts = Object.keys(endpoints).sort(); // sorted: readers binary-search by hostname
-  const hostOffsets = hosts.map((h) => {
-    const eps = endpoints[h]!.map((e) => {
-      const lv = FbEndpoint.createLabelsVector(b, labels(b, e.labels));
-      return FbEndpoint.createEndpoint(b, b.createString(e.address), e.port, b.createString(e.servicePortName), lv,
-        b.createString(e.locality.region), b.createString(e.locality.zone), b.createString(e.locality.subzone), e.healthy,
-        e.serviceAccount === undefined ? 0 : b.createString(e.serviceAccount), b.createString(e.namespace),
-        e.workloadName === undefined ? 0 : b.createString(e.workloadName), b.createString(e.clusterId));
-    });
-    return HostEndpoints.createHostEndpoints(b, b.createString(h), b.createString(versions[h] ?? '0'), HostEndpoints.createEndpointsVector(b, eps));
-  });
-  const wl = [...workloads].sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0)).map((w) =>
-    FbWorkload.createWorkload(b, b.createString(w.ip), b.createString(w.name), b.createString(w.namespace),
-      FbWorkload.createLabelsVector(b, labels(b, w.labels)), w.serviceAccount === undefined ? 0 : b.createString(w.serviceAccount),
-      b.createString(w.locality)));
-  b.finish(EndpointsPart.createEndpointsPart(b, EndpointsPart.createHostsVector(b, hostOffsets), EndpointsPart.createWorkloadsVector(b, wl)));
-  const bytes = b.asUint8Array();
-  const buffer = new SharedArrayBuffer(bytes.length);
-  new Uint8Array(buffer).set(bytes);
-  return { version, buffer, length: bytes.length };
+  return new FlatEndpointsEncoder().encode(version, endpoints, versions, workloads);
 }
 
 function readLabels(n: number, at: (i: number) => Label | null): Record<string, string> {
@@ -51,61 +110,64 @@ function readLabels(n: number, at: (i: number) => Label | null): Record<string, 
   return out;
 }
 
-/** Lazy, memoised reader over a flatbuffer in shared memory. */
+function byteBuffer(part: SnapshotPart, offset: number, length: number): flatbuffers.ByteBuffer {
+  const bb = new flatbuffers.ByteBuffer(new Uint8Array(part.buffer, offset, length));
+  // TextDecoder refuses views on shared memory; Buffer#toString reads them in place.
+  (bb as unknown as { text_decoder_: { decode(u: Uint8Array): string } }).text_decoder_ = {
+    decode: (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('utf8'),
+  };
+  return bb;
+}
+
+/** Lazy, memoised reader over the endpoints part in shared memory: only the services asked for are decoded. */
 export class FlatEndpointSource implements EndpointSource {
-  private readonly root: EndpointsPart;
+  private readonly index = new Map<string, [version: string, offset: number, length: number]>();
   private readonly memo = new Map<string, Endpoint[]>();
+  private readonly workloadsAt: [number, number];
+  private readonly dataStart: number;
 
-  constructor(part: SnapshotPart) {
-    const bb = new flatbuffers.ByteBuffer(new Uint8Array(part.buffer, 0, part.length));
-    // TextDecoder refuses views on shared memory; Buffer#toString reads them in place.
-    (bb as unknown as { text_decoder_: { decode(u: Uint8Array): string } }).text_decoder_ = {
-      decode: (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('utf8'),
-    };
-    this.root = EndpointsPart.getRootAsEndpointsPart(bb);
-  }
-
-  private find(hostname: string): HostEndpoints | undefined {
-    let lo = 0, hi = this.root.hostsLength() - 1;
-    const h = new HostEndpoints();
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const name = this.root.hosts(mid, h)!.hostname()!;
-      if (name === hostname) return h;
-      if (name < hostname) lo = mid + 1; else hi = mid - 1;
-    }
-    return undefined;
+  constructor(private readonly part: SnapshotPart) {
+    const view = Buffer.from(part.buffer, 0, part.length);
+    const indexLen = view.readUInt32LE(0);
+    const entries = JSON.parse(view.toString('utf8', 4, 4 + indexLen)) as Array<[string, string, number, number]>;
+    this.dataStart = 4 + indexLen + 8;
+    for (const [h, v, o, l] of entries) this.index.set(h, [v, o, l]);
+    this.workloadsAt = [view.readUInt32LE(4 + indexLen), view.readUInt32LE(8 + indexLen)];
   }
 
   version(hostname: string): string {
-    return this.find(hostname)?.version() ?? '0';
+    return this.index.get(hostname)?.[0] ?? '0';
   }
 
   endpoints(hostname: string): readonly Endpoint[] {
     const cached = this.memo.get(hostname);
     if (cached) return cached;
-    const h = this.find(hostname);
+    const at = this.index.get(hostname);
     const out: Endpoint[] = [];
-    const e = new FbEndpoint();
-    for (let i = 0; h && i < h.endpointsLength(); i++) {
-      h.endpoints(i, e);
-      out.push({
-        address: e.address()!, port: e.port(), servicePortName: e.servicePortName() ?? '',
-        labels: readLabels(e.labelsLength(), (j) => e.labels(j)),
-        locality: { region: e.region() ?? '', zone: e.zone() ?? '', subzone: e.subzone() ?? '' },
-        healthy: e.healthy(), serviceAccount: e.serviceAccount() ?? undefined, namespace: e.namespace() ?? '',
-        workloadName: e.workloadName() ?? undefined, clusterId: e.clusterId() ?? '',
-      });
+    if (at) {
+      const h = HostEndpoints.getRootAsHostEndpoints(byteBuffer(this.part, this.dataStart + at[1], at[2]));
+      const e = new FbEndpoint();
+      for (let i = 0; i < h.endpointsLength(); i++) {
+        h.endpoints(i, e);
+        out.push({
+          address: e.address()!, port: e.port(), servicePortName: e.servicePortName() ?? '',
+          labels: readLabels(e.labelsLength(), (j) => e.labels(j)),
+          locality: { region: e.region() ?? '', zone: e.zone() ?? '', subzone: e.subzone() ?? '' },
+          healthy: e.healthy(), serviceAccount: e.serviceAccount() ?? undefined, namespace: e.namespace() ?? '',
+          workloadName: e.workloadName() ?? undefined, clusterId: e.clusterId() ?? '',
+        });
+      }
     }
     this.memo.set(hostname, out);
     return out;
   }
 
   workloads(): Workload[] {
+    const root = EndpointsPart.getRootAsEndpointsPart(byteBuffer(this.part, this.workloadsAt[0], this.workloadsAt[1]));
     const out: Workload[] = [];
     const w = new FbWorkload();
-    for (let i = 0; i < this.root.workloadsLength(); i++) {
-      this.root.workloads(i, w);
+    for (let i = 0; i < root.workloadsLength(); i++) {
+      root.workloads(i, w);
       out.push({
         ip: w.ip()!, name: w.name() ?? '', namespace: w.namespace() ?? '', labels: readLabels(w.labelsLength(), (j) => w.labels(j)),
         serviceAccount: w.serviceAccount() ?? undefined, locality: w.locality() ?? '',
