@@ -14,6 +14,7 @@ import { PushContext, type MeshSettings, type PushContextData } from '../model/p
 import { buildPushContextData } from '../model/build-push-context.js';
 import type { ClusterRegistrySet } from '../model/registry/aggregate.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
+import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
@@ -112,6 +113,7 @@ export class PushEngine {
   private snapshot!: SnapshotRef;
   private seq = 0;
   private configSeq = 0;
+  private readonly flatEncoder = new FlatEndpointsEncoder();
   private readonly targets = new Set<PushTarget>();
   private readonly memo = new Map<string, Promise<ComputedResponse>>();
   private readonly scopes = new Map<string, { scope: ProxyScope; key: string }>();
@@ -136,7 +138,7 @@ export class PushEngine {
 
   private install(data: PushContextData): void {
     this.ctx = new PushContext(data);
-    this.snapshot = encodeSnapshot(data, String(this.configSeq), this.snapshot);
+    this.snapshot = encodeSnapshot(data, String(this.configSeq), this.snapshot, 'flat', this.flatEncoder);
     this.memo.clear();
     this.scopes.clear();
     this.cache.sweep();
