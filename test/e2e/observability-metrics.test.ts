@@ -151,7 +151,7 @@ test('a NACK counts as a reject per type and per node; an old nonce as an expire
   c.nack(cds, '', 'cluster outbound|9081||reviews.default.svc.cluster.local: rejected by test');
   c.send({ type_url: ENDPOINT_TYPE, resource_names: ['outbound|9081||reviews.default.svc.cluster.local'] });
   const eds = await c.next(ENDPOINT_TYPE);
-  c.ack(eds);
+  c.ack(eds, ['outbound|9081||reviews.default.svc.cluster.local']);
   // An ACK that carries a nonce the server never sent last: expired.
   c.send({ type_url: ENDPOINT_TYPE, version_info: eds.version_info, response_nonce: 'not-the-last-nonce', resource_names: ['outbound|9081||reviews.default.svc.cluster.local'] });
   await new Promise((r) => setTimeout(r, 200));
