@@ -148,11 +148,14 @@ export function structToJson(s: unknown): Record<string, unknown> {
 function valueToJson(v: unknown): unknown {
   const val = v as Record<string, unknown>;
   if (val == null) return null;
-  if ('stringValue' in val) return val.stringValue;
-  if ('numberValue' in val) return val.numberValue;
-  if ('boolValue' in val) return val.boolValue;
-  if ('structValue' in val) return structToJson(val.structValue);
-  if ('listValue' in val) return ((val.listValue as { values?: unknown[] }).values ?? []).map(valueToJson);
+  // Own properties only: decoded protobufjs messages inherit every oneof member's default ('' for stringValue)
+  // from their prototype, so `in` would read a nested Struct (node metadata LABELS) as ''.
+  const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(val, k);
+  if (has('stringValue')) return val.stringValue;
+  if (has('numberValue')) return val.numberValue;
+  if (has('boolValue')) return val.boolValue;
+  if (has('structValue')) return structToJson(val.structValue);
+  if (has('listValue')) return ((val.listValue as { values?: unknown[] }).values ?? []).map(valueToJson);
   return null;
 }
 
