@@ -81,6 +81,10 @@ export class AdsTestClient {
     this.send({ type_url: r.type_url, version_info: lastGoodVersion, response_nonce: r.nonce, resource_names: names, error_detail: { code: 3, message } });
   }
 
+  /** Stop reading from the stream (HTTP/2 flow control then pushes back on the server). */
+  pause(): void { this.stream.pause(); }
+  resume(): void { this.stream.resume(); }
+
   close(): void { this.stream.cancel(); this.client.close(); }
 }
 
