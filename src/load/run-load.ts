@@ -68,7 +68,7 @@ export interface LoadReport {
   connectRate: number;
   floor: boolean;
   machine: { nproc: number; memGiB: number; node: string; loadavg: number[] };
-  connect: { allReady: boolean; ready: number; failed: number; stormMs: number; perProxy: LatencySummary; percentiles: Array<[number, number]> };
+  connect: { allReady: boolean; ready: number; failed: number; reconnects: number; stormMs: number; perProxy: LatencySummary; percentiles: Array<[number, number]> };
   churn: { durationMs: number; events: EventResult[]; byKind: Partial<Record<ChurnKind, KindResult>> };
   traffic: { responses: number; bytes: number; acks: number; requests: number; byType: Record<string, { responses: number; bytes: number }> };
   harness: { cpuMs: { connect: number; churn: number }; cpuPct: { connect: number; churn: number }; rssMB: number; deriveMemo: { hits: number; misses: number } };
@@ -77,7 +77,9 @@ export interface LoadReport {
     rssMB: { before: number; afterConnect: number; peak: number; end: number }; rssPerProxyKB: number;
   };
   recordedBodies?: number;
+  /** The first occurrence of each distinct stream error, and how often each happened. */
   errors: string[];
+  errorCounts: Record<string, number>;
 }
 
 interface ActiveEvent {
@@ -146,6 +148,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const finished: ActiveEvent[] = [];
   let readyCount = 0;
   let failed = 0;
+  let reconnects = 0;
+  const errorCounts = new Map<string, number>();
   let lastResponseAt = performance.now();
   let t0 = 0;
 
@@ -166,9 +170,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       readyCount++;
       connectHist.recordMs(at - Math.max(t0, p.startedAt));
     },
-    onClosed(p, err) {
-      failed++;
-      if (errors.length < 10) errors.push(`${p.id.nodeId}: ${err}`);
+    onClosed(p, err, retryInMs) {
+      if (retryInMs === undefined) failed++;
+      else reconnects++;
+      const key = err?.replace(/\d+/g, 'N') ?? '';
+      errorCounts.set(key, (errorCounts.get(key) ?? 0) + 1);
+      if (errors.length < 10 && errorCounts.get(key) === 1) errors.push(`${p.id.nodeId}: ${err}`);
     },
   };
 
@@ -214,14 +221,17 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     while (started < proxies.length) {
       const allowed = rate === Infinity ? proxies.length : Math.min(proxies.length, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
       const batchEnd = Math.min(allowed, started + 200);
-      for (; started < batchEnd; started++) proxies[started]!.start(pool.sessionFor(started));
+      for (; started < batchEnd; started++) {
+        const i = started;
+        proxies[i]!.start(() => pool.sessionFor(i));
+      }
       await (rate === Infinity ? new Promise((r) => setImmediate(r)) : sleep(5));
     }
     const deadline = t0 + o.connectTimeoutMs;
     while (readyCount + failed < proxies.length && performance.now() < deadline) await sleep(10);
     const stormMs = performance.now() - t0;
     const allReady = readyCount === proxies.length;
-    log(`[load] connect storm: ${readyCount}/${proxies.length} proxies configured and ACKed in ${(stormMs / 1000).toFixed(2)} s (${failed} failed)`);
+    log(`[load] connect storm: ${readyCount}/${proxies.length} proxies configured and ACKed in ${(stormMs / 1000).toFixed(2)} s (${failed} failed, ${reconnects} reconnects)`);
     // Let pushes triggered by the connects drain before measuring churn.
     const quietDeadline = performance.now() + 10_000;
     while (performance.now() - lastResponseAt < 500 && performance.now() < quietDeadline) await sleep(50);
@@ -300,7 +310,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       connectRate: o.connectRate,
       floor: !!floor,
       machine: { nproc: os.availableParallelism(), memGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-      connect: { allReady, ready: readyCount, failed, stormMs: Math.round(stormMs), perProxy: connectHist.summary(), percentiles: connectHist.percentiles() },
+      connect: { allReady, ready: readyCount, failed, reconnects, stormMs: Math.round(stormMs), perProxy: connectHist.summary(), percentiles: connectHist.percentiles() },
       churn: {
         durationMs: o.churn ? Math.round(performance.now() - churnStart) : 0,
         events: finished.map((e) => {
@@ -324,6 +334,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         rssPerProxyKB: Math.round((serverConnected.rssBytes - serverStart.rssBytes) / 1024 / Math.max(1, readyCount)),
       } : null,
       errors,
+      errorCounts: Object.fromEntries(errorCounts),
     };
     if (recorder) {
       recorder.save(o.record!);
@@ -341,7 +352,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 export function formatReport(r: LoadReport): string {
   const lines = [
     `target ${r.target} (${r.mode}${r.proxyless ? ', proxyless' : ''}${r.floor ? ', floor replay' : ''}): ${r.proxies} proxies on ${r.connections} connections`,
-    `connect storm: ${r.connect.ready}/${r.proxies} ready in ${r.connect.stormMs} ms (per proxy p50 ${r.connect.perProxy.p50} p99 ${r.connect.perProxy.p99} ms), ${r.connect.failed} failed`,
+    `connect storm: ${r.connect.ready}/${r.proxies} ready in ${r.connect.stormMs} ms (per proxy p50 ${r.connect.perProxy.p50} p99 ${r.connect.perProxy.p99} ms), ${r.connect.failed} failed, ${r.connect.reconnects} reconnects`,
   ];
   for (const [k, v] of Object.entries(r.churn.byKind)) {
     lines.push(`${k} changes: ${v.events} events, reached ${v.reached}${v.expected !== null ? `/${v.expected}` : ''} proxy-updates; convergence p50 ${v.latency.p50} p90 ${v.latency.p90} p99 ${v.latency.p99} max ${v.latency.max} ms`);

@@ -26,8 +26,13 @@ export interface ProxyObserver {
   onResponse(p: SimProxy, typeUrl: string, body: Buffer, ackedAt: number): void;
   /** Every subscribed type has been answered and ACKed for the first time. */
   onReady(p: SimProxy, at: number): void;
-  onClosed(p: SimProxy, error: string | undefined): void;
+  /** The stream failed; `retryInMs` is set when the proxy will reconnect (as Envoy does), undefined if it gives up. */
+  onClosed(p: SimProxy, error: string | undefined, retryInMs: number | undefined): void;
 }
+
+/** Envoy's xDS stream retry: jittered exponential backoff from 500 ms up to 30 s (source/common/grpc's GrpcStream). */
+const RETRY_BASE_MS = 500;
+const RETRY_MAX_MS = 30_000;
 
 /** Dependent names per distinct SotW response content, shared by all proxies (most get identical bytes). */
 export class DeriveMemo {
@@ -73,13 +78,18 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 }
 
 export class SimProxy {
-  readonly stats = { responses: 0, bytes: 0, acks: 0, requests: 0, byType: {} as Record<string, TypeStats> };
+  readonly stats = { responses: 0, bytes: 0, acks: 0, requests: 0, reconnects: 0, byType: {} as Record<string, TypeStats> };
   startedAt = 0;
   readyAt = 0;
   closed = false;
   error: string | undefined;
   private stream: ClientHttp2Stream | undefined;
   private sentNode = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private sessionFor: (() => ClientHttp2Session) | undefined;
+  /** Reconnect after a failed stream (false: a failure is final). */
+  reconnect = true;
   private readonly types = new Map<string, TypeState>();
   /** Parent type → the type whose names its responses determine. */
   private readonly child: Map<string, string>;
@@ -102,15 +112,29 @@ export class SimProxy {
 
   get ready(): boolean { return this.readyAt > 0; }
 
-  start(session: ClientHttp2Session): void {
-    this.startedAt = performance.now();
-    const stream = session.request({
+  start(sessionFor: () => ClientHttp2Session): void {
+    this.sessionFor = sessionFor;
+    if (this.startedAt === 0) this.startedAt = performance.now();
+    this.closed = false;
+    this.error = undefined;
+    this.sentNode = false;
+    for (const s of this.types.values()) {
+      Object.assign(s, { names: [], started: false, awaiting: false, version: '', nonce: '', received: 0 });
+      s.resources.clear();
+    }
+    let stream: ClientHttp2Stream;
+    try {
+      stream = sessionFor().request({
       ':method': 'POST',
       ':path': this.mode === 'delta' ? DELTA_PATH : SOTW_PATH,
       'content-type': 'application/grpc',
       te: 'trailers',
-      'user-agent': 'meshpilot-load/0.1',
-    });
+        'user-agent': 'meshpilot-load/0.1',
+      });
+    } catch (e) {
+      this.fail((e as Error).message);
+      return;
+    }
     this.stream = stream;
     const decoder = new GrpcFrameDecoder((m) => this.onMessage(m));
     let grpcStatus: string | undefined;
@@ -123,10 +147,13 @@ export class SimProxy {
     stream.on('data', (chunk: Buffer) => {
       try { decoder.push(chunk); } catch (e) { this.fail((e as Error).message); }
     });
-    stream.on('error', (e) => this.fail(e.message));
-    stream.on('close', () => {
-      if (!this.closed) this.fail(grpcStatus && grpcStatus !== '0' ? `grpc-status ${grpcStatus}: ${decodeURIComponent(grpcMessage ?? '')}` : 'stream closed by server');
-    });
+    stream.on('error', (e) => { if (stream === this.stream) this.fail(e.message); });
+    // The server ending its side (trailers, or trailers-only headers) ends the call even while ours is open.
+    const ended = (): void => {
+      if (stream === this.stream && !this.closed) this.fail(grpcStatus && grpcStatus !== '0' ? `grpc-status ${grpcStatus}: ${decodeURIComponent(grpcMessage ?? '')}` : 'stream closed by server');
+    };
+    stream.on('end', ended);
+    stream.on('close', ended);
     if (this.id.proxyless) this.subscribe(LISTENER_TYPE, [...this.id.targets].sort());
     else {
       this.subscribe(CLUSTER_TYPE, []);
@@ -135,6 +162,8 @@ export class SimProxy {
   }
 
   close(): void {
+    this.reconnect = false;
+    clearTimeout(this.retryTimer);
     if (this.closed) return;
     this.closed = true;
     this.stream?.close();
@@ -145,7 +174,15 @@ export class SimProxy {
     this.closed = true;
     this.error = msg;
     this.stream?.close();
-    this.observer.onClosed(this, msg);
+    if (!this.reconnect || !this.sessionFor) {
+      this.observer.onClosed(this, msg, undefined);
+      return;
+    }
+    const delay = Math.random() * Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** this.attempt++);
+    this.stats.reconnects++;
+    this.observer.onClosed(this, msg, delay);
+    const sessionFor = this.sessionFor;
+    this.retryTimer = setTimeout(() => { if (this.reconnect) this.start(sessionFor); }, delay);
   }
 
   private nodeField(): Record<string, unknown> | undefined {
@@ -202,6 +239,7 @@ export class SimProxy {
   }
 
   private account(typeUrl: string, bytes: number): void {
+    this.attempt = 0;
     this.stats.responses++;
     this.stats.bytes += bytes;
     const k = shortType(typeUrl);
