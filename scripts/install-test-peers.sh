@@ -18,6 +18,16 @@ envoy_ok() {
   [[ "${out}" == *"/${ENVOY_VERSION}/"* ]]
 }
 
+# Debian's Chromium for the /debug/ui status page test (driven by playwright-core; never a browser download).
+if [[ ! -x /usr/bin/chromium ]]; then
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 ||
+    { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }; } ||
+    echo "install-test-peers: no /usr/bin/chromium; the status page test will skip" >&2
+fi
+
+# A real kube-apiserver + etcd for test/e2e/kube-apiserver.test.ts (that test skips, saying why, without them).
+bash "${SCRIPT_DIR}/install-kube-apiserver.sh" || echo "install-test-peers: no real kube-apiserver; its test will skip" >&2
+
 if envoy_ok; then
   echo "install-test-peers: envoy ${ENVOY_VERSION} already installed at ${ENVOY}"
   exit 0
