@@ -78,6 +78,20 @@ export interface MetricsSource {
   cache(): { size: number; bytes: number };
   configRejected(): number;
   generationErrors(): number;
+  /** The CA's counts, when this server runs one. */
+  csr(): { received: number; issued: number } | undefined;
+}
+
+/** A counter that mirrors a monotonic count kept elsewhere: each scrape adds what the count grew by. */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  let seen = 0;
+  return new Counter({
+    registers: [registry], name, help,
+    collect() {
+      const n = read();
+      if (n > seen) { this.inc(n - seen); seen = n; }
+    },
+  });
 }
 
 export class PilotMetrics implements XdsMetrics {
@@ -100,7 +114,6 @@ export class PilotMetrics implements XdsMetrics {
   private readonly cacheHits: Counter<'type'>;
   private readonly cacheMisses: Counter<'type'>;
   private readonly taskTime: Histogram<'type'>;
-  private internalErrorsCounted = 0;
   /** Worker pool accounting for utilisation: busy milliseconds integrated over in-flight tasks. */
   private readonly pool = { threads: 1, inFlight: 0, busyMs: 0, lastChange: performance.now(), since: performance.now() };
   private readonly readers = new Map<string, { at: number; busy: number }>();
@@ -139,14 +152,10 @@ export class PilotMetrics implements XdsMetrics {
     this.expiredNonces = new Counter({ ...reg, name: 'pilot_xds_expired_nonce', help: 'Total number of XDS requests with an expired nonce.', labelNames: ['type'] });
     this.writeTimeouts = new Counter({ ...reg, name: 'pilot_xds_write_timeout', help: 'Pilot XDS response write timeouts.' });
     const self = this;
-    this.internalErrors = new Counter({
-      ...reg, name: 'pilot_total_xds_internal_errors', help: 'Total number of internal XDS errors in pilot.',
-      collect() {
-        // Generation errors are counted by the push engine; fold them in as they grow.
-        const n = src.generationErrors();
-        if (n > self.internalErrorsCounted) { this.inc(n - self.internalErrorsCounted); self.internalErrorsCounted = n; }
-      },
-    });
+    // Generation errors are counted by the push engine; internalError() adds the ones counted here.
+    this.internalErrors = mirroredCounter(r, 'pilot_total_xds_internal_errors', 'Total number of internal XDS errors in pilot.', () => src.generationErrors());
+    mirroredCounter(r, 'citadel_server_csr_count', 'The number of CSRs received by Citadel server.', () => src.csr()?.received ?? 0);
+    mirroredCounter(r, 'citadel_server_success_cert_issuance_count', 'The number of certificates issuances that have succeeded.', () => src.csr()?.issued ?? 0);
     new Gauge({ ...reg, name: 'pilot_total_rejected_configs', help: 'Total number of configs that Pilot had to reject or ignore.', collect() { this.set(src.configRejected()); } });
 
     // meshpilot's own: resource cache and generation worker pool.
@@ -272,6 +281,7 @@ export interface MetricsServerView {
   };
   readonly ads: { readonly connections: Iterable<{ readonly proxy: { readonly istioVersion: string }; readonly closed: boolean }> };
   readonly configRejected: number;
+  readonly secure?: { readonly certService?: { readonly received: number; readonly issued: number } };
 }
 
 /** Lazy view of a server for PilotMetrics (read only at scrape time, so it may be created before the engine). */
@@ -283,5 +293,6 @@ export function serverMetricsSource(s: MetricsServerView): MetricsSource {
     cache: () => s.engine.cache.stats(),
     configRejected: () => s.configRejected,
     generationErrors: () => s.engine.stats.generationErrors,
+    csr: () => s.secure?.certService,
   };
 }

@@ -100,6 +100,8 @@ type Failure = { code: grpc.status; details: string };
 export class CertificateService {
   issued = 0;
   refused = 0;
+  /** CSRs received, answered or not (citadel_server_csr_count). */
+  received = 0;
 
   constructor(private readonly opts: CertServiceOptions) {}
 
@@ -123,6 +125,7 @@ export class CertificateService {
   private async create(call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>): Promise<IstioCertificateResponse> {
     const { ca, authenticators, log } = this.opts;
     const req = call.request;
+    this.received++;
     let caller: Caller;
     try {
       caller = await authenticateCaller(authenticators, { metadata: call.metadata, peerCertificate: peerCertificateOf(call) });

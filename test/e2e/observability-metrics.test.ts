@@ -7,6 +7,10 @@ import assert from 'node:assert/strict';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { AdsTestClient, type Response } from '../helpers/ads-client.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../../src/proto/type-urls.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { caClient, createCertificate, generateCsr } from '../../src/security/workload-agent.js';
 
 const NODE = (pod: string): string => `sidecar~10.1.0.1~${pod}.default~default.svc.cluster.local`;
 const META = { NAMESPACE: 'default', ISTIO_VERSION: '1.24.0', INTERCEPTION_MODE: 'NONE' };
@@ -173,5 +177,30 @@ test('each server has its own registry', async () => {
     assert.ok(mine.get('pilot_xds_pushes') > 0);
   } finally {
     await other.stop();
+  }
+});
+
+test('citadel_server_csr_count counts CSRs received by the CA; issuances count only the signed ones', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-obs-ca-'));
+  fs.writeFileSync(path.join(tmp, 'tokens'), 'tok-sleep default sleep\n');
+  const ca = await startMeshpilot({}, { secureXdsPort: 0, caDir: path.join(tmp, 'ca'), caTokenFile: path.join(tmp, 'tokens') });
+  try {
+    const rootPem = fs.readFileSync(path.join(tmp, 'ca', 'istio-ca-secret', 'root-cert.pem'), 'utf8');
+    const client = caClient({ address: `127.0.0.1:${ca.server.secureXdsPort}`, rootPem });
+    try {
+      const { csrPem } = await generateCsr(['spiffe://cluster.local/ns/default/sa/sleep']);
+      await createCertificate(client, { csr: csrPem, validityDuration: 0, metadata: {} }, 'tok-sleep');
+      await assert.rejects(createCertificate(client, { csr: csrPem, validityDuration: 0, metadata: {} }, 'wrong-token'));
+    } finally {
+      client.close();
+    }
+    const m = parseMetrics(await (await fetch(`http://127.0.0.1:${ca.server.monitoringPort}/metrics`)).text());
+    const v = (name: string): number | undefined => m.samples.find((x) => x.name === name)?.value;
+    assert.equal(m.types.get('citadel_server_csr_count'), 'counter');
+    assert.equal(v('citadel_server_csr_count'), 2);
+    assert.equal(v('citadel_server_success_cert_issuance_count'), 1);
+  } finally {
+    await ca.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
