@@ -208,7 +208,7 @@ export class MeshpilotServer {
 
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
-    registerCsds(this.grpcServer, this);
+      registerCsds(this.grpcServer, this);
       this.xdsPort = await new Promise<number>((resolve, reject) => {
         this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
       });
@@ -222,6 +222,7 @@ export class MeshpilotServer {
       await this.secure.init();
       this.sds = new SdsServer({ ca: this.secure.ca, trustDomain: o.trustDomain, log: this.log });
       this.ads.register(this.sds.tap(this.secure.server) as grpc.Server);
+      registerCsds(this.secure.server, this);
       this.secureXdsPort = await this.secure.listen();
     }
     this.ready = true;
