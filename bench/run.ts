@@ -24,7 +24,7 @@ const SCENARIOS = path.join(ROOT, 'bench/scenarios');
 const RESULTS_DIR = path.join(ROOT, 'bench/results');
 const RESULTS_MD = path.join(ROOT, 'bench/RESULTS.md');
 
-interface Variant { name: string; serve?: string[]; env?: Record<string, string> }
+interface Variant { name: string; serve?: string[]; env?: Record<string, string>; delta?: boolean }
 
 interface Scenario {
   name: string;
@@ -36,6 +36,8 @@ interface Scenario {
   delta?: boolean;
   churn: string;
   duration: string;
+  /** How long one change may take to reach every proxy (the harness's --event-timeout). */
+  eventTimeout?: string;
   debounceAfterMs?: number;
   variants: Variant[];
   /** Record the first variant's responses and replay them from the floor server. */
@@ -116,10 +118,10 @@ function genMesh(s: Scenario, dir: string): void {
   if (r.status !== 0) throw new Error(`gen-mesh failed: ${r.stderr}`);
 }
 
-function harnessArgs(s: Scenario, target: string, meshDir: string, pid: number, proxies: number): string[] {
+function harnessArgs(s: Scenario, v: Variant | undefined, target: string, meshDir: string, pid: number, proxies: number): string[] {
   return ['--target', target, '--proxies', String(proxies), '--mesh', meshDir, '--churn', s.churn, '--duration', s.duration,
     '--streams-per-conn', String(s.streamsPerConn ?? 1), '--connect-rate', String(s.connectRate ?? 0), '--server-pid', String(pid),
-    ...(s.delta ? ['--delta'] : [])];
+    ...(s.eventTimeout ? ['--event-timeout', s.eventTimeout] : []), ...(v?.delta ?? s.delta ? ['--delta'] : [])];
 }
 
 async function runMeshpilot(s: Scenario, v: Variant, work: string, proxies: number, record?: string): Promise<RunResult & { meshDir: string }> {
@@ -134,7 +136,7 @@ async function runMeshpilot(s: Scenario, v: Variant, work: string, proxies: numb
   const server = spawn(process.execPath, [MAIN, ...serveArgs], { stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')], env: { ...process.env, ...(v.env ?? {}) } });
   try {
     await waitReady(`http://127.0.0.1:${monPort}/ready`, server, 120_000);
-    const hargs = [...harnessArgs(s, `127.0.0.1:${xdsPort}`, meshDir, server.pid!, proxies), ...(record ? ['--record', record] : [])];
+    const hargs = [...harnessArgs(s, v, `127.0.0.1:${xdsPort}`, meshDir, server.pid!, proxies), ...(record ? ['--record', record] : [])];
     log(`${s.name}/${v.name}: ${proxies} proxies against meshpilot serve ${(v.serve ?? []).join(' ')}`);
     const report = await runHarness(hargs, path.join(work, `load-${v.name}-${proxies}.json`));
     const env = Object.entries(v.env ?? {}).map(([k, val]) => `${k}=${val} `).join('');
@@ -152,7 +154,7 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
       floor.stdout!.on('data', (c: Buffer) => { buf += c; const nl = buf.indexOf('\n'); if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl))); });
       floor.once('exit', (c) => reject(new Error(`floor server exited with ${c}`)));
     });
-    const hargs = [...harnessArgs(s, `127.0.0.1:${info.port}`, meshDir, floor.pid!, proxies),
+    const hargs = [...harnessArgs(s, undefined, `127.0.0.1:${info.port}`, meshDir, floor.pid!, proxies),
       '--floor-recording', record, '--floor-control', `http://127.0.0.1:${info.controlPort}`];
     log(`${s.name}/floor: ${proxies} proxies against the floor server (replaying the recorded bytes)`);
     const report = await runHarness(hargs, path.join(work, `load-floor-${proxies}.json`));
