@@ -275,7 +275,7 @@ async function runScenario(file: string): Promise<void> {
     for (const c of capacity) md.push(`| ${c.proxies} | ${(c.report.connect.stormMs / 1000).toFixed(2)} | ${f1(c.report.churn.byKind.endpoints?.latency.p99 ?? 0)} | ${f1(c.report.churn.byKind.vs?.latency.p99 ?? 0)} | ${c.report.server?.rssMB.afterConnect ?? '–'} | ${((c.report.server?.cpuMs.connect ?? 0) / 1000).toFixed(2)} |`);
     md.push('');
   }
-  for (const r of runs) md.push(`- ${r.label}: \`${r.serverCmd.replace(/\/tmp\/[^\s]+/g, 'DIR')}\`; \`${r.loadCmd.replace(/\/tmp\/[^\s]+/g, 'DIR').replace(/--server-pid \d+/, '--server-pid PID').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}\``);
+  for (const r of runs) md.push(`- ${r.label}: \`${r.serverCmd.replace(/\/tmp\/[^\s]+/g, 'DIR').replace(/(--(?:xds|monitoring)-port) \d+/g, '$1 PORT')}\`; \`${r.loadCmd.replace(/\/tmp\/[^\s]+/g, 'DIR').replace(/--server-pid \d+/, '--server-pid PID').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}\``);
   const errs = runs.flatMap((r) => r.report.errors.map((e) => `${r.label}: ${e}`));
   if (errs.length > 0) md.push('', 'Errors seen:', ...errs.slice(0, 5).map((e) => `- ${e}`));
   md.push('', ...plots.map((p) => `![${p}](results/${p})`), `Raw reports: [results/${base}.json](results/${base}.json)`, '');
@@ -288,7 +288,7 @@ async function runScenario(file: string): Promise<void> {
 
 const names = args.scenario ? args.scenario.split(',') : fs.readdirSync(SCENARIOS).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
 for (const n of names) {
-  const file = fs.existsSync(n) ? n : path.join(SCENARIOS, `${n}.yaml`);
+  const file = /\.ya?ml$/.test(n) ? n : path.join(SCENARIOS, `${n}.yaml`);
   if (!fs.existsSync(file)) throw new Error(`no scenario ${n} (looked for ${file})`);
   await runScenario(file);
 }
