@@ -80,3 +80,12 @@ test('meshpilot load (in process, delta xDS): proxies converge over DeltaAggrega
     assert.ok(r.server && r.server.rssMB.afterConnect > 0);
   });
 });
+
+test('meshpilot load (in process, proxyless gRPC): LDS by target → RDS → CDS → EDS, churn reaches the clients resolving the service', async () => {
+  await withServer(true, async (addr, dir) => {
+    const r = await runLoad({ ...defaultLoadOptions(), target: addr, proxies: 12, mode: 'sotw', proxyless: true, meshDir: dir,
+      churn: [{ kind: 'endpoints', perSecond: 2 }, { kind: 'vs', perSecond: 2 }], durationMs: 1000, streamsPerConn: 12, progress: false });
+    assert.equal(r.proxyless, true);
+    assertConverged(r, 12);
+  });
+});
