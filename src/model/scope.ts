@@ -31,6 +31,23 @@ export interface ProxyScope {
   sidecar?: string;
   /** Router proxies: `NAMESPACE/NAME` of every Gateway whose selector matches the proxy, sorted. */
   gateways?: string[];
+  /** The proxy's labels restricted to the keys security policies select on (and tlsMode); absent when none. */
+  securityLabels?: Record<string, string>;
+}
+
+/** Label keys PeerAuthentication/AuthorizationPolicy/RequestAuthentication selectors use, plus the tlsMode label. */
+const securityKeysByContext = new WeakMap<PushContext, string[]>();
+function securityLabelKeys(ctx: PushContext): string[] {
+  let keys = securityKeysByContext.get(ctx);
+  if (!keys) {
+    const set = new Set<string>(['security.istio.io/tlsMode']);
+    for (const list of [ctx.data.peerAuthentications, ctx.data.authorizationPolicies, ctx.data.requestAuthentications]) {
+      for (const p of list) for (const k of Object.keys(p.spec?.selector?.matchLabels ?? {})) set.add(k);
+    }
+    keys = [...set].sort();
+    securityKeysByContext.set(ctx, keys);
+  }
+  return keys;
 }
 
 export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
@@ -63,6 +80,9 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
     const sc = ctx.sidecarFor(proxy.namespace, labels);
     if (sc) scope.sidecar = `${sc.namespace}/${sc.name}`;
   }
+  const securityLabels: Record<string, string> = {};
+  for (const k of securityLabelKeys(ctx)) if (labels[k] !== undefined) securityLabels[k] = labels[k]!;
+  if (Object.keys(securityLabels).length > 0) scope.securityLabels = securityLabels;
   if (proxy.type === 'router') {
     scope.gateways = ctx.gatewaysFor(labels).map((g) => `${g.namespace}/${g.name}`).sort();
   }

@@ -38,6 +38,8 @@ const ENTRY_FILES = [
   'envoy/config/retry/previous_priorities/previous_priorities_config.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
 ];
 
 let root: protobuf.Root | undefined;

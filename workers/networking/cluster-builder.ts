@@ -15,6 +15,7 @@ import {
 import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
+import { istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
   MAX_U32, circuitBreakers, effectivePolicy, httpProtocolOptions, isPassthroughLb, loadBalancer, outlierDetection,
   tcpKeepalive, upstreamTls,
@@ -56,6 +57,11 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
   }
   const od = outlierDetection(policy.outlierDetection);
   if (od) cluster.outlier_detection = od;
+  if (policy.tls?.mode === 'ISTIO_MUTUAL') {
+    // Istio mTLS, for Envoy over SDS and for proxyless gRPC from its certificate providers; peers checked by SAN.
+    const sni = scope.generator === 'envoy' ? `outbound_.${port.port}_.${subset}_.${svc.hostname}` : undefined;
+    cluster.transport_socket = istioMutualUpstream(scope.generator, serviceIdentities(ctx, svc), sni);
+  }
   if (scope.generator === 'envoy') {
     cluster.circuit_breakers = circuitBreakers(cp);
     const commonLb: ProtoObject = {};

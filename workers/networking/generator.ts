@@ -15,6 +15,8 @@ import {
 } from './cluster-builder.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
 import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from './listener-builder.js';
+import { buildGrpcInboundListener, isGrpcInboundName } from './security/grpc-inbound.js';
+import { securityInputsKey } from './security/policy-select.js';
 import { buildRouteConfiguration, sidecarRouteServices, virtualServiceFor } from './route-builder.js';
 import { clusterName, inboundClusterName, parseClusterName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
@@ -96,6 +98,8 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
 function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
   if (scope.generator === 'grpc') {
     return (requested ?? []).flatMap((name) => {
+      // A gRPC server's own listener (XdsServer): its security config is its only input.
+      if (isGrpcInboundName(name)) return [{ name, key: `grpc-lds-in|${name}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` }];
       const hp = parseHostPort(name);
       const svc = hp ? ctx.service(hp.host) : undefined;
       return svc && visibleTo(svc, scope.namespace) && svc.ports.some((p) => p.port === hp!.port)
@@ -186,7 +190,9 @@ export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: stri
     case ENDPOINT_TYPE:
       return buildLoadAssignment(ctx, scope, name);
     case LISTENER_TYPE: {
-      if (scope.generator === 'grpc') return buildGrpcListener(ctx, scope, name);
+      if (scope.generator === 'grpc') {
+        return isGrpcInboundName(name) ? buildGrpcInboundListener(ctx, scope.namespace, scope.securityLabels ?? {}, name) : buildGrpcListener(ctx, scope, name);
+      }
       if (scope.type === 'router') return buildGatewayListener(ctx, scope, name);
       const plan = planSidecarListeners(ctx, scope).find((p) => p.name === name);
       return plan ? buildSidecarListener(ctx, scope, plan) : undefined;

@@ -1,0 +1,63 @@
+/**
+ * Istio mutual TLS contexts (istiod's pilot/pkg/networking/core/tls and grpcgen's buildCommonTLSContext).
+ *
+ * Envoy gets its certificate and roots over SDS on the ADS stream (`default`, `ROOTCA`); proxyless gRPC gets them
+ * from its bootstrap's certificate providers (instance `default`, certificate names `default` and `ROOTCA`), which
+ * read the files an agent keeps fresh. Peers are checked by SPIFFE SAN.
+ */
+import type { ProtoObject } from '../../../src/proto/encode.js';
+import type { PushContext } from '../../../src/model/push-context.js';
+import type { Service } from '../../../src/model/service.js';
+import { UPSTREAM_TLS_CONTEXT_TYPE, DOWNSTREAM_TLS_CONTEXT_TYPE } from '../../../src/proto/type-urls.js';
+import type { Flavor } from './authz-builder.js';
+
+export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
+export const WORKLOAD_SECRET = 'default';
+export const ROOT_SECRET = 'ROOTCA';
+/** istiod's ALPN for Istio mTLS between sidecars (what lets PERMISSIVE tell mTLS from app TLS). */
+export const ISTIO_ALPN = ['istio-peer-exchange', 'istio'];
+const ADS_SDS = { ads: {}, resource_api_version: 'V3' };
+
+/** The SPIFFE identities of a service's workloads (istiod's PushContext.ServiceAccounts). */
+export function serviceIdentities(ctx: PushContext, svc: Service): string[] {
+  const sas = new Set<string>();
+  for (const ep of ctx.endpoints(svc.hostname)) {
+    if (ep.serviceAccount) sas.add(`spiffe://${ctx.data.mesh.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}`);
+  }
+  return [...sas].sort();
+}
+
+function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
+  const sanMatch = sans.length ? { match_subject_alt_names: sans.map((exact) => ({ exact })) } : {};
+  if (flavor === 'grpc') {
+    return {
+      tls_certificate_provider_instance: { instance_name: 'default', certificate_name: WORKLOAD_SECRET },
+      combined_validation_context: {
+        default_validation_context: { ca_certificate_provider_instance: { instance_name: 'default', certificate_name: ROOT_SECRET }, ...sanMatch },
+      },
+    };
+  }
+  return {
+    tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: ADS_SDS }],
+    combined_validation_context: {
+      default_validation_context: sanMatch,
+      validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: ADS_SDS },
+    },
+    alpn_protocols: ISTIO_ALPN,
+  };
+}
+
+/** DestinationRule ISTIO_MUTUAL (or auto-mTLS) → the cluster's transport socket. */
+export function istioMutualUpstream(flavor: Flavor, sans: string[], sni?: string): ProtoObject {
+  const ctx: ProtoObject = { '@type': UPSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTls(flavor, sans) };
+  if (sni) ctx.sni = sni;
+  return { name: TLS_TRANSPORT_SOCKET, typed_config: ctx };
+}
+
+/** STRICT/PERMISSIVE inbound → the filter chain's transport socket; the client must present a mesh certificate. */
+export function istioMutualDownstream(flavor: Flavor): ProtoObject {
+  return {
+    name: TLS_TRANSPORT_SOCKET,
+    typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTls(flavor, []), require_client_certificate: { value: true } },
+  };
+}
