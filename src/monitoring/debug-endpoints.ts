@@ -20,7 +20,7 @@ import { STATUS_PAGE_HTML } from './ui.js';
 /** The parts of a MeshpilotServer the debug endpoints read. */
 export interface DebugSource {
   readonly engine: PushEngine;
-  readonly ads: { readonly connections: Iterable<object>; disconnect(con: never): boolean };
+  readonly ads: { readonly connections: Iterable<object>; disconnect(con: object): boolean };
   readonly store: ConfigStore;
   readonly log: Logger;
   readonly metrics: PilotMetrics;
@@ -154,7 +154,7 @@ export function registerDebugEndpoints(mon: MonitoringServer, src: DebugSource):
     if (!isLoopback(req)) { text(res, 403, 'force_disconnect is only served to loopback clients\n'); return; }
     const con = findConnection(src, url, res);
     if (!con) return;
-    const done = src.ads.disconnect(con as never);
+    const done = src.ads.disconnect(con);
     src.log.info({ proxy: con.proxy.id, conId: con.conId }, 'debug: force disconnect');
     text(res, done ? 200 : 500, done ? `disconnected ${con.conId}\n` : 'stream not found\n');
   });

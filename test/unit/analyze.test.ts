@@ -34,6 +34,7 @@ test('semantic problems: unknown host, subset and gateway; subset without pods; 
     `Error [IST0145] (Gateway default/bookinfo-a ${CORPUS}/semantic/gateways.yaml:2) Conflict with gateways default/bookinfo-b (workload selector istio=ingressgateway, port 80, hosts *.example.com).`,
     `Error [IST0145] (Gateway default/bookinfo-b ${CORPUS}/semantic/gateways.yaml:11) Conflict with gateways default/bookinfo-a (workload selector istio=ingressgateway, port 80, hosts bookinfo.example.com).`,
     `Warning [IST0130] (VirtualService default/productpage ${CORPUS}/semantic/unreachable.yaml:2) VirtualService rule #1 not used (rule #0 before it matches every request).`,
+    `Info [IST0131] (VirtualService default/productpage-api ${CORPUS}/semantic/duplicate-match.yaml:2) VirtualService rule #1 match #0 is not used (duplicate/overlapping match in rule #0).`,
   ];
   assert.deepEqual([...lines].sort(), [...expected].sort());
   // Subset v1 selects reviews-v1-0, and the existing hosts are not reported.
