@@ -306,7 +306,7 @@ export class PushEngine {
         this.opts.metrics?.pushTypeDone(typeUrl, performance.now() - typeStart);
       } catch (e) {
         this.stats.generationErrors++;
-        this.opts.log.error({ proxy: target.proxy.id, type: shortType(typeUrl), err: (e as Error).message }, 'push failed');
+        this.opts.log.error({ proxy: target.proxy.id, pushVersion: info.pushVersion, type: shortType(typeUrl), err: (e as Error).message }, 'push failed');
       }
     }
     // Pacing: this lane takes its next proxy only once this one has answered (or timed out).

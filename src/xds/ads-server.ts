@@ -64,7 +64,7 @@ export class AdsServer {
       metrics: opts.metrics,
       resync: (con, types) => {
         const info = { pushVersion: opts.engine.pushContext.version, full: true, start: performance.now() };
-        opts.engine.pushTo(con, types, info).catch((e) => opts.log.error({ proxy: con.proxy.id, err: (e as Error).message }, 'ADS: resync failed'));
+        opts.engine.pushTo(con, types, info).catch((e) => opts.log.error({ proxy: con.proxy.id, pushVersion: info.pushVersion, err: (e as Error).message }, 'ADS: resync failed'));
       },
     };
   }
