@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { AdsTestClient } from '../helpers/ads-client.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../../src/proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { messageType, decodeAny } from '../../src/proto/encode.js';
 
 const run = promisify(execFile);
@@ -193,6 +193,16 @@ test('config_dump and proxy-config show what the proxy was sent, in istioctl tab
   const json = await cli('proxy-config', 'clusters', 'synced.default', '--server', mon, '-o', 'json');
   const parsed = JSON.parse(json.stdout);
   assert.ok(parsed.some((x: any) => x.name === CLUSTER && x.lb_policy === 'ROUND_ROBIN'));
+
+  const synced = clients.find((x) => x.nodeId === NODE('synced'))!;
+  synced.send({ type_url: ROUTE_TYPE, resource_names: ['9080'] });
+  synced.ack(await synced.next(ROUTE_TYPE), ['9080']);
+  const routes = await cli('proxy-config', 'routes', 'synced.default', '--server', mon);
+  assert.match(routes.stdout.split('\n')[0]!, /^NAME\s+VHOST NAME\s+DOMAINS\s+MATCH\s+VIRTUAL SERVICE$/);
+  const r = row(routes.stdout, '9080');
+  assert.equal(r['VHOST NAME'], 'reviews.default.svc.cluster.local:9080');
+  assert.match(r.DOMAINS, /^reviews\.default\.svc\.cluster\.local, /);
+  assert.equal(r.MATCH, '/*');
 
   const secrets = await cli('proxy-config', 'secrets', 'synced.default', '--server', mon);
   assert.match(secrets.stdout.split('\n')[0]!, /^RESOURCE NAME\s+TYPE\s+STATUS\s+VALID CERT\s+SERIAL NUMBER\s+NOT AFTER\s+NOT BEFORE$/);
