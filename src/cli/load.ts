@@ -71,6 +71,7 @@ export function loadCommand(): Command {
     .option('--duration <duration>', 'length of the churn phase', durationArg, d.durationMs)
     .option('--streams-per-conn <n>', 'ADS streams per HTTP/2 connection (1 = as real proxies connect)', intArg(1, 100_000), d.streamsPerConn)
     .option('--connect-rate <n>', 'new streams per second (0 = all at once)', numArg, d.connectRate)
+    .option('--max-pending-connects <n>', 'new connections handshaking at once (bounds the SYN burst of a storm)', intArg(1, 1_000_000), d.maxPendingConnects)
     .option('--connect-timeout <duration>', 'how long the connect storm may take', durationArg, d.connectTimeoutMs)
     .option('--event-timeout <duration>', 'how long one change may take to reach every proxy', durationArg, d.eventTimeoutMs)
     .option('--server-pid <pid>', 'sample this process\'s CPU and RSS from /proc', intArg(1, 2 ** 31))
@@ -100,6 +101,7 @@ export function loadCommand(): Command {
         durationMs: o.duration,
         streamsPerConn: o.streamsPerConn,
         connectRate: o.connectRate,
+        maxPendingConnects: o.maxPendingConnects,
         connectTimeoutMs: o.connectTimeout,
         eventTimeoutMs: o.eventTimeout,
         serverPid: o.serverPid,

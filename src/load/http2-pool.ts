@@ -10,6 +10,8 @@ const WINDOW = 64 * 1024 * 1024;
 export class Http2Pool {
   private readonly sessions: Array<http2.ClientHttp2Session | undefined> = [];
   errors = 0;
+  /** Sessions whose handshake has not completed. */
+  connecting = 0;
 
   constructor(private readonly target: string, readonly streamsPerConn: number) {
     if (!Number.isInteger(streamsPerConn) || streamsPerConn < 1) throw new Error(`streams per connection must be a positive integer, got ${streamsPerConn}`);
@@ -26,8 +28,12 @@ export class Http2Pool {
         peerMaxConcurrentStreams: 1_000_000,
         maxSessionMemory: 1024,
       });
-      s.on('connect', (sess: http2.ClientHttp2Session) => sess.setLocalWindowSize(WINDOW * 4));
-      s.on('error', () => { this.errors++; });
+      this.connecting++;
+      let pending = true;
+      const settled = (): void => { if (pending) { pending = false; this.connecting--; } };
+      s.on('connect', (sess: http2.ClientHttp2Session) => { settled(); sess.setLocalWindowSize(WINDOW * 4); });
+      s.on('error', () => { settled(); this.errors++; });
+      s.on('close', settled);
       this.sessions[k] = s;
     }
     return s;

@@ -58,13 +58,19 @@ export class Recorder {
     this.phase = this.events.length - 1;
   }
 
-  record(index: number, typeUrl: string, body: Buffer): void {
+  /**
+   * `event`: the churn event whose change this response carries (its marker), when known. A response that arrives
+   * late belongs to the change it delivers, not to whichever change happened to be made last: otherwise the floor
+   * would replay it only on a later trigger.
+   */
+  record(index: number, typeUrl: string, body: Buffer, event?: number): void {
     const b = stripNonce(body);
     const hash = createHash('sha1').update(b).digest('hex');
     if (!this.bodies.has(hash)) this.bodies.set(hash, Buffer.from(b));
     const p = this.proxies[index]!;
-    if (this.phase < 0) p.connect[typeUrl] = hash;
-    else (p.events[this.phase] ??= []).push([typeUrl, hash]);
+    const phase = event ?? this.phase;
+    if (phase < 0) p.connect[typeUrl] = hash;
+    else (p.events[phase] ??= []).push([typeUrl, hash]);
   }
 
   get uniqueBodies(): number { return this.bodies.size; }

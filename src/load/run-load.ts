@@ -28,6 +28,8 @@ export interface LoadOptions {
   streamsPerConn: number;
   /** New streams per second; 0 = as fast as possible. */
   connectRate: number;
+  /** New HTTP/2 connections whose TCP/HTTP2 handshake may be in flight at once. */
+  maxPendingConnects: number;
   connectTimeoutMs: number;
   /** How long a change may take to reach every proxy it should reach. */
   eventTimeoutMs: number;
@@ -46,7 +48,7 @@ export interface LoadOptions {
 
 export function defaultLoadOptions(): Omit<LoadOptions, 'target' | 'proxies'> {
   return {
-    mode: 'sotw', proxyless: false, durationMs: 10_000, streamsPerConn: 1, connectRate: 0, connectTimeoutMs: 120_000,
+    mode: 'sotw', proxyless: false, durationMs: 10_000, streamsPerConn: 1, connectRate: 0, maxPendingConnects: 128, connectTimeoutMs: 120_000,
     eventTimeoutMs: 15_000, istioVersion: '1.29.0', clusterId: 'Kubernetes', interceptionMode: 'REDIRECT', progress: true,
   };
 }
@@ -83,6 +85,8 @@ export interface LoadReport {
 }
 
 interface ActiveEvent {
+  /** Position in this run's sequence of changes. */
+  index: number;
   change: ChurnChange;
   marker: Buffer;
   t0: number;
@@ -156,15 +160,17 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const observer: ProxyObserver = {
     onResponse(p, typeUrl, body, at) {
       lastResponseAt = at;
-      recorder?.record(p.id.index, typeUrl, body);
+      let carried: number | undefined;
       for (let k = 0; k < active.length; k++) {
         const ev = active[k]!;
         if (ev.done || ev.seen[p.id.index] || body.indexOf(ev.marker) < 0) continue;
+        carried ??= ev.index;
         ev.seen[p.id.index] = 1;
         ev.reached++;
         ev.hist.recordMs(at - ev.t0);
         if (ev.reached === ev.expected) ev.done = true;
       }
+      recorder?.record(p.id.index, typeUrl, body, carried);
     },
     onReady(p, at) {
       readyCount++;
@@ -221,11 +227,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     while (started < proxies.length) {
       const allowed = rate === Infinity ? proxies.length : Math.min(proxies.length, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
       const batchEnd = Math.min(allowed, started + 200);
+      let blocked = false;
       for (; started < batchEnd; started++) {
+        // Bound TCP handshakes in flight: thousands of simultaneous SYNs overflow the server's accept backlog and
+        // the kernel's SYN retransmits (1 s, 3 s, 7 s) would then dominate what is measured.
+        if (started % o.streamsPerConn === 0 && pool.connecting >= o.maxPendingConnects) { blocked = true; break; }
         const i = started;
         proxies[i]!.start(() => pool.sessionFor(i));
       }
-      await (rate === Infinity ? new Promise((r) => setImmediate(r)) : sleep(5));
+      await (rate === Infinity && !blocked ? new Promise((r) => setImmediate(r)) : sleep(blocked ? 1 : 5));
     }
     const deadline = t0 + o.connectTimeoutMs;
     while (readyCount + failed < proxies.length && performance.now() < deadline) await sleep(10);
@@ -242,6 +252,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     phase = 'churn';
     const churner = mesh && o.churn && !floor ? new MeshChurner(o.meshDir!, mesh, randomBytes(3).toString('hex')) : undefined;
     let floorIdx = 0;
+    let eventIndex = 0;
     const plan = o.churn ? schedule(o.churn, o.durationMs) : [];
     const churnStart = performance.now();
     for (const step of plan) {
@@ -253,7 +264,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         change = floor.events[floorIdx++]!;
         if (!change) break;
         tChange = performance.now();
-        await fetch(`${o.floorControl}/event?i=${change.seq}`, { method: 'POST' }).then((r) => { if (!r.ok) throw new Error(`floor control: HTTP ${r.status}`); });
+        await fetch(`${o.floorControl}/event?i=${floorIdx - 1}`, { method: 'POST' }).then((r) => { if (!r.ok) throw new Error(`floor control: HTTP ${r.status}`); });
       } else {
         if (!churner!.canChurn(step.kind)) throw new Error(`--churn ${step.kind}: the mesh has nothing to change (no VirtualServices?)`);
         change = churner!.change(step.kind);
@@ -261,7 +272,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       }
       recorder?.beginEvent(change);
       const expected = expectedReach(change, mesh, proxies);
-      active.push({ change, marker: Buffer.from(change.marker), t0: tChange, seen: new Uint8Array(proxies.length), reached: 0, expected, hist: new LatencyHistogram(), done: expected === 0 });
+      active.push({ index: eventIndex++, change, marker: Buffer.from(change.marker), t0: tChange, seen: new Uint8Array(proxies.length), reached: 0, expected, hist: new LatencyHistogram(), done: expected === 0 });
       // Retire events that are complete or timed out.
       for (let k = active.length - 1; k >= 0; k--) {
         const ev = active[k]!;
