@@ -143,3 +143,21 @@ test('leader election writes a Lease the real coordination.k8s.io API accepts', 
   assert.equal(lease.spec.holderIdentity, mesh.server.leader!.identity);
   assert.ok(lease.spec.renewTime, 'renewTime (MicroTime) stored');
 });
+
+test('kube-apiserver restart: informers reconnect with backoff and the model ends equal to the server state', { skip: missing }, async (t) => {
+  await kube.restart();
+  // Written after the restart: the informers must resume (or re-list on 410 from the new watch cache).
+  await backendSlice('reviews-b', bPort, false);
+  await kube.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ratings', namespace: 'default' }, spec: { selector: { app: 'ratings' }, ports: [{ name: 'http', port: 9080 }] } });
+  await eventually(async () => { const s = await seen(10); return s.size === 1 && s.has('a'); }, 20_000);
+  await eventually(async () => mesh.server.engine.pushContext.data.services.some((s) => s.name === 'ratings'), 10_000);
+  const server = JSON.parse(await kube.kubectl(['get', 'services,endpointslices,pods', '-A', '-o', 'json'])).items as any[];
+  const data = mesh.server.engine.pushContext.data;
+  assert.deepEqual(data.services.map((s) => `${s.namespace}/${s.name}`).sort(),
+    server.filter((o) => o.kind === 'Service').map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort());
+  const eps = data.endpoints['reviews.default.svc.cluster.local']!.map((e) => `${e.workloadName}:${e.port}:${e.healthy}`).sort();
+  assert.deepEqual(eps, [`reviews-a:${aPort}:true`, `reviews-b:${bPort}:false`]);
+  const informers = mesh.server.kube!.status().clusters[0]!.informers;
+  t.diagnostic(`after restart: ${informers.map((i) => `${i.kind} watches=${i.stats.watches} lists=${i.stats.lists} gone=${i.stats.relistsAfterGone}`).join('; ')}`);
+  assert.ok(informers.every((i) => i.synced));
+});

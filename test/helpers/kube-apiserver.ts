@@ -40,6 +40,8 @@ export interface RealApiServer {
   setPodStatus(ns: string, name: string, status: Record<string, any>): Promise<void>;
   delete(resource: string, ns: string | undefined, name: string): Promise<void>;
   kubectl(args: string[], stdin?: string): Promise<string>;
+  /** Stop kube-apiserver (etcd keeps the data) and start it again on the same port: every watch drops. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -72,13 +74,14 @@ export async function startRealApiServer(): Promise<RealApiServer> {
     '--advertise-client-urls', `http://127.0.0.1:${etcdPort}`, '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
     '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
   ], { stdio: ['ignore', log, log] });
-  const api = spawn(KUBE_APISERVER_BIN, [
+  const apiArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`, `--secure-port=${apiPort}`, '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1', `--cert-dir=${path.join(dir, 'certs')}`,
     `--service-account-issuer=https://kubernetes.default.svc`, `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`, `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
     '--authorization-mode=AlwaysAllow', '--service-cluster-ip-range=10.96.0.0/16', '--disable-admission-plugins=ServiceAccount',
-  ], { stdio: ['ignore', log, log] });
+  ];
+  let api = spawn(KUBE_APISERVER_BIN, apiArgs, { stdio: ['ignore', log, log] });
   const url = `https://127.0.0.1:${apiPort}`;
   const kubeconfigPath = path.join(dir, 'kubeconfig');
   fs.writeFileSync(kubeconfigPath, `apiVersion: v1
@@ -100,15 +103,24 @@ current-context: real
     fs.closeSync(log);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 60_000;
-  while ((await get(`${url}/readyz`, token)) !== 200) {
-    if (Date.now() > deadline || api.exitCode !== null || etcd.exitCode !== null) {
-      const tail = fs.readFileSync(path.join(dir, 'log'), 'utf8').slice(-2000);
-      await stop();
-      throw new Error(`kube-apiserver did not become ready:\n${tail}`);
+  const waitReady = async (): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    while ((await get(`${url}/readyz`, token)) !== 200) {
+      if (Date.now() > deadline || api.exitCode !== null || etcd.exitCode !== null) {
+        const tail = fs.readFileSync(path.join(dir, 'log'), 'utf8').slice(-2000);
+        await stop();
+        throw new Error(`kube-apiserver did not become ready:\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  };
+  await waitReady();
+  const restart = async (): Promise<void> => {
+    api.kill('SIGTERM');
+    await waitExit(api, 10_000);
+    api = spawn(KUBE_APISERVER_BIN, apiArgs, { stdio: ['ignore', log, log] });
+    await waitReady();
+  };
   const kubectlBin = which('kubectl');
   const kubectl = (args: string[], stdin?: string): Promise<string> => new Promise((resolve, reject) => {
     if (!kubectlBin) { reject(new Error('kubectl is not on PATH')); return; }
@@ -116,7 +128,7 @@ current-context: real
     if (stdin !== undefined) child.stdin!.end(stdin);
   });
   return {
-    url, kubeconfigPath, token, kubectl, stop,
+    url, kubeconfigPath, token, kubectl, stop, restart,
     async apply(obj) { await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(obj)); },
     async setPodStatus(ns, name, status) {
       await kubectl(['patch', 'pod', name, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
