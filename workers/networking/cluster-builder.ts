@@ -48,19 +48,20 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     cluster.type = 'STRICT_DNS';
     cluster.dns_lookup_family = 'V4_ONLY';
     cluster.load_assignment = { ...buildLoadAssignment(ctx, scope, name), '@type': undefined };
-    Object.assign(cluster, loadBalancer(policy.loadBalancer, scope.generator === 'grpc' ? 'ROUND_ROBIN' : 'LEAST_REQUEST'));
+    Object.assign(cluster, scope.generator === 'grpc' ? grpcLoadBalancer(policy.loadBalancer) : loadBalancer(policy.loadBalancer, 'LEAST_REQUEST'));
   } else {
     cluster.type = 'EDS';
     cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
-    // gRPC clients implement ROUND_ROBIN and ring hash; istiod's grpc generator defaults to round robin.
-    Object.assign(cluster, loadBalancer(policy.loadBalancer, scope.generator === 'grpc' ? 'ROUND_ROBIN' : 'LEAST_REQUEST'));
+    Object.assign(cluster, scope.generator === 'grpc' ? grpcLoadBalancer(policy.loadBalancer) : loadBalancer(policy.loadBalancer, 'LEAST_REQUEST'));
   }
   const od = outlierDetection(policy.outlierDetection);
   if (od) cluster.outlier_detection = od;
   if (policy.tls?.mode === 'ISTIO_MUTUAL') {
     // Istio mTLS, for Envoy over SDS and for proxyless gRPC from its certificate providers; peers checked by SAN.
     const sni = scope.generator === 'envoy' ? `outbound_.${port.port}_.${subset}_.${svc.hostname}` : undefined;
-    cluster.transport_socket = istioMutualUpstream(scope.generator, serviceIdentities(ctx, svc), sni);
+    // DestinationRule subjectAltNames override the service's identities, as istiod's ISTIO_MUTUAL does.
+    const sans: string[] = policy.tls.subjectAltNames?.length ? policy.tls.subjectAltNames : serviceIdentities(ctx, svc);
+    cluster.transport_socket = istioMutualUpstream(scope.generator, sans, sni);
   }
   if (scope.generator === 'envoy') {
     cluster.circuit_breakers = circuitBreakers(cp);
@@ -81,6 +82,17 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     };
   }
   return cluster;
+}
+
+/**
+ * Proxyless gRPC implements ROUND_ROBIN and RING_HASH only (grpc-js-xds NACKs other lb_policy values): consistent
+ * hash (ring hash or maglev) becomes RING_HASH, every other policy round robin, as istiod's grpc generator does.
+ */
+function grpcLoadBalancer(lb: any): ProtoObject {
+  if (!lb?.consistentHash) return { lb_policy: 'ROUND_ROBIN' };
+  const ch = lb.consistentHash;
+  const size = ch.ringHash?.minimumRingSize || ch.minimumRingSize;
+  return { lb_policy: 'RING_HASH', ring_hash_lb_config: size ? { minimum_ring_size: { value: size } } : undefined };
 }
 
 function originalDstCluster(name: string, ctx: PushContext, bind?: string): ProtoObject {
