@@ -17,6 +17,7 @@ import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
 import { freePort } from '../helpers/ports.js';
 import { eventually } from '../helpers/grpc-backend.js';
 import { makeCerts, type TestCerts } from './traffic-tls-certs.js';
+import { pino } from 'pino';
 
 interface Res { status: number; body: string; headers: http.IncomingHttpHeaders }
 
@@ -69,8 +70,11 @@ let certs: TestCerts;
 let tlsServer: https.Server, tlsPort: number;
 
 const WEB = 'web.default.svc.cluster.local';
+/** meshpilot's error log lines (validation errors name file, document, object and field). */
+const errorLog: string[] = [];
 
 before(async () => {
+  const logger = pino({ level: 'error' }, { write: (line: string) => { errorLog.push(line); } });
   certs = makeCerts(['secure.example.test']);
   [v1, v2, shadow, good, ext, dnsExt] = await Promise.all(['v1', 'v2', 'shadow', 'good', 'ext', 'dns-ext'].map((n) => startHttpBackend(n)));
   bad = await startFailingBackend();
@@ -210,7 +214,7 @@ spec:
   ports: [{number: ${P}, name: http, protocol: HTTP}]
   endpoints: [{address: 127.0.0.1, ports: {http: ${tlsPort}}}]
 `,
-  });
+  }, { logger });
   envoy = await startEnvoy({
     xdsPort: mesh.server.xdsPort,
     nodeId: 'sidecar~127.0.0.1~client-0.default~default.svc.cluster.local',
@@ -310,6 +314,45 @@ test('ServiceEntry: STATIC endpoints, DNS resolution, and TLS origination (Desti
   const clusters = dump.configs.find((c: any) => c['@type'].endsWith('.ClustersConfigDump')).dynamic_active_clusters.map((c: any) => c.cluster);
   assert.equal(clusters.find((c: any) => c.name === `outbound|${P}||dns.example.test`).type, 'STRICT_DNS');
   assert.deepEqual(rejectedUpdateStats(await envoy.stats()), {});
+});
+
+test('invalid policies are refused with a clear error; the last good routing and other config stay', async () => {
+  const good = fs.readFileSync(`${mesh.dir}/vs.yaml`, 'utf8');
+  const cases: Array<[string, string, RegExp]> = [
+    ['weights not summing to 100', good.replace(`  - route:
+    - destination: {host: web, subset: v1}
+---`, `  - route:
+    - destination: {host: web, subset: v1}
+      weight: 60
+    - destination: {host: web, subset: v2}
+      weight: 30
+---`), /\(VirtualService web\): spec\.http\[6\]\.route: total destination weight 90 != 100/],
+    ['a bad regex', good.replace('uri: {exact: /direct}', 'uri: {regex: "(["}'), /\(VirtualService web\): spec\.http\[1\]\.match\[0\]\.uri\.regex: invalid regex/],
+  ];
+  for (const [what, text, expected] of cases) {
+    const n = errorLog.length;
+    mesh.write('vs.yaml', text);
+    await mesh.settle();
+    await eventually(async () => errorLog.length > n, 3000);
+    const msg = errorLog.slice(n).map((l) => JSON.parse(l).msg as string).join('\n');
+    assert.match(msg, expected, `${what}: error names the object and field: ${msg}`);
+    // The last good VirtualService stays in force, and everything else still routes.
+    assert.equal((await request(P, WEB, '/direct')).status, 418, what);
+    assert.equal((await request(P, WEB, '/api/x')).body, 'v2', what);
+    assert.equal((await request(P, 'ext.example.test', '/')).body, 'ext', what);
+  }
+  // An unknown subset is not a schema error (istiod accepts it; istioctl analyze warns): that route gets no
+  // upstream (503) while the other routes and hosts keep working.
+  mesh.write('vs.yaml', good.replace(`match: [{uri: {prefix: /fault}}]`, `match: [{uri: {prefix: /nosubset}}]
+    route:
+    - destination: {host: web, subset: v9}
+  - match: [{uri: {prefix: /fault}}]`));
+  await eventually(async () => (await request(P, WEB, '/nosubset')).status === 503, 5000);
+  assert.equal((await request(P, WEB, '/direct')).status, 418);
+  assert.equal((await request(P, WEB, '/')).body, 'v1');
+  assert.deepEqual(rejectedUpdateStats(await envoy.stats()), {});
+  mesh.write('vs.yaml', good);
+  await mesh.settle();
 });
 
 test('a Sidecar with egress hosts and REGISTRY_ONLY shrinks what a proxy receives and blocks the rest', async () => {
