@@ -43,6 +43,8 @@ export interface EnvoyOptions {
   nodeId: string;
   /** ADS flavour: state of the world (GRPC, default) or incremental (DELTA_GRPC). */
   adsApiType?: "GRPC" | "DELTA_GRPC";
+  /** Connect to xDS over TLS with a client certificate (meshpilot's secure port): PEM file paths, and the SAN to expect. */
+  xdsTls?: { certChainFile: string; keyFile: string; caFile: string; serverName: string };
   /** node.cluster; Envoy refuses ADS without one, so it defaults to "meshpilot-test". */
   cluster?: string;
   metadata?: Record<string, unknown>;
@@ -258,6 +260,24 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
 // Bootstrap
 // ---------------------------------------------------------------------------
 
+function xdsTlsSocket(t: NonNullable<EnvoyOptions["xdsTls"]>): Record<string, unknown> {
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: t.serverName,
+      common_tls_context: {
+        alpn_protocols: ["h2"],
+        tls_certificates: [{ certificate_chain: { filename: t.certChainFile }, private_key: { filename: t.keyFile } }],
+        validation_context: {
+          trusted_ca: { filename: t.caFile },
+          match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: t.serverName } }],
+        },
+      },
+    },
+  };
+}
+
 export function buildBootstrap(opts: EnvoyOptions): Record<string, unknown> {
   const node: Record<string, unknown> = {
     id: opts.nodeId,
@@ -295,6 +315,7 @@ export function buildBootstrap(opts: EnvoyOptions): Record<string, unknown> {
               },
             ],
           },
+          ...(opts.xdsTls ? { transport_socket: xdsTlsSocket(opts.xdsTls) } : {}),
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
               "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

@@ -28,8 +28,9 @@ export function serviceIdentities(ctx: PushContext, svc: Service): string[] {
 }
 
 function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
-  const sanMatch = sans.length ? { match_subject_alt_names: sans.map((exact) => ({ exact })) } : {};
   if (flavor === 'grpc') {
+    // grpc-js-xds reads the older match_subject_alt_names.
+    const sanMatch = sans.length ? { match_subject_alt_names: sans.map((exact) => ({ exact })) } : {};
     return {
       tls_certificate_provider_instance: { instance_name: 'default', certificate_name: WORKLOAD_SECRET },
       combined_validation_context: {
@@ -37,6 +38,7 @@ function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
       },
     };
   }
+  const sanMatch = sans.length ? { match_typed_subject_alt_names: sans.map((exact) => ({ san_type: 'URI', matcher: { exact } })) } : {};
   return {
     tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: ADS_SDS }],
     combined_validation_context: {
@@ -60,4 +62,11 @@ export function istioMutualDownstream(flavor: Flavor): ProtoObject {
     name: TLS_TRANSPORT_SOCKET,
     typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTls(flavor, []), require_client_certificate: { value: true } },
   };
+}
+
+/** True when a DestinationRule asks for ISTIO_MUTUAL anywhere (its clusters then depend on endpoint identities). */
+export function usesIstioMutual(dr: { spec: any } | undefined): boolean {
+  const policies = [dr?.spec?.trafficPolicy, ...((dr?.spec?.subsets ?? []) as any[]).map((s) => s.trafficPolicy)];
+  return policies.some((tp) => tp?.tls?.mode === 'ISTIO_MUTUAL'
+    || ((tp?.portLevelSettings ?? []) as any[]).some((pl) => pl?.tls?.mode === 'ISTIO_MUTUAL'));
 }
