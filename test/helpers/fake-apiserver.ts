@@ -86,6 +86,8 @@ export class FakeApiServer {
   readonly requests = new Map<string, number>();
   /** Writes refused while true (503), to simulate an unavailable server without closing the port. */
   unavailable = false;
+  /** Watches answered 200 and closed at once (a misbehaving proxy in front of the server). */
+  closeWatchesAtOnce = false;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
     for (const { prefix, namespaced } of Object.values(PLURALS)) {
@@ -325,6 +327,7 @@ current-context: ${context}
         if (ev.rv > from && this.prefixOf(ev.object.kind) === c.prefix && this.matches(w, ev.object)) this.send(w, { type: ev.type, object: ev.object });
       }
     }
+    if (this.closeWatchesAtOnce) { res.end(); return; }
     this.watchers.add(w);
     const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 0);
     const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined;

@@ -167,6 +167,24 @@ test('bookmarks advance the resourceVersion without events; an expired continue 
   await api2.stop();
 });
 
+test('a server that closes every watch at once is retried with backoff, not in a hot loop', async () => {
+  const api = await new FakeApiServer().start();
+  const { ks } = source([api]);
+  try {
+    ks.start();
+    await until(() => ks.ready());
+    api.closeWatchesAtOnce = true;
+    api.dropWatches();
+    const before = api.requests.get('watch api/v1/pods') ?? 0;
+    await new Promise((r) => setTimeout(r, 1000));
+    const n = (api.requests.get('watch api/v1/pods') ?? 0) - before;
+    assert.ok(n >= 2 && n <= 15, `${n} watch attempts in 1 s (backoff 20 ms → 200 ms)`);
+    api.closeWatchesAtOnce = false;
+    api.apply(pod('late', 'default', '10.0.0.9', { app: 'x' }));
+    await until(() => ks.cluster('c0')!.store.list('Pod').length === 1);
+  } finally { ks.stop(); await api.stop(); }
+});
+
 test('an invalid Istio object is reported by cluster, kind, name and field; its last good state stays', async () => {
   const api = await new FakeApiServer().start();
   const vs: Obj = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'r', namespace: 'default' }, spec: { hosts: ['r'], http: [{ route: [{ destination: { host: 'r' } }] }] } };

@@ -92,8 +92,14 @@ export class Reflector {
       try {
         if (!this.resourceVersion) await this.list();
         if (this.stopped) break;
+        const opened = performance.now();
         const delivered = await this.watchOnce();
         if (delivered) this.backoffMs = this.opts.backoffInitialMs ?? 800;
+        else if (performance.now() - opened < 1000 && !this.stopped) {
+          // client-go's "very short watch": a server or proxy that closes at once must not make us spin.
+          this.state = 'backoff';
+          await this.sleep(this.nextBackoff());
+        }
       } catch (e) {
         if (this.stopped) break;
         if (e instanceof GoneError || (e as KubeApiError).statusCode === 410) {
