@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
-import { AdsTestClient, type Response } from '../helpers/ads-client.js';
+import { AdsTestClient, DeltaTestClient, type Response } from '../helpers/ads-client.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../../src/proto/type-urls.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -164,6 +164,33 @@ test('a NACK counts as a reject per type and per node; an old nonce as an expire
   assert.equal(m1.get('pilot_total_xds_rejects', { type: 'eds' }) - m0.get('pilot_total_xds_rejects', { type: 'eds' }), 0);
   assert.equal(m1.get('pilot_xds_cds_reject', { node: NODE('metrics-nacker'), err: '3' }), 1);
   assert.equal(m1.get('pilot_xds_expired_nonce', { type: 'eds' }) - m0.get('pilot_xds_expired_nonce', { type: 'eds' }), 1);
+});
+
+test('delta streams count the same way: a response is a push, a NACK a reject; syncz reports their state', async () => {
+  const d = new DeltaTestClient(mesh.xdsAddress, NODE('metrics-delta'), META);
+  try {
+    const m0 = await scrape();
+    d.send({ type_url: CLUSTER_TYPE });
+    const first = await d.next(CLUSTER_TYPE);
+    d.ack(first);
+    d.send({ type_url: LISTENER_TYPE });
+    const lds = await d.next(LISTENER_TYPE);
+    d.send({ type_url: LISTENER_TYPE, response_nonce: lds.nonce, error_detail: { code: 13, message: 'listener rejected by test' } });
+    await new Promise((r) => setTimeout(r, 200));
+    const m1 = await scrape();
+    assert.equal(m1.get('pilot_xds_pushes', { type: 'cds' }) - m0.get('pilot_xds_pushes', { type: 'cds' }), 1);
+    assert.equal(m1.get('pilot_xds_pushes', { type: 'lds' }) - m0.get('pilot_xds_pushes', { type: 'lds' }), 1);
+    assert.equal(m1.get('pilot_total_xds_rejects', { type: 'lds' }) - m0.get('pilot_total_xds_rejects', { type: 'lds' }), 1);
+    assert.equal(m1.get('pilot_xds_lds_reject', { node: NODE('metrics-delta'), err: '13' }), 1);
+    const syncz = await (await fetch(`http://127.0.0.1:${mesh.server.monitoringPort}/debug/syncz`)).json() as Array<Record<string, unknown>>;
+    const mine = syncz.find((x) => x.proxy === NODE('metrics-delta'))!;
+    assert.equal(mine.xds_kind, 'delta');
+    assert.equal(mine.cluster_sent, mine.cluster_acked, 'CDS ACKed: SYNCED');
+    assert.notEqual(mine.listener_sent, mine.listener_acked, 'LDS NACKed: not synced');
+    assert.deepEqual(mine.errors, { LDS: 'listener rejected by test' });
+  } finally {
+    d.close();
+  }
 });
 
 test('each server has its own registry', async () => {
