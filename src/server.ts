@@ -23,6 +23,7 @@ import { KubeSource, type KubeSourceOptions } from './sources/kube/multicluster.
 import { LeaderElector } from './sources/kube/leader-election.js';
 import { SecurePort, defaultCaDir } from './security/secure-port.js';
 import { SdsServer } from './security/sds.js';
+import { FileSecretSource } from './security/credentials.js';
 import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
 
 export interface ServerOptions {
@@ -55,6 +56,8 @@ export interface ServerOptions {
   caDir: string;
   /** `TOKEN NAMESPACE SERVICEACCOUNT` lines accepted as bearer tokens by the CA (file mode). */
   caTokenFile?: string;
+  /** Directories of Secret objects for gateway credentialName (file mode); never part of the config store. */
+  secretDirs?: string[];
   workloadCertTtlMs: number;
   maxWorkloadCertTtlMs: number;
   /** Kubernetes clusters (--kubeconfig / KUBECONFIG / in-cluster): the first is the config cluster. */
@@ -220,7 +223,8 @@ export class MeshpilotServer {
         workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs,
       }, this.log);
       await this.secure.init();
-      this.sds = new SdsServer({ ca: this.secure.ca, trustDomain: o.trustDomain, log: this.log });
+      const sources = o.secretDirs?.length ? [new FileSecretSource(o.secretDirs)] : [];
+      this.sds = new SdsServer({ ca: this.secure.ca, trustDomain: o.trustDomain, log: this.log, sources });
       this.ads.register(this.sds.tap(this.secure.server) as grpc.Server);
       registerCsds(this.secure.server, this);
       this.secureXdsPort = await this.secure.listen();

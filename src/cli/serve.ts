@@ -61,6 +61,7 @@ export function serveCommand(): Command {
     .option('--ca-dir <dir>', 'plugged-in CA (cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) or where the self-signed root is kept', d.caDir)
     .option('--ca-token-file <file>', 'bearer tokens the CA accepts: lines "TOKEN NAMESPACE SERVICEACCOUNT"')
     .option('--trust-domain <domain>', 'SPIFFE trust domain of issued certificates', d.trustDomain)
+    .option('--secret-dir <dir>', 'Secret objects (kubernetes.io/tls) for gateway credentialName, served over SDS (repeatable)', collect, [])
     .option('--monitoring-port <port>', 'monitoring port (/ready, /metrics, /debug/*, /debug/ui)', intArg(0, 65535), d.monitoringPort)
     .option('--xds-host <addr>', 'address the xDS port binds', d.host)
     .option('--monitoring-host <addr>', 'address the monitoring port binds (debug data: localhost by default)', d.monitoringHost)
@@ -104,6 +105,7 @@ export function serveCommand(): Command {
         secureXdsPort: o.secureXdsPort,
         caDir: o.caDir,
         caTokenFile: o.caTokenFile,
+        secretDirs: o.secretDir,
         trustDomain: o.trustDomain,
         workloadCertTtlMs: envDuration('DEFAULT_WORKLOAD_CERT_TTL', d.workloadCertTtlMs),
         maxWorkloadCertTtlMs: envDuration('MAX_WORKLOAD_CERT_TTL', d.maxWorkloadCertTtlMs),

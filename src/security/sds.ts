@@ -25,10 +25,14 @@ export const ROOT_SECRET = 'ROOTCA';
 /** istio-agent's SECRET_GRACE_PERIOD_RATIO: rotate when half the certificate's life is left. */
 export const GRACE_PERIOD_RATIO = 0.5;
 
-/** Extra secrets by name (credentialName for gateways), resolved for a proxy's namespace. */
+export type ResolvedSecret = { kind: 'tls'; certChainPem: string; privateKeyPem: string } | { kind: 'ca'; caPem: string };
+
+/** Extra secrets by name (credentialName for gateways), resolved for a proxy's verified namespace. */
 export interface SecretSource {
-  /** undefined when the name is not this source's; throws when the proxy may not have it. */
-  resolve(name: string, proxyNamespace: string): { certChainPem: string; privateKeyPem: string; caPem?: string } | undefined;
+  /** undefined when the name is unknown; throws when the proxy may not have it. */
+  resolve(name: string, proxyNamespace: string): ResolvedSecret | undefined;
+  /** Re-read the backing store; true when secrets may have changed (then open streams are re-evaluated). */
+  scan?(): boolean;
 }
 
 export interface SdsOptions {
@@ -61,7 +65,15 @@ export class SdsServer {
   /** Counters for tests and debug. */
   stats = { pushes: 0, rotations: 0, refused: 0 };
 
+  private readonly poll?: NodeJS.Timeout;
+
   constructor(private readonly opts: SdsOptions) {
+    if ((opts.sources ?? []).some((src) => src.scan)) {
+      // File-backed credentials: re-read once a second and push to streams whose secrets changed (istiod pushes on
+      // Secret events).
+      this.poll = setInterval(() => this.rescan(), 1000);
+      this.poll.unref();
+    }
     opts.ca.on('rootsChanged', () => {
       for (const s of this.streams) {
         if (s.closed || s.names.length === 0) continue;
@@ -137,9 +149,9 @@ export class SdsServer {
     const changed = names.join(',') !== s.names.join(',');
     if (req.responseNonce !== '' && !changed) return; // ACK
     s.names = names;
-    if (!s.identity && names.some((n) => n === WORKLOAD_SECRET || n === ROOT_SECRET)) {
+    if (!s.identity && names.length > 0) {
       this.stats.refused++;
-      log.warn({ proxy: s.nodeId, names }, 'SDS: workload secrets need an mTLS connection with a client certificate from this CA; not sent');
+      log.warn({ proxy: s.nodeId, names }, 'SDS: secrets need an mTLS connection with a client certificate from this CA; not sent');
       return;
     }
     if (names.includes(WORKLOAD_SECRET) && !s.workload) await this.issueWorkload(s);
@@ -176,10 +188,13 @@ export class SdsServer {
     if (name === ROOT_SECRET) {
       return { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(this.opts.ca.trustBundlePem()) } } };
     }
+    // Credentials are looked up in the namespace of the verified identity, never the one the node claims.
+    if (!s.identity) return undefined;
     for (const src of this.opts.sources ?? []) {
       try {
-        const found = src.resolve(name, s.namespace);
+        const found = src.resolve(name, s.identity.namespace);
         if (!found) continue;
+        if (found.kind === 'ca') return { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(found.caPem) } } };
         return {
           name,
           tls_certificate: {
@@ -188,14 +203,16 @@ export class SdsServer {
           },
         };
       } catch (e) {
+        this.stats.refused++;
         this.opts.log.warn({ proxy: s.nodeId, secret: name, err: (e as Error).message }, 'SDS: secret refused');
         return undefined;
       }
     }
+    this.opts.log.warn({ proxy: s.nodeId, secret: name }, 'SDS: secret not found');
     return undefined;
   }
 
-  private respond(s: SdsStream, reason: string): void {
+  private respond(s: SdsStream, reason: string, onlyIfChanged = false): void {
     if (s.closed) return;
     const entries: Buffer[] = [];
     const hash = createHash('sha256');
@@ -210,6 +227,7 @@ export class SdsServer {
     }
     // The version is a digest of what is sent, never the secret material itself.
     const version = hash.digest('base64url').slice(0, 16);
+    if (onlyIfChanged && version === s.versionSent) return;
     const nonce = `sds-${++s.nonce}`;
     s.nonceSent = nonce;
     s.versionSent = version;
@@ -222,7 +240,19 @@ export class SdsServer {
     }, 'SDS: push');
   }
 
+  private rescan(): void {
+    let changed = false;
+    for (const src of this.opts.sources ?? []) {
+      try { if (src.scan?.()) changed = true; } catch (e) { this.opts.log.error({ err: (e as Error).message }, 'SDS: reading credentials failed'); }
+    }
+    if (!changed) return;
+    for (const s of this.streams) {
+      if (!s.closed && s.names.some((n) => n !== WORKLOAD_SECRET && n !== ROOT_SECRET)) this.respond(s, 'credentials changed', true);
+    }
+  }
+
   close(): void {
+    clearInterval(this.poll);
     for (const s of this.streams) { s.closed = true; clearTimeout(s.timer); }
     this.streams.clear();
   }
