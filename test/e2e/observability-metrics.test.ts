@@ -142,6 +142,10 @@ test('pushes, sizes, convergence, triggers and inbound updates move by what the 
   // Convergence counts from the file event, through the 50 ms debounce: at least that long, under a second here.
   const conv = m2.get('pilot_proxy_convergence_time_sum') - m1.get('pilot_proxy_convergence_time_sum');
   assert.ok(conv >= 2 * 0.05 && conv < 2 * 5, `convergence sum ${conv}s`);
+  // The push generated in the worker pool since the previous scrape: some of its capacity was busy.
+  const util = m2.get('meshpilot_worker_utilization');
+  assert.ok(util > 0 && util <= 1, `utilisation ${util}`);
+  assert.ok(m2.get('meshpilot_worker_task_seconds_count') > m1.get('meshpilot_worker_task_seconds_count'));
   // Clusters the port change did not touch (BlackHoleCluster, PassthroughCluster) came from the cache.
   assert.ok(m2.get('meshpilot_xds_cache_hits', { type: 'cds' }) - m1.get('meshpilot_xds_cache_hits', { type: 'cds' }) >= 2);
   assert.ok(m2.get('pilot_xds_push_time_count', { type: 'cds' }) - m1.get('pilot_xds_push_time_count', { type: 'cds' }) >= 2);
