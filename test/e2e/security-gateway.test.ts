@@ -41,10 +41,10 @@ data:
 `;
 }
 
-function getTls(port: number): Promise<{ status: number; body: string; serial: string }> {
+function getTls(port: number, urlPath = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string; serial: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request({
-      host: '127.0.0.1', port, path: '/', servername: HOST, headers: { host: HOST }, ca: ca.trustBundlePem(), agent: false, timeout: 3000,
+      host: '127.0.0.1', port, path: urlPath, servername: HOST, headers: { host: HOST, ...headers }, ca: ca.trustBundlePem(), agent: false, timeout: 3000,
     }, (res) => {
       let body = '';
       const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
@@ -106,6 +106,16 @@ spec:
   http:
   - route:
     - destination: {host: web.default.svc.cluster.local, port: {number: 8000}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gw-deny, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+  - when: [{key: "request.headers[x-block]", values: ["yes"]}]
 `,
   }, { secureXdsPort: 0, caDir: path.join(tmp, 'ca'), caTokenFile: path.join(tmp, 'tokens'), secretDirs: [secretDir] });
   ca = mesh.server.secure!.ca;
@@ -158,4 +168,12 @@ test('replacing the Secret rotates the served certificate on the running gateway
   fs.renameSync(tmpFile, path.join(secretDir, 'gw.yaml'));
   const r = await until(() => getTls(HTTPS_P), (x) => x.serial === next.serial, 10_000);
   assert.equal(r.status, 200);
+});
+
+test('AuthorizationPolicy on the gateway: RBAC answers 403 for denied paths and headers, allows the rest', async () => {
+  const denied = await until(() => getTls(HTTPS_P, '/admin/users'), (x) => x.status === 403, 10_000);
+  assert.match(denied.body, /RBAC: access denied/);
+  assert.equal((await getTls(HTTPS_P, '/', { 'x-block': 'yes' })).status, 403);
+  assert.equal((await getTls(HTTPS_P, '/', { 'x-block': 'no' })).status, 200);
+  assert.equal((await getTls(HTTPS_P, '/public')).status, 200);
 });

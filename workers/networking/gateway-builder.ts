@@ -23,6 +23,7 @@ import { parseProtocol, isHttp } from '../../src/model/protocol.js';
 import { WILDCARD_ADDRESS } from '../../src/model/constants.js';
 import { listenerName } from './names.js';
 import { OUTBOUND_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
+import { buildRbacHttpFilters } from './security/authz-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
 import { tcpRouteOf, tlsRouteOf } from './tcp-route.js';
 
@@ -164,6 +165,8 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
   const chains: ProtoObject[] = [];
   let tlsInspector = false;
   const seenRoutes = new Set<string>();
+  // AuthorizationPolicies selecting the gateway workload apply to its HTTP traffic (istiod: RBAC before the rest).
+  const httpFilters = [...buildRbacHttpFilters(ctx, scope.namespace, scope.securityLabels ?? {}, 'envoy').filters, ...OUTBOUND_HTTP_FILTERS];
   for (const gs of servers) {
     const kind = serverKind(gs.server);
     const statPrefix = `outbound_${name}`;
@@ -171,14 +174,14 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
       const route = gatewayRouteName(gs);
       if (seenRoutes.has(route)) continue; // HTTP servers on one port share one route configuration
       seenRoutes.add(route);
-      chains.push({ filters: [hcm(statPrefix, { ...rds(route), use_remote_address: { value: true } }, OUTBOUND_HTTP_FILTERS)] });
+      chains.push({ filters: [hcm(statPrefix, { ...rds(route), use_remote_address: { value: true } }, httpFilters)] });
     } else if (kind === 'https') {
       tlsInspector = true;
       const sni = sniNames(gs.server);
       chains.push({
         filter_chain_match: sni ? { server_names: sni } : undefined,
         transport_socket: downstreamTls(gs.server.tls ?? {}, true),
-        filters: [hcm(statPrefix, { ...rds(gatewayRouteName(gs)), use_remote_address: { value: true } }, OUTBOUND_HTTP_FILTERS)],
+        filters: [hcm(statPrefix, { ...rds(gatewayRouteName(gs)), use_remote_address: { value: true } }, httpFilters)],
       });
     } else if (kind === 'passthrough') {
       tlsInspector = true;

@@ -108,7 +108,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
     });
   }
   if (scope.type === 'router') {
-    return planGatewayListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-lds|${p.name}|${p.key}` }));
+    return planGatewayListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-lds|${p.name}|${p.key}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` }));
   }
   const policy = sidecarScope(ctx, scope).outboundPolicy;
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
