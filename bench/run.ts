@@ -165,6 +165,8 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
 }
 
 const f1 = (n: number): string => (Math.round(n * 10) / 10).toString();
+/** Megabytes with two decimals below 10 MB, one above. */
+const mb = (bytes: number): string => { const m = bytes / 1024 / 1024; return m < 10 ? m.toFixed(2) : f1(m); };
 const lat = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
   const b = r.churn.byKind[k];
   return b ? `${f1(b.latency.p50)} / ${f1(b.latency.p99)} / ${f1(b.latency.max)}` : '–';
@@ -176,12 +178,12 @@ const reach = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
 
 function table(runs: RunResult[]): string[] {
   const rows = [
-    '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received | responses | server CPU s connect / churn | server RSS MB | RSS / proxy KiB | harness CPU s connect / churn |',
+    '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS / proxy KiB | harness CPU s connect / churn |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { label, report: r } of runs) {
     rows.push(`| ${label} | ${r.connect.ready}/${r.proxies} | ${r.connections} | ${(r.connect.stormMs / 1000).toFixed(2)} | ${lat(r, 'endpoints')} | ${reach(r, 'endpoints')} | ${lat(r, 'vs')} | ${reach(r, 'vs')} | ` +
-      `${f1(r.traffic.bytes / 1024 / 1024)} | ${r.traffic.responses} | ${r.server ? `${(r.server.cpuMs.connect / 1000).toFixed(2)} / ${(r.server.cpuMs.churn / 1000).toFixed(2)}` : '–'} | ` +
+      `${f1(r.traffic.bytes / 1024 / 1024)} (${mb(r.traffic.churnPhase?.bytes ?? 0)}) | ${r.traffic.responses} (${r.traffic.churnPhase?.responses ?? 0}) | ${r.server ? `${(r.server.cpuMs.connect / 1000).toFixed(2)} / ${(r.server.cpuMs.churn / 1000).toFixed(2)}` : '–'} | ` +
       `${r.server ? r.server.rssMB.afterConnect : '–'} | ${r.server ? r.server.rssPerProxyKB : '–'} | ${(r.harness.cpuMs.connect / 1000).toFixed(2)} / ${(r.harness.cpuMs.churn / 1000).toFixed(2)} |`);
   }
   return rows;

@@ -72,7 +72,11 @@ export interface LoadReport {
   machine: { nproc: number; memGiB: number; node: string; loadavg: number[] };
   connect: { allReady: boolean; ready: number; failed: number; reconnects: number; stormMs: number; perProxy: LatencySummary; percentiles: Array<[number, number]> };
   churn: { durationMs: number; events: EventResult[]; byKind: Partial<Record<ChurnKind, KindResult>> };
-  traffic: { responses: number; bytes: number; acks: number; requests: number; byType: Record<string, { responses: number; bytes: number }> };
+  traffic: {
+    responses: number; bytes: number; acks: number; requests: number; byType: Record<string, { responses: number; bytes: number }>;
+    /** What the churn phase alone received. */
+    churnPhase: { responses: number; bytes: number; byType: Record<string, { responses: number; bytes: number }> };
+  };
   harness: { cpuMs: { connect: number; churn: number }; cpuPct: { connect: number; churn: number }; rssMB: number; deriveMemo: { hits: number; misses: number } };
   server: null | {
     pid: number; cpuMs: { connect: number; churn: number }; cpuPct: { connect: number; churn: number };
@@ -203,6 +207,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     for (const p of proxies) { responses += p.stats.responses; bytes += p.stats.bytes; acks += p.stats.acks; requests += p.stats.requests; }
     return { responses, bytes, acks, requests };
   };
+  const byTypeTotals = (): Record<string, { responses: number; bytes: number }> => {
+    const out: Record<string, { responses: number; bytes: number }> = {};
+    for (const p of proxies) for (const [k, v] of Object.entries(p.stats.byType)) {
+      const b = (out[k] ??= { responses: 0, bytes: 0 });
+      b.responses += v.responses;
+      b.bytes += v.bytes;
+    }
+    return out;
+  };
   let started = 0;
   const ticker = setInterval(() => {
     const self = sampleSelf();
@@ -245,6 +258,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     // Let pushes triggered by the connects drain before measuring churn.
     const quietDeadline = performance.now() + 10_000;
     while (performance.now() - lastResponseAt < 500 && performance.now() < quietDeadline) await sleep(50);
+    const connectedTotals = totals();
+    const connectedByType = byTypeTotals();
     const selfConnected = sampleSelf();
     const serverConnected = o.serverPid ? sampleProcess(o.serverPid) : undefined;
 
@@ -304,11 +319,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       byKind[kind] = { events: evs.length, expected, reached, missed: expected === null ? null : expected - reached, latency: h.summary(), percentiles: h.percentiles() };
     }
     const t = totals();
-    const byType: Record<string, { responses: number; bytes: number }> = {};
-    for (const p of proxies) for (const [k, v] of Object.entries(p.stats.byType)) {
-      const b = (byType[k] ??= { responses: 0, bytes: 0 });
-      b.responses += v.responses;
-      b.bytes += v.bytes;
+    const byType = byTypeTotals();
+    const churnByType: Record<string, { responses: number; bytes: number }> = {};
+    for (const [k, v] of Object.entries(byType)) {
+      const c = connectedByType[k] ?? { responses: 0, bytes: 0 };
+      if (v.responses > c.responses) churnByType[k] = { responses: v.responses - c.responses, bytes: v.bytes - c.bytes };
     }
     const rss = (s: ProcSample | undefined): number => Math.round((s?.rssBytes ?? 0) / MB);
     const report: LoadReport = {
@@ -330,7 +345,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         }),
         byKind,
       },
-      traffic: { ...t, byType },
+      traffic: {
+        ...t, byType,
+        churnPhase: { responses: t.responses - connectedTotals.responses, bytes: t.bytes - connectedTotals.bytes, byType: churnByType },
+      },
       harness: {
         cpuMs: { connect: Math.round(selfConnected.cpuMs - selfStart.cpuMs), churn: Math.round(selfEnd.cpuMs - selfConnected.cpuMs) },
         cpuPct: { connect: Math.round(cpuPercent(selfStart, selfConnected)), churn: Math.round(cpuPercent(selfConnected, selfEnd)) },
@@ -368,7 +386,7 @@ export function formatReport(r: LoadReport): string {
   for (const [k, v] of Object.entries(r.churn.byKind)) {
     lines.push(`${k} changes: ${v.events} events, reached ${v.reached}${v.expected !== null ? `/${v.expected}` : ''} proxy-updates; convergence p50 ${v.latency.p50} p90 ${v.latency.p90} p99 ${v.latency.p99} max ${v.latency.max} ms`);
   }
-  lines.push(`received ${r.traffic.responses} responses, ${(r.traffic.bytes / MB).toFixed(1)} MB, ${r.traffic.acks} ACKs`);
+  lines.push(`received ${r.traffic.responses} responses, ${(r.traffic.bytes / MB).toFixed(1)} MB, ${r.traffic.acks} ACKs; churn phase ${r.traffic.churnPhase.responses} responses, ${(r.traffic.churnPhase.bytes / MB).toFixed(2)} MB`);
   lines.push(`harness CPU ${r.harness.cpuMs.connect} ms connect / ${r.harness.cpuMs.churn} ms churn, RSS ${r.harness.rssMB} MB`);
   if (r.server) lines.push(`server CPU ${r.server.cpuMs.connect} ms connect / ${r.server.cpuMs.churn} ms churn; RSS ${r.server.rssMB.before} → ${r.server.rssMB.afterConnect} MB (peak ${r.server.rssMB.peak}), ${r.server.rssPerProxyKB} KiB per proxy`);
   for (const e of r.errors.slice(0, 3)) lines.push(`error: ${e}`);
