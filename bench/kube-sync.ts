@@ -8,7 +8,8 @@
  *   raw         — the same paged lists, keeping whole objects as an unprojected informer cache would.
  * Prints hdr-histogram percentiles and ratios; appends to bench/RESULTS.md.
  *
- *   node dist/bench/kube-sync.js [--services 1000] [--pods 10000] [--churn 2000] [--no-record]
+ *   node dist/bench/kube-sync.js [--services 1000] [--pods 10000] [--churn 2000] [--real] [--no-record]
+ * --real: against a real kube-apiserver + etcd (scripts/install-kube-apiserver.sh) instead, loaded over REST.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +25,7 @@ import { KubeClient, loadKubeConfig } from '../src/sources/kube/kube-client.js';
 import { REGISTRY_TYPES, collectionPath } from '../src/sources/kube/resources.js';
 import { buildAggregateRegistry } from '../src/model/registry/aggregate.js';
 import { LatencyHistogram } from '../src/load/histogram.js';
+import { startRealApiServer, realApiServerMissing, type RealApiServer } from '../test/helpers/kube-apiserver.js';
 
 const self = fileURLToPath(import.meta.url);
 const arg = (name: string, def: number): number => {
@@ -33,6 +35,7 @@ const arg = (name: string, def: number): number => {
 const SERVICES = arg('services', 1000), PODS = arg('pods', 10_000), CHURN = arg('churn', 2000);
 const NAMESPACES = 50, NODES = 100;
 const mode = process.argv[2];
+const REAL = process.argv.includes('--real');
 
 const mb = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
 const gc = (): void => { (globalThis as { gc?: () => void }).gc?.(); };
@@ -66,23 +69,42 @@ function realistic(o: Obj): Obj {
   return o;
 }
 
-async function serve(): Promise<void> {
-  const api = await new FakeApiServer().start();
-  for (let n = 0; n < NAMESPACES; n++) api.apply(namespace(`ns-${n}`));
-  for (let n = 0; n < NODES; n++) api.apply(node(`node-${n}`, { 'topology.kubernetes.io/region': 'r1', 'topology.kubernetes.io/zone': `z${n % 3}`, 'kubernetes.io/hostname': `node-${n}` }));
+/** The mesh: namespaces and nodes first, then per service its Service, Pods and one EndpointSlice. */
+function* meshObjects(): Generator<Obj> {
+  for (let n = 0; n < NAMESPACES; n++) yield namespace(`ns-${n}`);
+  for (let n = 0; n < NODES; n++) yield node(`node-${n}`, { 'topology.kubernetes.io/region': 'r1', 'topology.kubernetes.io/zone': `z${n % 3}`, 'kubernetes.io/hostname': `node-${n}` });
   const perSvc = Math.ceil(PODS / SERVICES);
   let p = 0;
   for (let s = 0; s < SERVICES; s++) {
     const ns = `ns-${s % NAMESPACES}`;
-    api.apply(svc(`svc-${s}`, ns, [{ name: 'http', port: 80, targetPort: 8080 }]));
+    yield svc(`svc-${s}`, ns, [{ name: 'http', port: 80, targetPort: 8080 }], { clusterIP: undefined });
     const eps: Array<{ ip: string; pod: string; node: string }> = [];
     for (let i = 0; i < perSvc && p < PODS; i++, p++) {
       const ip = `10.${(p >> 16) & 255}.${(p >> 8) & 255}.${p & 255}`;
-      api.apply(realistic(pod(`svc-${s}-${i}`, ns, ip, { app: `svc-${s}`, version: 'v1' }, { node: `node-${p % NODES}` })));
+      yield realistic(pod(`svc-${s}-${i}`, ns, ip, { app: `svc-${s}`, version: 'v1' }, { node: `node-${p % NODES}` }));
       eps.push({ ip, pod: `svc-${s}-${i}`, node: `node-${p % NODES}` });
     }
-    api.apply(slice(`svc-${s}-abc`, ns, `svc-${s}`, 'http', 8080, eps));
+    yield slice(`svc-${s}-abc`, ns, `svc-${s}`, 'http', 8080, eps);
   }
+}
+
+/** Load the mesh into a real API server over REST, 16 writes in flight (status and server-set fields dropped). */
+async function loadReal(c: KubeClient): Promise<void> {
+  const it = meshObjects();
+  const worker = async (): Promise<void> => {
+    for (let n = it.next(); !n.done; n = it.next()) {
+      const o = n.value;
+      delete o.metadata.uid; delete o.metadata.ownerReferences; delete o.metadata.managedFields; delete o.metadata.resourceVersion;
+      const t = REGISTRY_TYPES.find((x) => x.kind === o.kind)!;
+      await c.request('POST', collectionPath(t, o.metadata.namespace), {}, o);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+async function serve(): Promise<void> {
+  const api = await new FakeApiServer().start();
+  for (const o of meshObjects()) api.apply(o);
   process.send!({ kubeconfig: api.kubeconfig() });
   process.on('message', async (m: { churn?: number }) => {
     if (!m.churn) return;
@@ -91,7 +113,7 @@ async function serve(): Promise<void> {
       const o = pod(`svc-${s}-0`, `ns-${s % NAMESPACES}`, `10.200.${(i >> 8) & 255}.${i & 255}`, { app: `svc-${s}`, version: 'v1' }, { node: 'node-0' });
       o.metadata.annotations['bench.istio.io/t'] = String(Date.now());
       api.apply(o);
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5)); // ~4,000 events/s in bursts of 20
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5)); // at most ~4,000 events/s, in bursts of 20
     }
     process.send!({ churned: m.churn });
   });
@@ -172,33 +194,66 @@ if (mode === '--serve') {
   process.send!({ up: true });
 } else {
   const extra = ['--services', String(SERVICES), '--pods', String(PODS), '--churn', String(CHURN)];
-  const server = fork(self, ['--serve', ...extra], { execArgv: ['--max-old-space-size=4096'] });
   const t0 = performance.now();
-  const { kubeconfig } = await run(server);
-  process.stderr.write(`kube-sync bench: server loaded in ${Math.round(performance.now() - t0)} ms\n`);
+  let kubeconfig: string;
+  let server: ChildProcess | undefined;
+  let real: RealApiServer | undefined;
+  let realClient: KubeClient | undefined;
+  if (REAL) {
+    const why = realApiServerMissing();
+    if (why) throw new Error(`--real: ${why}`);
+    real = await startRealApiServer();
+    kubeconfig = fs.readFileSync(real.kubeconfigPath, 'utf8');
+    realClient = new KubeClient(loadKubeConfig({ yaml: kubeconfig }));
+    await loadReal(realClient);
+  } else {
+    server = fork(self, ['--serve', ...extra], { execArgv: ['--max-old-space-size=4096'] });
+    ({ kubeconfig } = await run(server));
+  }
+  const loadMs = performance.now() - t0;
+  process.stderr.write(`kube-sync bench: server loaded in ${Math.round(loadMs)} ms\n`);
+  /** Pod churn on the real server: merge-patch the timestamp annotation, 4 writes in flight. */
+  const churnReal = async (n: number): Promise<void> => {
+    let i = 0;
+    const w = async (): Promise<void> => {
+      for (let k = i++; k < n; k = i++) {
+        const s = k % SERVICES;
+        await realClient!.request('PATCH', `/api/v1/namespaces/ns-${s % NAMESPACES}/pods/svc-${s}-0`, {},
+          { metadata: { annotations: { 'bench.istio.io/t': String(Date.now()) } } }, 60_000, 'application/merge-patch+json');
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, w));
+  };
   const results: ClientResult[] = [];
   for (const kind of ['projected', 'projected-100', 'raw']) {
     const c = fork(self, ['--client', kind, ...extra], { execArgv: ['--expose-gc'] });
     await run(c);
-    c.on('message', (m: { wantChurn?: number }) => { if (m.wantChurn) server.send({ churn: m.wantChurn }); });
+    c.on('message', (m: { wantChurn?: number }) => {
+      if (!m.wantChurn) return;
+      if (server) server.send({ churn: m.wantChurn }); else void churnReal(m.wantChurn);
+    });
     const done = new Promise<ClientResult>((resolve) => c.on('message', (m: { result?: ClientResult }) => { if (m.result) resolve(m.result); }));
     c.send({ kubeconfig });
     const r = await done;
     process.stderr.write(`kube-sync bench: ${kind}: ${Math.round(r.syncMs)} ms\n`);
     results.push(r);
   }
-  server.kill();
+  server?.kill();
+  await real?.stop();
   const base = results[0]!;
-  const cmd = `node dist/bench/kube-sync.js --services ${SERVICES} --pods ${PODS} --churn ${CHURN}`;
+  const cmd = `node dist/bench/kube-sync.js --services ${SERVICES} --pods ${PODS} --churn ${CHURN}${REAL ? ' --real' : ''}`;
+  const where = REAL
+    ? `a REAL kube-apiserver v1.31.4 + etcd 3.4 (scripts/install-kube-apiserver.sh) on this machine, loaded over REST in ${Math.round(loadMs / 1000)} s (Pods without status: no kubelet)`
+    : 'test/helpers/fake-apiserver.ts in its own process';
   let section = `\n## Kubernetes initial sync and watch latency (issue #6)\n\n\`${cmd}\` — ${new Date().toISOString()}, ${os.cpus().length} cores, Node ${process.version}, @kubernetes/client-node 1.4.0; machine shared with other work (compare ratios).\n\n` +
-    `${SERVICES} Services, ${PODS} Pods, ${SERVICES} EndpointSlices, ${NAMESPACES} Namespaces, ${NODES} Nodes served by test/helpers/fake-apiserver.ts in its own process; each client in its own process (RSS/heap are deltas over its idle start, after GC). ` +
+    `${SERVICES} Services, ${PODS} Pods, ${SERVICES} EndpointSlices, ${NAMESPACES} Namespaces, ${NODES} Nodes served by ${where}; each client in its own process (RSS/heap are deltas over its idle start, after GC). ` +
     `*projected* is meshpilot's informer path; *raw* lists the same pages and keeps whole objects (an unprojected cache).\n\n` +
     `| client | sync ms | sync vs projected | RSS Δ MiB | heap Δ MiB | heap vs projected | objects | registry build ms | services | endpoints |\n|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const r of results) {
     section += `| ${r.mode} | ${Math.round(r.syncMs)} | ${(r.syncMs / base.syncMs).toFixed(2)}× | ${r.rssMb} | ${r.heapMb} | ${(r.heapMb / base.heapMb).toFixed(2)}× | ${r.objects.toLocaleString('en')} | ${r.registryMs === undefined ? '—' : Math.round(r.registryMs)} | ${r.services ?? '—'} | ${r.endpoints?.toLocaleString('en') ?? '—'} |\n`;
   }
   const ch = base.churn;
-  if (ch) section += `\nWatch latency, API server write → projected object in the cluster store, ${ch.count} pod updates at ~4,000/s: p50 ${ch.p50} ms, p90 ${ch.p90} ms, p99 ${ch.p99} ms, max ${ch.max} ms.\n`;
+  if (ch) section += `\nWatch latency, API server write → projected object in the cluster store, ${ch.count} pod updates (${REAL ? 'merge-patches, 4 in flight' : 'bursts of 20 every 5 ms'}): p50 ${ch.p50} ms, p90 ${ch.p90} ms, p99 ${ch.p99} ms, max ${ch.max} ms.\n`;
   process.stdout.write(section);
   if (!process.argv.includes('--no-record')) fs.appendFileSync(path.join(path.dirname(self), '../../bench/RESULTS.md'), section);
 }

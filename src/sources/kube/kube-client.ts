@@ -46,14 +46,14 @@ export class KubeClient {
   }
 
   /** One request, JSON in and out; a non-2xx answer becomes a KubeApiError with the Status's code and reason. */
-  async request(method: string, path: string, query: Record<string, string | number | undefined> = {}, body?: unknown, timeoutMs = 60_000): Promise<any> {
+  async request(method: string, path: string, query: Record<string, string | number | undefined> = {}, body?: unknown, timeoutMs = 60_000, contentType = 'application/json'): Promise<any> {
     const url = new URL(this.server.replace(/\/$/, '') + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const opts = (await this.kc.applyToFetchOptions({})) as { agent?: http.Agent; headers?: Iterable<[string, string]> };
     // client-node hands back a WHATWG Headers object (auth token, exec/OIDC credentials).
     const headers: Record<string, string> = { accept: 'application/json', ...Object.fromEntries(opts.headers ?? []) };
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    if (payload) headers['content-type'] = 'application/json';
+    if (payload) headers['content-type'] = contentType;
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method, headers, agent: opts.agent, timeout: timeoutMs }, (res) => {
