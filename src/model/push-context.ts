@@ -4,6 +4,7 @@
  * indexes are derived on each side and never shipped.
  */
 import type { Endpoint, Service } from './service.js';
+import type { EndpointSource } from './snapshot-flat.js';
 
 export interface ConfigEntry<T = any> {
   name: string;
@@ -54,8 +55,19 @@ export class PushContext {
   private readonly vsByHost = new Map<string, ConfigEntry[]>();
   private readonly drByHost = new Map<string, ConfigEntry[]>();
   private readonly workloadByIp = new Map<string, Workload>();
+  private readonly wildcardVs: Array<{ host: string; vs: ConfigEntry }> = [];
+  private readonly wildcardDr: Array<{ host: string; dr: ConfigEntry }> = [];
+  private readonly vsByName = new Map<string, ConfigEntry>();
+  /** Label keys any VirtualService matches on (sourceLabels): the only proxy labels routes can depend on. */
+  readonly sourceLabelKeys: readonly string[];
+  /** Some DestinationRule sets outlierDetection or localityLbSetting: endpoints depend on the proxy's locality. */
+  readonly localityAware: boolean;
 
-  constructor(readonly data: PushContextData) {
+  /**
+   * `endpointSource`, when given, serves endpoints instead of data.endpoints: workers read them lazily from the
+   * flatbuffer in shared memory (src/model/snapshot-flat.ts).
+   */
+  constructor(readonly data: PushContextData, private readonly endpointSource?: EndpointSource) {
     this.version = data.version;
     for (const s of data.services) {
       this.byHost.set(s.hostname, s);
@@ -65,20 +77,32 @@ export class PushContext {
         l.push(s);
       }
     }
+    const labelKeys = new Set<string>();
     for (const vs of data.virtualServices) {
+      this.vsByName.set(`${vs.namespace}/${vs.name}`, vs);
+      for (const http of (vs.spec.http ?? []) as any[]) {
+        for (const m of (http.match ?? []) as any[]) for (const k of Object.keys(m?.sourceLabels ?? {})) labelKeys.add(k);
+      }
       for (const h of (vs.spec.hosts ?? []) as string[]) {
         const host = this.qualify(h, vs.namespace);
+        if (host.startsWith('*')) { this.wildcardVs.push({ host, vs }); continue; }
         let l = this.vsByHost.get(host);
         if (!l) this.vsByHost.set(host, (l = []));
         l.push(vs);
       }
     }
+    this.sourceLabelKeys = [...labelKeys].sort();
+    // Most specific wildcard first (istio: longest suffix wins), config order within one host.
+    this.wildcardVs.sort((a, b) => b.host.length - a.host.length);
     for (const dr of data.destinationRules) {
       const host = this.qualify(dr.spec.host as string, dr.namespace);
+      if (host.startsWith('*')) { this.wildcardDr.push({ host, dr }); continue; }
       let l = this.drByHost.get(host);
       if (!l) this.drByHost.set(host, (l = []));
       l.push(dr);
     }
+    this.wildcardDr.sort((a, b) => b.host.length - a.host.length);
+    this.localityAware = data.destinationRules.some((dr) => /"(outlierDetection|localityLbSetting)"/.test(JSON.stringify(dr.spec)));
     for (const w of data.workloads) this.workloadByIp.set(w.ip, w);
   }
 
@@ -91,25 +115,71 @@ export class PushContext {
   get services(): readonly Service[] { return this.data.services; }
   service(hostname: string): Service | undefined { return this.byHost.get(hostname); }
   servicesOnPort(port: number): readonly Service[] { return this.byPort.get(port) ?? []; }
-  endpoints(hostname: string): readonly Endpoint[] { return this.data.endpoints[hostname] ?? []; }
-  endpointVersion(hostname: string): string { return this.data.endpointVersions[hostname] ?? '0'; }
+  endpoints(hostname: string): readonly Endpoint[] {
+    return this.endpointSource ? this.endpointSource.endpoints(hostname) : (this.data.endpoints[hostname] ?? []);
+  }
+  endpointVersion(hostname: string): string {
+    return this.endpointSource ? this.endpointSource.version(hostname) : (this.data.endpointVersions[hostname] ?? '0');
+  }
   workload(ip: string): Workload | undefined { return this.workloadByIp.get(ip); }
 
-  /** VirtualServices for an exact host, in creation order (namespace/name order here, as files carry no timestamps). */
-  virtualServicesFor(hostname: string): readonly ConfigEntry[] { return this.vsByHost.get(hostname) ?? []; }
+  /**
+   * VirtualServices whose hosts match a hostname: exact hosts first, then wildcard hosts from the most specific, each
+   * in creation order (namespace/name order here, as files carry no timestamps).
+   */
+  virtualServicesFor(hostname: string): readonly ConfigEntry[] {
+    const exact = this.vsByHost.get(hostname) ?? [];
+    const wild = this.wildcardVs.filter((w) => hostMatches(w.host, hostname)).map((w) => w.vs);
+    return wild.length === 0 ? exact : [...exact, ...wild];
+  }
+
+  /** A VirtualService by namespace and name (delegates are referenced this way). */
+  virtualService(namespace: string, name: string): ConfigEntry | undefined { return this.vsByName.get(`${namespace}/${name}`); }
 
   /**
-   * The DestinationRule that applies to a host seen from a namespace: the proxy's own namespace first, then the
-   * service's namespace, then the root namespace (istiod's destination rule lookup order), exact host only for now.
+   * The DestinationRule that applies to a host seen from a namespace, as istiod's SidecarScope.DestinationRule:
+   * rules in the proxy's own namespace first, then the service's namespace, then the root namespace; within each,
+   * an exact host before the most specific wildcard; a rule not exported to the proxy's namespace is skipped.
    */
   destinationRuleFor(hostname: string, proxyNamespace: string): ConfigEntry | undefined {
-    const rules = this.drByHost.get(hostname);
-    if (!rules || rules.length === 0) return undefined;
+    const exact = this.drByHost.get(hostname) ?? [];
+    const wild = this.wildcardDr.filter((w) => hostMatches(w.host, hostname)).map((w) => w.dr);
+    const rules = [...exact, ...wild].filter((r) => exportedTo(r.spec.exportTo, r.namespace, proxyNamespace));
+    if (rules.length === 0) return undefined;
     const svcNs = this.byHost.get(hostname)?.namespace;
     return rules.find((r) => r.namespace === proxyNamespace)
       ?? rules.find((r) => r.namespace === svcNs)
       ?? rules.find((r) => r.namespace === this.data.mesh.rootNamespace)
       ?? rules[0];
+  }
+
+  /**
+   * The Sidecar for a workload (istio pilot/pkg/model/sidecar.go): one in its namespace whose workloadSelector
+   * matches its labels, else its namespace's selector-less Sidecar, else the root namespace's selector-less one.
+   */
+  sidecarFor(namespace: string, labels: Record<string, string>): ConfigEntry | undefined {
+    const inNs = this.data.sidecars.filter((s) => s.namespace === namespace);
+    const selected = inNs.find((s) => {
+      const sel = s.spec.workloadSelector?.labels as Record<string, string> | undefined;
+      return sel && Object.keys(sel).length > 0 && Object.entries(sel).every(([k, v]) => labels[k] === v);
+    });
+    const noSelector = (s: ConfigEntry): boolean => Object.keys(s.spec.workloadSelector?.labels ?? {}).length === 0;
+    return selected ?? inNs.find(noSelector)
+      ?? this.data.sidecars.find((s) => s.namespace === this.data.mesh.rootNamespace && noSelector(s));
+  }
+
+  /** Gateways whose selector matches a router's labels (istiod: any namespace, PILOT_SCOPE_GATEWAY_TO_NAMESPACE off). */
+  gatewaysFor(labels: Record<string, string>): ConfigEntry[] {
+    return this.data.gateways.filter((g) =>
+      Object.entries((g.spec.selector ?? {}) as Record<string, string>).every(([k, v]) => labels[k] === v));
+  }
+
+  gateway(namespace: string, name: string): ConfigEntry | undefined {
+    return this.data.gateways.find((g) => g.namespace === namespace && g.name === name);
+  }
+
+  sidecar(namespace: string, name: string): ConfigEntry | undefined {
+    return this.data.sidecars.find((g) => g.namespace === namespace && g.name === name);
   }
 
   /** Services a Kubernetes selector matches, in a namespace: the proxy's inbound service instances. */
@@ -118,4 +188,17 @@ export class PushContext {
       s.namespace === namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 &&
       Object.entries(s.selector).every(([k, v]) => labels[k] === v));
   }
+}
+
+/** Istio host matching: `*.example.com` matches any name ending in `.example.com`, `*` matches everything. */
+export function hostMatches(pattern: string, hostname: string): boolean {
+  if (pattern === '*' || pattern === hostname) return true;
+  if (pattern.startsWith('*')) return hostname.endsWith(pattern.slice(1));
+  return false;
+}
+
+/** exportTo of a config ("*", ".", namespaces; unset means everywhere) seen from a namespace. */
+export function exportedTo(exportTo: readonly string[] | undefined, configNamespace: string, namespace: string): boolean {
+  if (!exportTo || exportTo.length === 0) return true;
+  return exportTo.some((e) => e === '*' || (e === '.' ? configNamespace === namespace : e === namespace));
 }

@@ -31,6 +31,11 @@ export interface ProxyScope {
   sidecar?: string;
   /** Router proxies: `NAMESPACE/NAME` of every Gateway whose selector matches the proxy, sorted. */
   gateways?: string[];
+  /**
+   * `region/zone/subzone` of the proxy's workload, only while some DestinationRule makes endpoints depend on it
+   * (outlierDetection enables locality failover, localityLbSetting distributes): otherwise it would split sharing.
+   */
+  locality?: string;
   /** The proxy's labels restricted to the keys security policies select on (and tlsMode); absent when none. */
   securityLabels?: Record<string, string>;
 }
@@ -86,6 +91,7 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
   if (proxy.type === 'router') {
     scope.gateways = ctx.gatewaysFor(labels).map((g) => `${g.namespace}/${g.name}`).sort();
   }
+  if (ctx.localityAware) scope.locality = ctx.workload(proxy.ip)?.locality ?? '';
   return scope;
 }
 

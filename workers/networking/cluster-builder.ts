@@ -68,6 +68,11 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     const commonLb: ProtoObject = {};
     // istiod disables the panic threshold along with outlier detection (minHealthPercent, default 0).
     if (od) commonLb.healthy_panic_threshold = { value: policy.outlierDetection.minHealthPercent ?? 0 };
+    // Locality weights only count with locality_weighted_lb_config (istio applyLocalityLoadBalancer).
+    const locality = policy.loadBalancer?.localityLbSetting;
+    if (locality?.enabled !== false && (locality?.distribute?.length || (od && (locality?.failover?.length || locality?.failoverPriority?.length)))) {
+      commonLb.locality_weighted_lb_config = {};
+    }
     cluster.common_lb_config = commonLb;
     const hpo = httpProtocolOptions(cp, isHttp2(port.protocol));
     if (hpo) cluster.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': hpo };

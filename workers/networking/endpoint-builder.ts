@@ -9,6 +9,8 @@ import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { localityString, type Endpoint } from '../../src/model/service.js';
 import { parseClusterName } from './names.js';
+import { effectivePolicy } from './traffic-policy.js';
+import { applyLocalityLb, localityLbActive, type LocalityGroup } from './locality-lb.js';
 
 export function subsetLabels(ctx: PushContext, scope: ProxyScope, host: string, subset: string): Record<string, string> | undefined {
   if (!subset) return {};
@@ -30,29 +32,38 @@ export function clusterEndpoints(ctx: PushContext, scope: ProxyScope, name: stri
 }
 
 export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject {
-  const groups = new Map<string, Endpoint[]>();
+  const byLocality = new Map<string, Endpoint[]>();
   for (const e of clusterEndpoints(ctx, scope, name)) {
     const key = localityString(e.locality);
-    let l = groups.get(key);
-    if (!l) groups.set(key, (l = []));
+    let l = byLocality.get(key);
+    if (!l) byLocality.set(key, (l = []));
     l.push(e);
   }
-  const localities = [...groups.keys()].sort();
+  const keys = [...byLocality.keys()].sort();
+  let groups: Array<LocalityGroup & { eps: Endpoint[] }> = keys.map((k) => {
+    const eps = byLocality.get(k)!;
+    return { locality: eps[0]!.locality, weight: eps.length, priority: 0, size: eps.length, eps };
+  });
+  const parts = parseClusterName(name);
+  if (parts && scope.locality !== undefined) {
+    const policy = effectivePolicy(ctx.destinationRuleFor(parts.host, scope.namespace), parts.port, parts.subset);
+    const setting = policy.loadBalancer?.localityLbSetting;
+    if (localityLbActive(setting, policy.outlierDetection)) {
+      groups = applyLocalityLb(groups, scope.locality, setting, policy.outlierDetection !== undefined) as typeof groups;
+    }
+  }
   return {
     '@type': ENDPOINT_TYPE,
     cluster_name: name,
-    endpoints: localities.map((key) => {
-      const eps = groups.get(key)!;
-      const l = eps[0]!.locality;
-      return {
-        locality: { region: l.region, zone: l.zone, sub_zone: l.subzone },
-        lb_endpoints: eps.map((e) => ({
-          endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
-          health_status: 'HEALTHY',
-          load_balancing_weight: { value: 1 },
-        })),
-        load_balancing_weight: { value: eps.length },
-      };
-    }),
+    endpoints: groups.map((g) => ({
+      locality: { region: g.locality.region, zone: g.locality.zone, sub_zone: g.locality.subzone },
+      lb_endpoints: g.eps.map((e) => ({
+        endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+        health_status: 'HEALTHY',
+        load_balancing_weight: { value: 1 },
+      })),
+      load_balancing_weight: { value: g.weight },
+      priority: g.priority || undefined,
+    })),
   };
 }

@@ -91,7 +91,9 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
     if (!parts || !svc || parts.direction !== 'outbound' || !visibleTo(svc, scope.namespace)) continue;
     if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
     const dr = ctx.destinationRuleFor(parts.host, scope.namespace);
-    out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${parts.subset ? (dr?.version ?? '') : ''}` });
+    // Locality load balancing reads the DestinationRule and the proxy's locality.
+    const loc = scope.locality !== undefined ? `|${dr?.version ?? ''}|${scope.locality}` : '';
+    out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${parts.subset ? (dr?.version ?? '') : ''}${loc}` });
   }
   return out;
 }
@@ -113,7 +115,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
   const policy = sidecarScope(ctx, scope).outboundPolicy;
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
     switch (p.kind) {
-      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}` };
+      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` };
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
       case 'tcp': return {
         name: p.name,
