@@ -38,7 +38,15 @@ export interface ProxyScope {
   locality?: string;
   /** The proxy's labels restricted to the keys security policies select on (and tlsMode); absent when none. */
   securityLabels?: Record<string, string>;
+  /** True when the proxy can get SDS secrets (connected to the secure port with a verified certificate). */
+  sds?: boolean;
 }
+
+/**
+ * Node metadata key the secure port sets (and overwrites) on each ADS stream: 'true' when the connection carries a
+ * verified client certificate, so generation knows SDS secrets can reach this proxy.
+ */
+export const SDS_CAPABLE_METADATA = 'MESHPILOT_SDS_CAPABLE';
 
 /** Label keys PeerAuthentication/AuthorizationPolicy/RequestAuthentication selectors use, plus the tlsMode label. */
 const securityKeysByContext = new WeakMap<PushContext, string[]>();
@@ -88,6 +96,7 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
   const securityLabels: Record<string, string> = {};
   for (const k of securityLabelKeys(ctx)) if (labels[k] !== undefined) securityLabels[k] = labels[k]!;
   if (Object.keys(securityLabels).length > 0) scope.securityLabels = securityLabels;
+  if (proxy.metadata[SDS_CAPABLE_METADATA] === 'true') scope.sds = true;
   if (proxy.type === 'router') {
     scope.gateways = ctx.gatewaysFor(labels).map((g) => `${g.namespace}/${g.name}`).sort();
   }

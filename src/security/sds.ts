@@ -16,6 +16,7 @@ import type { Logger } from '../log/logger.js';
 import { frameDiscoveryResponse, resourceEntry, type DiscoveryRequest } from '../proto/discovery.js';
 import { encodeAny } from '../proto/encode.js';
 import { SECRET_TYPE } from '../proto/type-urls.js';
+import { SDS_CAPABLE_METADATA } from '../model/scope.js';
 import type { CertificateAuthority, IssuedKeyPair } from './ca.js';
 import { peerCertificateOf } from './authenticate.js';
 import { parseSpiffeId, spiffeId, spiffeUrisFromSubjectAltName, type Identity } from './identity.js';
@@ -122,6 +123,9 @@ export class SdsServer {
     };
     let chain = Promise.resolve();
     call.on('data', (req: DiscoveryRequest) => {
+      // Runs before the ADS handler parses the node: tell generation whether secrets can reach this proxy (a value
+      // the client sent under this key is overwritten).
+      if (req.node) req.node.metadata[SDS_CAPABLE_METADATA] = s.identity ? 'true' : 'false';
       if (req.node?.id && !s.nodeId) {
         s.nodeId = req.node.id;
         const ns = req.node.metadata?.NAMESPACE;

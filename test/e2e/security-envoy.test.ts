@@ -107,7 +107,7 @@ async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms: number):
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-envoy-mtls-'));
-  fs.writeFileSync(path.join(tmp, 'tokens'), 'tok-sleep default sleep\n');
+  fs.writeFileSync(path.join(tmp, 'tokens'), 'tok-sleep default sleep\ntok-echo default echo\n');
   echoPort = await freePort();
   mesh = await startMeshpilot({ 'echo.yaml': meshYaml(echoPort, 'echo') }, {
     secureXdsPort: 0, caDir: path.join(tmp, 'ca'), caTokenFile: path.join(tmp, 'tokens'),
@@ -166,4 +166,53 @@ test('a server whose identity does not match the expected SAN is refused by Envo
   // The same server through echo (expected SAN sa/echo) still answers.
   const ok = await get(8080, 'echo.default.svc.cluster.local');
   assert.equal(ok.status, 200);
+});
+
+test('a REDIRECT-mode sidecar gets STRICT mTLS and RBAC on its virtualInbound chains, and Envoy accepts them', async () => {
+  mesh.write('policy.yaml', `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  mtls: {mode: PERMISSIVE}
+  portLevelMtls: {8080: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+`);
+  await mesh.settle();
+  const dir = path.join(tmp, 'echo');
+  fs.mkdirSync(dir);
+  const echoAgent = new WorkloadCertFiles(dir, { address: `127.0.0.1:${mesh.server.secureXdsPort}`, rootPem: mesh.server.secure!.ca.trustBundlePem(), token: 'tok-echo' },
+    'spiffe://cluster.local/ns/default/sa/echo');
+  await echoAgent.start();
+  const sidecar = await startEnvoy({
+    xdsPort: mesh.server.secureXdsPort,
+    xdsTls: { certChainFile: echoAgent.files.certChain, keyFile: echoAgent.files.key, caFile: echoAgent.files.root, serverName: ISTIOD_SAN },
+    nodeId: 'sidecar~127.0.0.1~echo-0.default~default.svc.cluster.local',
+    metadata: { NAMESPACE: 'default', LABELS: { app: 'echo' }, ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
+  });
+  try {
+    const dump = await sidecar.waitFor((d) => (d.configs ?? []).some((c: any) => (c.dynamic_listeners ?? [])
+      .some((l: any) => l.name === 'virtualInbound' && l.active_state)), 15_000);
+    assert.deepEqual(rejectedResources(dump), [], 'Envoy accepted every resource');
+    const vi = dump.configs.flatMap((c: any) => c.dynamic_listeners ?? []).find((l: any) => l.name === 'virtualInbound').active_state.listener;
+    // The config dump renders wrapper types as plain values.
+    const chains = (vi.filter_chains as any[]).filter((c) => c.filter_chain_match?.destination_port === 8080);
+    assert.equal(chains.length, 1, 'STRICT: one chain for the port');
+    assert.equal(chains[0].transport_socket.typed_config.require_client_certificate, true);
+    const httpFilters = chains[0].filters[0].typed_config.http_filters.map((f: any) => f.name);
+    assert.deepEqual(httpFilters.slice(0, 1), ['envoy.filters.http.rbac']);
+    assert.ok(vi.listener_filters.some((f: any) => f.name === 'envoy.filters.listener.tls_inspector'));
+    assert.doesNotMatch(JSON.stringify(dump), /BEGIN (EC |RSA )?PRIVATE KEY/);
+  } finally {
+    await sidecar.stop();
+    echoAgent.stop();
+    mesh.remove('policy.yaml');
+  }
 });

@@ -8,7 +8,7 @@
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
 import {
-  CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
+  CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
 import { sidecarScope } from './sidecar-scope.js';
@@ -23,6 +23,7 @@ import {
 } from '../../src/model/constants.js';
 import { clusterName, inboundClusterName, listenerName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
+import { securedInboundChains } from './security/inbound-mtls.js';
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 const FAULT_HTTP_FILTER = { name: FAULT_FILTER, typed_config: { '@type': FAULT_TYPE } };
@@ -158,9 +159,14 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         name: plan.name,
         address: socketAddress(plan.address, plan.port),
         traffic_direction: 'INBOUND',
-        listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }],
+        listener_filters: [
+          { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } },
+          // PERMISSIVE chains tell Istio mTLS from plaintext by transport protocol and ALPN.
+          { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } },
+        ],
         filter_chains: [
-          ...scope.inbound.map(inboundChain),
+          // PeerAuthentication and AuthorizationPolicy shape each port's chains (workers/networking/security).
+          ...scope.inbound.flatMap((inst) => securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, inst.targetPort, inboundChain(inst), scope.sds === true).chains),
           { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
         ],
       };
