@@ -116,6 +116,7 @@ export class MeshpilotServer {
   /** Kubernetes source (every cluster) and the Lease-based leader elector for single-writer duties. */
   readonly kube?: KubeSource;
   leader?: LeaderElector;
+  private stopping = false;
   private ready = false;
   xdsPort = 0;
   secureXdsPort = 0;
@@ -208,6 +209,13 @@ export class MeshpilotServer {
     });
     registerDebugEndpoints(this.monitoring, this);
     this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
+    if (this.kube) {
+      // As istiod: no xDS until the informers have synced, or reconnecting proxies would get a config without the
+      // cluster's services. The monitoring port is up meanwhile (/ready 503, /debug/clusterz).
+      await this.kube.whenReady();
+      if (this.stopping) return;
+      this.engine.rebuild();
+    }
 
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
@@ -244,6 +252,7 @@ export class MeshpilotServer {
   idle(): boolean { return !this.debouncer.busy(); }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.ready = false;
     this.debouncer.close();
     for (const s of this.sources) s.stop();

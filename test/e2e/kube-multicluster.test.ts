@@ -13,10 +13,13 @@ import * as grpcXds from '@grpc/grpc-js-xds';
 import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
 import { startGrpcBackend, setXdsBootstrap, tally, eventually, type GrpcBackend } from '../helpers/grpc-backend.js';
 import { FakeApiServer, svc, pod, slice, namespace } from '../helpers/fake-apiserver.js';
+import { freePort } from '../helpers/ports.js';
 import { MULTICLUSTER_SECRET_LABEL } from '../../src/sources/kube/multicluster.js';
 
 const TARGET = 'xds:///reviews.default.svc.cluster.local:9080';
 let mesh: TestMesh;
+let meshStarted: Promise<TestMesh>;
+let monitoringPort = 0;
 let a: FakeApiServer, b: FakeApiServer;
 let a1: GrpcBackend, a2: GrpcBackend, b1: GrpcBackend, b2: GrpcBackend;
 let client: grpc.Client;
@@ -50,28 +53,38 @@ before(async () => {
   endpoint(a, 'a1', a1.port);
   endpoint(b, 'b1', b1.port);
   endpoint(b, 'b2', b2.port);
-  a.unavailable = true; // the config cluster answers 503 until the test lets it sync
-  mesh = await startMeshpilot({}, {
-    clusterId: 'cluster-a',
+  a.unavailable = true; // the config cluster answers 503 until the first test lets it sync
+  monitoringPort = await freePort();
+  meshStarted = startMeshpilot({}, {
+    clusterId: 'cluster-a', monitoringPort,
     kube: { kubeconfigs: [{ path: a.kubeconfigFile('cluster-a') }], reflector: { backoffInitialMs: 20, backoffMaxMs: 200 }, remoteClusterTimeoutMs: 2000 },
   });
-  setXdsBootstrap(mesh.xdsAddress);
-  grpcXds.register();
-  client = new grpc.Client(TARGET, grpc.credentials.createInsecure());
+  meshStarted.catch(() => undefined);
 });
 
 after(async () => {
   client?.close();
-  await mesh?.stop();
+  await (mesh ?? await meshStarted.catch(() => undefined))?.stop();
   await Promise.all([a, b].map((x) => x?.stop()));
   await Promise.all([a1, a2, b1, b2].map((x) => x?.close()));
 });
 
-test('/ready stays 503 until every informer of the config cluster has synced', async () => {
-  const port = mesh.server.monitoringPort;
+test('no xDS and /ready 503 until every informer of the config cluster has synced', async () => {
+  // The server under start: its monitoring port is up, its xDS port is not (istiod waits for its caches too).
+  const port = monitoringPort;
+  await eventually(async () => (await getStatus(port, '/ready').catch(() => ({ code: 0 }))).code !== 0, 10_000);
   assert.equal((await getStatus(port, '/ready')).code, 503);
+  const clusterzBefore = JSON.parse((await getStatus(port, '/debug/clusterz')).body);
+  assert.notEqual(clusterzBefore.clusters[0].state, 'synced');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await Promise.race([meshStarted.then(() => 'started'), new Promise((r) => setTimeout(() => r('waiting'), 50))]), 'waiting', 'start() waits for the sync');
   a.unavailable = false;
-  await eventually(async () => (await getStatus(port, '/ready')).code === 200, 5000);
+  mesh = await meshStarted;
+  assert.ok(mesh.server.xdsPort > 0);
+  assert.equal((await getStatus(port, '/ready')).code, 200);
+  setXdsBootstrap(mesh.xdsAddress);
+  grpcXds.register();
+  client = new grpc.Client(TARGET, grpc.credentials.createInsecure());
   const clusterz = JSON.parse((await getStatus(port, '/debug/clusterz')).body);
   assert.equal(clusterz.clusters[0].id, 'cluster-a');
   assert.equal(clusterz.clusters[0].state, 'synced');

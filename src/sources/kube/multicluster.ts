@@ -147,6 +147,12 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
     return true;
   }
 
+  /** Resolves once ready() has been true (or the source was stopped). */
+  whenReady(): Promise<void> {
+    if (this.readyFired || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => { this.once('ready', resolve); this.once('stopped', resolve); });
+  }
+
   private checkReady(): void {
     if (this.readyFired || this.stopped || !this.ready()) return;
     this.readyFired = true;
@@ -167,6 +173,7 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
 
   stop(): void {
     this.stopped = true;
+    this.emit('stopped');
     if (this.readyTimer) clearInterval(this.readyTimer);
     this.secretReflector?.stop();
     for (const e of this.clusters.values()) e.cluster.stop();
