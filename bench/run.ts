@@ -182,7 +182,7 @@ function table(runs: RunResult[]): string[] {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { label, report: r } of runs) {
-    rows.push(`| ${label} | ${r.connect.ready}/${r.proxies} | ${r.connections} | ${(r.connect.stormMs / 1000).toFixed(2)} | ${lat(r, 'endpoints')} | ${reach(r, 'endpoints')} | ${lat(r, 'vs')} | ${reach(r, 'vs')} | ` +
+    rows.push(`| ${label} | ${r.connect.ready}/${r.proxies} | ${r.connections} | ${r.connect.allReady ? '' : '> '}${(r.connect.stormMs / 1000).toFixed(2)}${r.connect.allReady ? '' : ' (timeout)'} | ${lat(r, 'endpoints')} | ${reach(r, 'endpoints')} | ${lat(r, 'vs')} | ${reach(r, 'vs')} | ` +
       `${f1(r.traffic.bytes / 1024 / 1024)} (${mb(r.traffic.churnPhase?.bytes ?? 0)}) | ${r.traffic.responses} (${r.traffic.churnPhase?.responses ?? 0}) | ${r.server ? `${(r.server.cpuMs.connect / 1000).toFixed(2)} / ${(r.server.cpuMs.churn / 1000).toFixed(2)}` : '–'} | ` +
       `${r.server ? r.server.rssMB.afterConnect : '–'} | ${r.server ? r.server.rssPerProxyKB : '–'} | ${(r.harness.cpuMs.connect / 1000).toFixed(2)} / ${(r.harness.cpuMs.churn / 1000).toFixed(2)} |`);
   }

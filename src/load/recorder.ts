@@ -69,7 +69,9 @@ export class Recorder {
     if (!this.bodies.has(hash)) this.bodies.set(hash, Buffer.from(b));
     const p = this.proxies[index]!;
     const phase = event ?? this.phase;
-    if (phase < 0) p.connect[typeUrl] = hash;
+    // A proxy whose first response of a type came only after churn began (a slow connect storm) still needs it
+    // when it connects to the floor.
+    if (phase < 0 || p.connect[typeUrl] === undefined) p.connect[typeUrl] = hash;
     else (p.events[phase] ??= []).push([typeUrl, hash]);
   }
 

@@ -70,7 +70,8 @@ export interface LoadReport {
   connectRate: number;
   floor: boolean;
   machine: { nproc: number; memGiB: number; node: string; loadavg: number[] };
-  connect: { allReady: boolean; ready: number; failed: number; reconnects: number; stormMs: number; perProxy: LatencySummary; percentiles: Array<[number, number]> };
+  /** `ready`: configured when the connect phase ended (all, or at the timeout); `readyAtEnd`: by the end of the run. */
+  connect: { allReady: boolean; ready: number; readyAtEnd: number; failed: number; reconnects: number; stormMs: number; perProxy: LatencySummary; percentiles: Array<[number, number]> };
   churn: { durationMs: number; events: EventResult[]; byKind: Partial<Record<ChurnKind, KindResult>> };
   traffic: {
     responses: number; bytes: number; acks: number; requests: number; byType: Record<string, { responses: number; bytes: number }>;
@@ -253,6 +254,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     const deadline = t0 + o.connectTimeoutMs;
     while (readyCount + failed < proxies.length && performance.now() < deadline) await sleep(10);
     const stormMs = performance.now() - t0;
+    const readyAtConnectEnd = readyCount;
     const allReady = readyCount === proxies.length;
     log(`[load] connect storm: ${readyCount}/${proxies.length} proxies configured and ACKed in ${(stormMs / 1000).toFixed(2)} s (${failed} failed, ${reconnects} reconnects)`);
     // Let pushes triggered by the connects drain before measuring churn.
@@ -336,7 +338,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       connectRate: o.connectRate,
       floor: !!floor,
       machine: { nproc: os.availableParallelism(), memGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-      connect: { allReady, ready: readyCount, failed, reconnects, stormMs: Math.round(stormMs), perProxy: connectHist.summary(), percentiles: connectHist.percentiles() },
+      connect: { allReady, ready: readyAtConnectEnd, readyAtEnd: readyCount, failed, reconnects, stormMs: Math.round(stormMs), perProxy: connectHist.summary(), percentiles: connectHist.percentiles() },
       churn: {
         durationMs: o.churn ? Math.round(performance.now() - churnStart) : 0,
         events: finished.map((e) => {
@@ -381,7 +383,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 export function formatReport(r: LoadReport): string {
   const lines = [
     `target ${r.target} (${r.mode}${r.proxyless ? ', proxyless' : ''}${r.floor ? ', floor replay' : ''}): ${r.proxies} proxies on ${r.connections} connections`,
-    `connect storm: ${r.connect.ready}/${r.proxies} ready in ${r.connect.stormMs} ms (per proxy p50 ${r.connect.perProxy.p50} p99 ${r.connect.perProxy.p99} ms), ${r.connect.failed} failed, ${r.connect.reconnects} reconnects`,
+    `connect storm: ${r.connect.ready}/${r.proxies} ready in ${r.connect.stormMs} ms${r.connect.allReady ? '' : ` (timed out; ${r.connect.readyAtEnd} by the end)`} (per proxy p50 ${r.connect.perProxy.p50} p99 ${r.connect.perProxy.p99} ms), ${r.connect.failed} failed, ${r.connect.reconnects} reconnects`,
   ];
   for (const [k, v] of Object.entries(r.churn.byKind)) {
     lines.push(`${k} changes: ${v.events} events, reached ${v.reached}${v.expected !== null ? `/${v.expected}` : ''} proxy-updates; convergence p50 ${v.latency.p50} p90 ${v.latency.p90} p99 ${v.latency.p99} max ${v.latency.max} ms`);
