@@ -177,3 +177,44 @@ test('AuthorizationPolicy on the gateway: RBAC answers 403 for denied paths and 
   assert.equal((await getTls(HTTPS_P, '/', { 'x-block': 'no' })).status, 200);
   assert.equal((await getTls(HTTPS_P, '/public')).status, 200);
 });
+
+test('RequestAuthentication on the gateway: valid JWT passes, a bad one gets 401, RBAC reads request principals and claims', async () => {
+  const { generateKeyPairSync, sign } = await import('node:crypto');
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const token = (claims: Record<string, unknown>, key = privateKey): string => {
+    const head = `${b64({ alg: 'ES256', kid: 'k1', typ: 'JWT' })}.${b64({ iss: 'https://issuer.example', sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600, ...claims })}`;
+    return `${head}.${sign('sha256', Buffer.from(head), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
+  mesh.write('jwt.yaml', `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: gw-jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules:
+  - issuer: https://issuer.example
+    jwks: '${JSON.stringify({ keys: [jwk] })}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gw-jwt-required, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - from: [{source: {notRequestPrincipals: ["*"]}}]
+    to: [{operation: {paths: ["/secure*"]}}]
+  - when: [{key: "request.auth.claims[groups]", values: ["banned"]}]
+`);
+  await mesh.settle();
+  const auth = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
+  await until(() => getTls(HTTPS_P, '/secure'), (x) => x.status === 403, 10_000);
+  assert.equal((await getTls(HTTPS_P, '/secure', auth(token({})))).status, 200, 'a valid token is a request principal');
+  const forged = token({}, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey);
+  const bad = await getTls(HTTPS_P, '/', auth(forged));
+  assert.equal(bad.status, 401, 'a token that does not verify is refused by jwt_authn');
+  assert.equal((await getTls(HTTPS_P, '/')).status, 200, 'no token is allowed where no policy requires one');
+  assert.equal((await getTls(HTTPS_P, '/', auth(token({ groups: ['dev', 'banned'] })))).status, 403, 'claims reach RBAC');
+  assert.equal((await getTls(HTTPS_P, '/', auth(token({ groups: ['dev'] })))).status, 200);
+});

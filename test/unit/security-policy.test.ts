@@ -50,7 +50,11 @@ test('AuthorizationPolicy rules become RBAC principals and permissions with Isti
     { exact: 'spiffe://cluster.local/ns/default/sa/sleep' }, { suffix: '/sa/admin' },
   ]);
   assert.deepEqual(first[0].and_ids.ids[1], { not_id: { authenticated: { principal_name: { safe_regex: { regex: '.*/ns/test/.*' } } } } });
-  assert.deepEqual(first[1], { metadata: { filter: 'istio_authn', path: [{ key: 'request.auth.claims' }, { key: 'group' }], value: { list_match: { one_of: { string_match: { exact: 'admins' } } } } } }, 'claims go to the principal side');
+  const claimPath = [{ key: 'payload' }, { key: 'group' }];
+  assert.deepEqual(first[1], { or_ids: { ids: [
+    { metadata: { filter: 'envoy.filters.http.jwt_authn', path: claimPath, value: { string_match: { exact: 'admins' } } } },
+    { metadata: { filter: 'envoy.filters.http.jwt_authn', path: claimPath, value: { list_match: { one_of: { string_match: { exact: 'admins' } } } } } },
+  ] } }, 'claims go to the principal side, as a value or a list member of the verified JWT payload');
   assert.deepEqual(principals[1].and_ids.ids[0].and_ids.ids[0], { direct_remote_ip: { address_prefix: '10.0.0.0', prefix_len: 8 } });
   const perm = (p.permissions as any[])[0].and_rules.rules;
   assert.deepEqual(perm[0].and_rules.rules, [

@@ -24,6 +24,7 @@ import { WILDCARD_ADDRESS } from '../../src/model/constants.js';
 import { listenerName } from './names.js';
 import { OUTBOUND_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
 import { buildRbacHttpFilters } from './security/authz-builder.js';
+import { securityHttpFilters } from './security/jwt-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
 import { tcpRouteOf, tlsRouteOf } from './tcp-route.js';
 
@@ -166,7 +167,8 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
   let tlsInspector = false;
   const seenRoutes = new Set<string>();
   // AuthorizationPolicies selecting the gateway workload apply to its HTTP traffic (istiod: RBAC before the rest).
-  const httpFilters = [...buildRbacHttpFilters(ctx, scope.namespace, scope.securityLabels ?? {}, 'envoy').filters, ...OUTBOUND_HTTP_FILTERS];
+  const labels = scope.securityLabels ?? {};
+  const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...OUTBOUND_HTTP_FILTERS];
   for (const gs of servers) {
     const kind = serverKind(gs.server);
     const statPrefix = `outbound_${name}`;

@@ -17,8 +17,9 @@ export const RBAC_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.n
 export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
 export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
 const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
-/** istiod's metadata namespace for request authentication results. */
-const AUTHN_FILTER = 'istio_authn';
+/** Where jwt_authn leaves the verified payload (see jwt-builder.ts). */
+const AUTHN_FILTER = 'envoy.filters.http.jwt_authn';
+const PAYLOAD = 'payload';
 
 export type Flavor = 'envoy' | 'grpc';
 
@@ -36,10 +37,34 @@ function cidr(v: string): ProtoObject {
   return { address_prefix: addr, prefix_len: len !== undefined ? Number(len) : (addr!.includes(':') ? 128 : 32) };
 }
 
+/** A JWT claim of the verified payload equals (or, for list claims such as groups or aud, contains) a value. */
+function claimMatch(claim: string, v: string): ProtoObject {
+  const path = [{ key: PAYLOAD }, { key: claim }];
+  const m = stringMatch(v);
+  return {
+    or_ids: {
+      ids: [
+        { metadata: { filter: AUTHN_FILTER, path, value: { string_match: m } } },
+        { metadata: { filter: AUTHN_FILTER, path, value: { list_match: { one_of: { string_match: m } } } } },
+      ],
+    },
+  };
+}
+
+/** Istio's request principal `ISSUER/SUBJECT` (the subject is what follows the last slash). */
+function requestPrincipal(v: string): ProtoObject {
+  if (v === '*') return { metadata: { filter: AUTHN_FILTER, path: [{ key: PAYLOAD }, { key: 'iss' }], value: { string_match: { safe_regex: { regex: '.+' } } } } };
+  const cut = v.lastIndexOf('/');
+  if (cut < 0) return claimMatch('iss', v);
+  const sub = v.slice(cut + 1);
+  return { and_ids: { ids: [claimMatch('iss', v.slice(0, cut)), ...(sub === '*' ? [] : [claimMatch('sub', sub)])] } };
+}
+
 function authnMetadata(key: string, claim: string | undefined, v: string): ProtoObject {
-  const path = claim === undefined ? [{ key }] : [{ key }, { key: claim }];
-  const value = claim === undefined ? { string_match: stringMatch(v) } : { list_match: { one_of: { string_match: stringMatch(v) } } };
-  return { metadata: { filter: AUTHN_FILTER, path, value } };
+  if (key === 'request.auth.principal') return requestPrincipal(v);
+  if (key === 'request.auth.audiences') return claimMatch('aud', v);
+  if (key === 'request.auth.presenter') return claimMatch('azp', v);
+  return claimMatch(claim!, v);
 }
 
 // Principal (from) side.

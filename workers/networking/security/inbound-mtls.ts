@@ -16,6 +16,7 @@ import type { PushContext } from '../../../src/model/push-context.js';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE } from '../../../src/proto/type-urls.js';
 import { mtlsModeForPort, type MtlsMode } from './peer-authn.js';
 import { buildRbacHttpFilters } from './authz-builder.js';
+import { securityHttpFilters } from './jwt-builder.js';
 import { ADS_SDS, ROOT_SECRET, TLS_TRANSPORT_SOCKET, WORKLOAD_SECRET } from './tls-context.js';
 
 /** ALPN values istiod's inbound mTLS chains match (client sidecars send these; see ISTIO_ALPN upstream). */
@@ -63,7 +64,7 @@ export function securedInboundChains(
   ctx: PushContext, namespace: string, labels: Record<string, string>, port: number, base: ProtoObject, sds: boolean,
 ): InboundSecurity {
   const mode = mtlsModeForPort(ctx, namespace, labels, port);
-  const rbac = buildRbacHttpFilters(ctx, namespace, labels, 'envoy').filters;
+  const rbac = securityHttpFilters(ctx, namespace, labels, buildRbacHttpFilters(ctx, namespace, labels, 'envoy').filters);
   const plain = withRbac(base, rbac);
   const match = (plain.filter_chain_match ?? {}) as ProtoObject;
   const mtls = (extra: ProtoObject): ProtoObject => ({
