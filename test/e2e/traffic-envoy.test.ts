@@ -68,6 +68,7 @@ let bad: Awaited<ReturnType<typeof startFailingBackend>>;
 let tcpA: Awaited<ReturnType<typeof startTcpBackend>>, tcpB: Awaited<ReturnType<typeof startTcpBackend>>;
 let certs: TestCerts;
 let tlsServer: https.Server, tlsPort: number;
+let tlsB: https.Server, tlsBPort: number, TLS_P: number, TLS_P2: number;
 
 const WEB = 'web.default.svc.cluster.local';
 /** meshpilot's error log lines (validation errors name file, document, object and field). */
@@ -85,12 +86,32 @@ before(async () => {
   });
   await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
   tlsPort = (tlsServer.address() as AddressInfo).port;
+  tlsB = https.createServer({ cert: fs.readFileSync(certs.serverCert), key: fs.readFileSync(certs.serverKey) }, (req, res) => {
+    req.resume();
+    res.end('tls-b');
+  });
+  await new Promise<void>((r) => tlsB.listen(0, '127.0.0.1', r));
+  tlsBPort = (tlsB.address() as AddressInfo).port;
   P = await freePort();
   TCP_P = await freePort();
+  TLS_P = await freePort();
+  TLS_P2 = await freePort();
   mesh = await startMeshpilot({
     'web.yaml': serviceYaml({ name: 'web', port: P, endpoints: [{ port: v1.port, labels: { version: 'v1' } }, { port: v2.port, labels: { version: 'v2' } }] }),
     'shadow.yaml': serviceYaml({ name: 'shadow', port: P, endpoints: [{ port: shadow.port }] }),
     'od.yaml': serviceYaml({ name: 'od', port: P, endpoints: [{ port: good.port }, { port: bad.port }] }),
+    'tls.yaml': [
+      serviceYaml({ name: 'tlssvc', port: TLS_P, portName: 'tls', endpoints: [{ port: tlsPort }] }),
+      serviceYaml({ name: 'tlsb', port: TLS_P2, portName: 'tls', endpoints: [{ port: tlsBPort }] }),
+      `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tlssvc, namespace: default}
+spec:
+  hosts: [tlssvc]
+  tls:
+  - match: [{sniHosts: [b.example.test]}]
+    route: [{destination: {host: tlsb, port: {number: ${TLS_P2}}}}]
+`].join('---\n'),
     'tcp.yaml': serviceYaml({ name: 'tcpsvc', port: TCP_P, portName: 'tcp', endpoints: [{ port: tcpA.port, labels: { v: 'a' } }, { port: tcpB.port, labels: { v: 'b' } }] }),
     'dr.yaml': `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -229,6 +250,7 @@ after(async () => {
   await mesh?.stop();
   await Promise.all([v1, v2, shadow, good, ext, dnsExt, bad, tcpA, tcpB].map((b) => b?.close()));
   await new Promise<void>((r) => (tlsServer ? tlsServer.close(() => r()) : r()));
+  await new Promise<void>((r) => (tlsB ? tlsB.close(() => r()) : r()));
   certs?.cleanup();
 });
 
@@ -304,6 +326,19 @@ test('TCP routing follows the VirtualService tcp route, and a change moves it', 
   await eventually(async () => (await tcpRead(TCP_P).catch(() => '')) === 'tcp-a', 5000);
 });
 
+test('TLS routes: the SNI picks the destination without terminating TLS (tls_inspector + server_names chains)', async () => {
+  const getSni = (servername: string): Promise<string> => new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: TLS_P, path: '/', servername, headers: { host: servername }, agent: false,
+      ca: fs.readFileSync(certs.caCert), checkServerIdentity: () => undefined,
+    }, (res) => { let b = ''; res.on('data', (c) => (b += c)); res.on('end', () => resolve(b)); });
+    req.on('error', reject);
+    req.end();
+  });
+  await eventually(async () => (await getSni('b.example.test').catch(() => '')) === 'tls-b', 5000);
+  assert.equal(await getSni('secure.example.test'), 'tls:secure.example.test', 'other SNIs take the service default chain');
+});
+
 test('ServiceEntry: STATIC endpoints, DNS resolution, and TLS origination (DestinationRule tls SIMPLE)', async () => {
   assert.equal((await request(P, 'ext.example.test', '/')).body, 'ext');
   await eventually(async () => (await request(P, 'dns.example.test', '/')).body === 'dns-ext', 5000);
@@ -373,7 +408,8 @@ spec:
     metadata: { INTERCEPTION_MODE: 'NONE', NAMESPACE: 'locked', ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });
   const dump = await locked.waitFor((d) => (d.configs.find((c: any) => c['@type'].endsWith('.ClustersConfigDump'))?.dynamic_active_clusters ?? [])
-    .some((c: any) => c.cluster.name === `outbound|${P}|v1|${WEB}`), 15000);
+    .some((c: any) => c.cluster.name === `outbound|${P}|v1|${WEB}`) &&
+    (d.configs.find((c: any) => c['@type'].endsWith('.RoutesConfigDump'))?.dynamic_route_configs ?? []).length > 0, 15000);
   const clusters = dump.configs.find((c: any) => c['@type'].endsWith('.ClustersConfigDump')).dynamic_active_clusters.map((c: any) => c.cluster.name).sort();
   // web is admitted by the egress host; shadow comes along as the mirror destination of web's VirtualService
   // (istiod adds VirtualService destinations to the SidecarScope); od, tcpsvc and the ServiceEntries stay out.

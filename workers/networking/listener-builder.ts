@@ -12,7 +12,7 @@ import {
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
 import { sidecarScope } from './sidecar-scope.js';
-import { tcpRouteTarget, type TcpTarget } from './tcp-route.js';
+import { tcpRouteTarget, tlsRouteChains, type TcpTarget } from './tcp-route.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope, InboundInstance } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
@@ -182,14 +182,22 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
     case 'tcp': {
       const cluster = clusterName('outbound', plan.port, '', plan.service!.hostname);
       const target = tcpRouteTarget(ctx, scope, plan.service!, plan.port) ?? [{ cluster, weight: 100 }];
-      return {
+      // TLS ports: VirtualService `tls` routes become SNI-matched filter chains before the default one
+      // (istio listener.go buildSidecarOutboundTCPListenerOpts / networkfilter.go).
+      const sni = tlsRouteChains(ctx, scope, plan.service!, plan.port);
+      const listener: ProtoObject = {
         '@type': LISTENER_TYPE,
         name: plan.name,
         address: socketAddress(plan.address, plan.port),
         bind_to_port: { value: bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [tcpProxyTo(target.length === 1 ? target[0]!.cluster : cluster, target)] }],
+        filter_chains: [
+          ...sni.map((r) => ({ filter_chain_match: { server_names: r.sniHosts }, filters: [tcpProxyTo(r.target[0]!.cluster, r.target)] })),
+          { filters: [tcpProxyTo(target.length === 1 ? target[0]!.cluster : cluster, target)] },
+        ],
       };
+      if (sni.length) listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+      return listener;
     }
   }
 }

@@ -61,6 +61,22 @@ export function tcpRouteTarget(ctx: PushContext, scope: ProxyScope, svc: Service
   return undefined;
 }
 
+/** For a sidecar's TLS service listener: the `tls` routes of the VirtualServices bound to `mesh` for the service. */
+export function tlsRouteChains(ctx: PushContext, scope: ProxyScope, svc: Service, port: number): Array<{ sniHosts: string[]; target: TcpTarget }> {
+  const p = svc.ports.find((x) => x.port === port);
+  if (!p || (p.protocol !== 'TLS' && p.protocol !== 'HTTPS')) return [];
+  const mesh = new Set(['mesh']);
+  const out: Array<{ sniHosts: string[]; target: TcpTarget }> = [];
+  for (const vs of ctx.virtualServicesFor(svc.hostname)) {
+    if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
+    const gws: string[] = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
+    if (!gws.includes('mesh')) continue;
+    for (const r of tlsRouteOf(ctx, scope, vs, port, mesh)) if (r.target.length) out.push(r);
+    if (out.length) break; // the first VirtualService for the host decides, as for http
+  }
+  return out;
+}
+
 /** VirtualService versions and destination service versions a TCP listener depends on (for cache keys). */
 export function tcpRouteDependencies(ctx: PushContext, svc: Service): string {
   return ctx.virtualServicesFor(svc.hostname).map((vs) => `${vs.namespace}/${vs.name}@${vs.version}`).join(',');
