@@ -41,6 +41,7 @@ const ENTRY_FILES = [
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/filters/network/rbac/v3/rbac.proto',
   'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
 ];
 
 let root: protobuf.Root | undefined;

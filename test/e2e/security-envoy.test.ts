@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
 import { startEnvoy, rejectedResources, type EnvoyHandle } from '../helpers/envoy.js';
 import { freePort } from '../helpers/ports.js';
+import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
 import { WorkloadCertFiles, ISTIOD_SAN } from '../../src/security/workload-agent.js';
 
 const SLEEP_ID = 'spiffe://cluster.local/ns/default/sa/sleep';
@@ -24,6 +25,8 @@ let tmp: string;
 let echo: https.Server;
 let echoPort: number;
 let agent: WorkloadCertFiles;
+let plainBackend: HttpBackend;
+let plainPort = 0;
 
 function meshYaml(port: number, sa: string): string {
   return `apiVersion: v1
@@ -79,6 +82,54 @@ metadata: {name: billing, namespace: default}
 spec:
   host: billing.default.svc.cluster.local
   trafficPolicy: {tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/billing"]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: auto, namespace: default}
+spec:
+  clusterIP: None
+  selector: {app: auto}
+  ports: [{name: http, port: 8082}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: auto-0, namespace: default, labels: {app: auto, security.istio.io/tlsMode: istio}}
+spec: {serviceAccountName: echo, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 127.0.0.1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: auto-0, namespace: default, labels: {kubernetes.io/service-name: auto}}
+addressType: IPv4
+ports: [{name: http, port: ${port}}]
+endpoints:
+- addresses: ["127.0.0.1"]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, name: auto-0, namespace: default}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain, namespace: default}
+spec:
+  clusterIP: None
+  selector: {app: plain}
+  ports: [{name: http, port: 8083}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain-0, namespace: default, labels: {app: plain}}
+spec: {serviceAccountName: plain, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 127.0.0.1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: plain-0, namespace: default, labels: {kubernetes.io/service-name: plain}}
+addressType: IPv4
+ports: [{name: http, port: ${plainPort}}]
+endpoints:
+- addresses: ["127.0.0.1"]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, name: plain-0, namespace: default}
 `;
 }
 
@@ -109,6 +160,8 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-envoy-mtls-'));
   fs.writeFileSync(path.join(tmp, 'tokens'), 'tok-sleep default sleep\ntok-echo default echo\n');
   echoPort = await freePort();
+  plainBackend = await startHttpBackend('plain');
+  plainPort = plainBackend.port;
   mesh = await startMeshpilot({ 'echo.yaml': meshYaml(echoPort, 'echo') }, {
     secureXdsPort: 0, caDir: path.join(tmp, 'ca'), caTokenFile: path.join(tmp, 'tokens'),
   });
@@ -141,6 +194,7 @@ after(async () => {
   await envoy?.stop();
   agent?.stop();
   echo?.close();
+  await plainBackend?.close();
   await mesh?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -166,6 +220,13 @@ test('a server whose identity does not match the expected SAN is refused by Envo
   // The same server through echo (expected SAN sa/echo) still answers.
   const ok = await get(8080, 'echo.default.svc.cluster.local');
   assert.equal(ok.status, 200);
+});
+
+test('auto mTLS: endpoints labelled tlsMode=istio get Istio mTLS without a DestinationRule, others plaintext', async () => {
+  const auto = await until(() => get(8082, 'auto.default.svc.cluster.local'), (r) => r.status === 200, 10_000);
+  assert.equal(auto.body, `echo saw URI:${SLEEP_ID}`, 'the mTLS-only server saw the sidecar certificate');
+  const plain = await until(() => get(8083, 'plain.default.svc.cluster.local'), (r) => r.status === 200, 10_000);
+  assert.equal(plain.body, 'plain');
 });
 
 test('a REDIRECT-mode sidecar gets STRICT mTLS and RBAC on its virtualInbound chains, and Envoy accepts them', async () => {

@@ -15,7 +15,7 @@ import {
 import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
-import { istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
+import { autoMtlsMatches, istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
   MAX_U32, circuitBreakers, effectivePolicy, httpProtocolOptions, isPassthroughLb, loadBalancer, outlierDetection,
   tcpKeepalive, upstreamTls,
@@ -62,6 +62,8 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     // DestinationRule subjectAltNames override the service's identities, as istiod's ISTIO_MUTUAL does.
     const sans: string[] = policy.tls.subjectAltNames?.length ? policy.tls.subjectAltNames : serviceIdentities(ctx, svc);
     cluster.transport_socket = istioMutualUpstream(scope.generator, sans, sni);
+  } else if (!policy.tls && scope.generator === 'envoy' && !svc.meshExternal) {
+    cluster.transport_socket_matches = autoMtlsMatches(serviceIdentities(ctx, svc), `outbound_.${port.port}_.${subset}_.${svc.hostname}`);
   }
   if (scope.generator === 'envoy') {
     cluster.circuit_breakers = circuitBreakers(cp);

@@ -3,6 +3,7 @@
  * count (grpc-js-xds drops localities without load_balancing_weight). Unhealthy endpoints are left out, as istiod
  * does unless PILOT_SEND_UNHEALTHY_ENDPOINTS is set. Follows istio pilot/pkg/xds/endpoints/endpoint_builder.go.
  */
+import { endpointTlsMetadata } from './security/tls-context.js';
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { ENDPOINT_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext } from '../../src/model/push-context.js';
@@ -60,6 +61,8 @@ export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: s
       lb_endpoints: g.eps.map((e) => ({
         endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
         health_status: 'HEALTHY',
+        // Auto mTLS picks the transport socket per endpoint by this metadata (Envoy only).
+        metadata: scope.generator === 'envoy' ? endpointTlsMetadata(e.labels) : undefined,
         load_balancing_weight: { value: 1 },
       })),
       load_balancing_weight: { value: g.weight },

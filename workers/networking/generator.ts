@@ -17,7 +17,7 @@ import { buildLoadAssignment } from './endpoint-builder.js';
 import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from './listener-builder.js';
 import { buildGrpcInboundListener, isGrpcInboundName } from './security/grpc-inbound.js';
 import { securityInputsKey } from './security/policy-select.js';
-import { usesIstioMutual } from './security/tls-context.js';
+import { serviceIdentities, usesIstioMutual } from './security/tls-context.js';
 import { buildRouteConfiguration, sidecarRouteServices, virtualServiceFor } from './route-builder.js';
 import { clusterName, inboundClusterName, parseClusterName, parseHostPort } from './names.js';
 import { visibleServices, visibleTo } from './visibility.js';
@@ -58,8 +58,10 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
     seen.add(svc.hostname);
     const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace);
     const subsets: string[] = ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
-    // DNS clusters carry their endpoints inline; ISTIO_MUTUAL clusters match the endpoints' identities (SANs).
-    const eps = svc.resolution === 'DNS' || usesIstioMutual(dr) ? ctx.endpointVersion(svc.hostname) : '';
+    // DNS clusters carry their endpoints inline; Istio mTLS (ISTIO_MUTUAL, and auto mTLS for Envoy) matches the
+    // endpoints' identities (SANs), which change far less often than the endpoints.
+    const eps = (svc.resolution === 'DNS' ? ctx.endpointVersion(svc.hostname) : '')
+      + (usesIstioMutual(dr) || (scope.generator === 'envoy' && !svc.meshExternal) ? `|${serviceIdentities(ctx, svc).join(',')}` : '');
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       for (const subset of subsets) {

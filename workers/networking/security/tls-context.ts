@@ -23,13 +23,47 @@ export const ISTIO_ALPN = ['istio-peer-exchange', 'istio'];
  */
 export const ADS_SDS = { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: { seconds: 1, nanos: 0 } };
 
-/** The SPIFFE identities of a service's workloads (istiod's PushContext.ServiceAccounts). */
+const identityMemo = new WeakMap<PushContext, Map<string, { endpoints: string; ids: string[] }>>();
+
+/**
+ * The SPIFFE identities of a service's workloads (istiod's PushContext.ServiceAccounts), remembered per endpoint
+ * version: cluster cache keys read them, and endpoint churn that keeps the identities must not rebuild clusters.
+ */
 export function serviceIdentities(ctx: PushContext, svc: Service): string[] {
+  let memo = identityMemo.get(ctx);
+  if (!memo) identityMemo.set(ctx, (memo = new Map()));
+  const version = ctx.endpointVersion(svc.hostname);
+  const hit = memo.get(svc.hostname);
+  if (hit && hit.endpoints === version) return hit.ids;
   const sas = new Set<string>();
   for (const ep of ctx.endpoints(svc.hostname)) {
     if (ep.serviceAccount) sas.add(`spiffe://${ctx.data.mesh.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}`);
   }
-  return [...sas].sort();
+  const ids = [...sas].sort();
+  memo.set(svc.hostname, { endpoints: version, ids });
+  return ids;
+}
+
+/** Istio's auto-mTLS label on a workload: endpoints carrying it get mTLS from clients with no TLS setting. */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
+const RAW_BUFFER_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
+
+/**
+ * Auto mTLS (istiod's cluster_builder buildAutoMtlsSettings): Istio mTLS to endpoints labelled tlsMode=istio,
+ * plaintext to the rest, chosen per endpoint by transport_socket_matches.
+ */
+export function autoMtlsMatches(sans: string[], sni: string): ProtoObject[] {
+  return [
+    { name: 'tlsMode-istio', match: { fields: { tlsMode: { stringValue: 'istio' } } }, transport_socket: istioMutualUpstream('envoy', sans, sni) },
+    { name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': RAW_BUFFER_TYPE } } },
+  ];
+}
+
+/** The endpoint metadata transport_socket_matches select on. */
+export function endpointTlsMetadata(labels: Record<string, string>): ProtoObject | undefined {
+  const mode = labels[TLS_MODE_LABEL];
+  return mode ? { filter_metadata: { [TRANSPORT_SOCKET_MATCH]: { fields: { tlsMode: { stringValue: mode } } } } } : undefined;
 }
 
 function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
