@@ -169,7 +169,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       for (let k = 0; k < active.length; k++) {
         const ev = active[k]!;
         if (ev.done || ev.seen[p.id.index] || body.indexOf(ev.marker) < 0) continue;
-        carried ??= ev.index;
+        // A response that carries several changes (coalesced) could not have been sent before the newest of them.
+        carried = ev.index;
         ev.seen[p.id.index] = 1;
         ev.reached++;
         ev.hist.recordMs(at - ev.t0);
