@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PushContext, type ConfigEntry, type PushContextData } from '../../src/model/push-context.js';
 import { mtlsModeForPort } from '../../workers/networking/security/peer-authn.js';
-import { buildRbacHttpFilters, rulePolicy } from '../../workers/networking/security/authz-builder.js';
+import { buildRbacHttpFilters, rulePolicy, tcpRule } from '../../workers/networking/security/authz-builder.js';
 import { securedInboundChains, INBOUND_ISTIO_ALPN } from '../../workers/networking/security/inbound-mtls.js';
 import { encodeAny } from '../../src/proto/encode.js';
 import { LISTENER_TYPE } from '../../src/proto/type-urls.js';
@@ -123,4 +123,21 @@ test('inbound chains: STRICT demands mTLS on the port (with or without SDS), PER
   assert.deepEqual(off.chains, [base]);
   // The built chains encode as parts of a Listener with Envoy's protos (no unknown fields).
   assert.ok(encodeAny({ '@type': LISTENER_TYPE, name: 'x', filter_chains: [...strict.chains, ...permissive.chains].map((c) => ({ ...c, filters: [] })) }).length > 0);
+});
+
+test('TCP view of rules: ALLOW rules with HTTP-only fields allow nothing, DENY rules drop those fields; network RBAC before tcp_proxy', () => {
+  const httpAllow = { from: [{ source: { principals: ['cluster.local/ns/a/sa/b'] } }], to: [{ operation: { paths: ['/x'] } }] };
+  assert.equal(tcpRule(httpAllow, 'ALLOW'), undefined);
+  assert.deepEqual(tcpRule(httpAllow, 'DENY'), { from: [{ source: { principals: ['cluster.local/ns/a/sa/b'] } }], to: [{ operation: {} }], when: undefined });
+  const ports = { to: [{ operation: { ports: ['5432'] } }] };
+  assert.equal(tcpRule(ports, 'ALLOW'), ports, 'TCP-only rules are kept as they are');
+  const ctx = ctxWith({ authorizationPolicies: [entry('default', 'db', { action: 'ALLOW', rules: [ports, httpAllow] })] });
+  const { filters } = buildRbacHttpFilters(ctx, 'default', {}, 'envoy', true);
+  assert.equal(filters.length, 1);
+  assert.equal(filters[0]!.name, 'envoy.filters.network.rbac');
+  assert.deepEqual(Object.keys((filters[0]!.typed_config as any).rules.policies), ['ns[default]-policy[db]-rule[0]']);
+  assert.ok(encodeAny(filters[0]!.typed_config as any).length > 0);
+  const tcpBase = { name: '0.0.0.0_5432', filter_chain_match: { destination_port: { value: 5432 } }, filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: {} }] };
+  const chains = securedInboundChains(ctxWith({ peerAuthentications: [entry('default', 'off', { mtls: { mode: 'DISABLE' } })], authorizationPolicies: ctx.data.authorizationPolicies }), 'default', {}, 5432, tcpBase, true).chains;
+  assert.deepEqual((chains[0]!.filters as any[]).map((f) => f.name), ['envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy']);
 });

@@ -170,12 +170,38 @@ export interface RbacBuild {
   skipped: string[];
 }
 
+const HTTP_ONLY_OPERATION = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
+const HTTP_ONLY_SOURCE = ['requestPrincipals', 'notRequestPrincipals'];
+
+/**
+ * A rule as it applies to TCP traffic (istiod's authz builder for network filters): HTTP-only fields cannot match
+ * there, so an ALLOW rule that uses them allows nothing (undefined), while a DENY or AUDIT rule is applied without
+ * them (denying more, never less).
+ */
+export function tcpRule(rule: any, action: string): any | undefined {
+  const usesHttp = ((rule?.to ?? []) as any[]).some((t) => HTTP_ONLY_OPERATION.some((f) => t.operation?.[f]?.length))
+    || ((rule?.from ?? []) as any[]).some((f) => HTTP_ONLY_SOURCE.some((k) => f.source?.[k]?.length))
+    || ((rule?.when ?? []) as any[]).some((c) => String(c.key).startsWith('request.'));
+  if (!usesHttp) return rule;
+  if (action === 'ALLOW') return undefined;
+  const strip = (o: Record<string, unknown>, keys: string[]): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(o ?? {}).filter(([k]) => !keys.includes(k)));
+  return {
+    from: rule.from?.map((f: any) => ({ source: strip(f.source, HTTP_ONLY_SOURCE) })),
+    to: rule.to?.map((t: any) => ({ operation: strip(t.operation, HTTP_ONLY_OPERATION) })),
+    when: rule.when?.filter((c: any) => !String(c.key).startsWith('request.')),
+  };
+}
+
 function policyName(flavor: Flavor, p: ConfigEntry, i: number): string {
   return flavor === 'grpc' ? `${p.namespace}-${p.name}-${i}` : `ns[${p.namespace}]-policy[${p.name}]-rule[${i}]`;
 }
 
-/** The HTTP RBAC filters for a workload, in istiod's order; an empty list when no policy applies. */
-export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels: Record<string, string>, flavor: Flavor): RbacBuild {
+/**
+ * The RBAC filters for a workload, in istiod's order; an empty list when no policy applies. HTTP filters by
+ * default; `tcp` gives network filters (envoy.filters.network.rbac) over the TCP view of each rule.
+ */
+export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels: Record<string, string>, flavor: Flavor, tcp = false): RbacBuild {
   const policies = policiesFor(ctx, ctx.data.authorizationPolicies, namespace, labels);
   const skipped: string[] = [];
   const groups: Record<'DENY' | 'AUDIT' | 'ALLOW', { rules: Record<string, ProtoObject>; shadow: Record<string, ProtoObject>; any: boolean }> = {
@@ -190,7 +216,8 @@ export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels
     const g = groups[action as 'DENY' | 'AUDIT' | 'ALLOW'];
     if (!dryRun) g.any = true;
     ((p.spec.rules ?? []) as any[]).forEach((rule, i) => {
-      (dryRun ? g.shadow : g.rules)[policyName(flavor, p, i)] = rulePolicy(rule);
+      const r = tcp ? tcpRule(rule, action) : rule;
+      if (r) (dryRun ? g.shadow : g.rules)[policyName(flavor, p, i)] = rulePolicy(r);
     });
   }
   const filters: ProtoObject[] = [];
@@ -201,13 +228,13 @@ export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels
     // An ALLOW policy with no rules still matters: it allows nothing (istiod's allow-nothing). gRPC skips it, as grpcgen.
     const hasRules = Object.keys(g.rules).length > 0 || (g.any && action === 'ALLOW' && flavor === 'envoy');
     if (!hasRules && !hasShadow) continue;
-    const cfg: ProtoObject = { '@type': RBAC_HTTP_TYPE };
+    const cfg: ProtoObject = tcp ? { '@type': RBAC_NETWORK_TYPE, stat_prefix: 'tcp.' } : { '@type': RBAC_HTTP_TYPE };
     if (hasRules) cfg.rules = { action: rbacAction[action], policies: g.rules };
     if (hasShadow) {
       cfg.shadow_rules = { action: rbacAction[action], policies: g.shadow };
       cfg.shadow_rules_stat_prefix = `istio_dry_run_${action.toLowerCase()}_`;
     }
-    const name = flavor === 'grpc' && action === 'DENY' ? `${RBAC_HTTP_FILTER}.DENY` : RBAC_HTTP_FILTER;
+    const name = tcp ? RBAC_NETWORK_FILTER : flavor === 'grpc' && action === 'DENY' ? `${RBAC_HTTP_FILTER}.DENY` : RBAC_HTTP_FILTER;
     filters.push({ name, typed_config: cfg });
   }
   return { filters, skipped };

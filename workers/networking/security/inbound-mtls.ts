@@ -43,13 +43,19 @@ export function inboundMtlsSocket(): ProtoObject {
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
-/** Put RBAC filters in front of an HCM chain's http_filters (no-op for TCP chains). */
-function withRbac(chain: ProtoObject, rbac: ProtoObject[]): ProtoObject {
-  if (rbac.length === 0) return chain;
+/** Put authn/authz filters in front: HTTP ones into an HCM's http_filters, network RBAC before a TCP proxy. */
+function withRbac(chain: ProtoObject, http: ProtoObject[], tcp: ProtoObject[]): ProtoObject {
+  if (http.length === 0 && tcp.length === 0) return chain;
   const out = clone(chain);
-  for (const f of (out.filters ?? []) as ProtoObject[]) {
-    const tc = f.typed_config as ProtoObject | undefined;
-    if (tc && Array.isArray(tc.http_filters)) tc.http_filters = [...rbac, ...tc.http_filters];
+  const filters = (out.filters ?? []) as ProtoObject[];
+  const isHttp = filters.some((f) => Array.isArray((f.typed_config as ProtoObject | undefined)?.http_filters));
+  if (isHttp) {
+    for (const f of filters) {
+      const tc = f.typed_config as ProtoObject | undefined;
+      if (tc && Array.isArray(tc.http_filters)) tc.http_filters = [...http, ...tc.http_filters];
+    }
+  } else {
+    out.filters = [...tcp, ...filters];
   }
   return out;
 }
@@ -64,8 +70,8 @@ export function securedInboundChains(
   ctx: PushContext, namespace: string, labels: Record<string, string>, port: number, base: ProtoObject, sds: boolean,
 ): InboundSecurity {
   const mode = mtlsModeForPort(ctx, namespace, labels, port);
-  const rbac = securityHttpFilters(ctx, namespace, labels, buildRbacHttpFilters(ctx, namespace, labels, 'envoy').filters);
-  const plain = withRbac(base, rbac);
+  const http = securityHttpFilters(ctx, namespace, labels, buildRbacHttpFilters(ctx, namespace, labels, 'envoy').filters);
+  const plain = withRbac(base, http, buildRbacHttpFilters(ctx, namespace, labels, 'envoy', true).filters);
   const match = (plain.filter_chain_match ?? {}) as ProtoObject;
   const mtls = (extra: ProtoObject): ProtoObject => ({
     ...clone(plain),
