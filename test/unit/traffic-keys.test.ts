@@ -227,3 +227,34 @@ test('labels enter the scope only when a VirtualService matches on sourceLabels'
   const kb = keys(withSource, scopeFor(b, withSource), ROUTE_TYPE).get('8080');
   assert.notEqual(ka, kb, 'routes differ by sourceLabels, so do their keys');
 });
+
+test('the proxy locality enters the scope and the EDS keys only when a DestinationRule makes endpoints depend on it', () => {
+  const pods = `---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: default, labels: {app: a, topology.kubernetes.io/region: r1}}
+spec: {containers: [{name: c, image: i}]}
+status: {phase: Running, podIP: 10.2.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: default, labels: {app: b, topology.kubernetes.io/region: r2}}
+spec: {containers: [{name: c, image: i}]}
+status: {phase: Running, podIP: 10.2.0.2}
+`;
+  const a = parseProxy('sidecar~10.2.0.1~a.default~default.svc.cluster.local', {});
+  const b = parseProxy('sidecar~10.2.0.2~b.default~default.svc.cluster.local', {});
+  const plain = ctxOf({ ...BASE, 'svcs.yaml': BASE['svcs.yaml']! + pods });
+  assert.equal(scopeFor(a, plain).locality, undefined);
+  assert.equal(scopeKey(scopeFor(a, plain)), scopeKey(scopeFor(b, plain)), 'no locality-aware rule: shared scope');
+  const aware = ctxOf({
+    ...BASE, 'svcs.yaml': BASE['svcs.yaml']! + pods,
+    'dr.yaml': BASE['dr.yaml']!.replace('trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}', 'trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}'),
+  });
+  assert.equal(scopeFor(a, aware).locality, 'r1//');
+  const name = 'outbound|8080||ratings.default.svc.cluster.local';
+  const ka = keys(aware, scopeFor(a, aware), ENDPOINT_TYPE).get(name);
+  const kb = keys(aware, scopeFor(b, aware), ENDPOINT_TYPE).get(name);
+  assert.ok(ka && kb);
+  assert.notEqual(ka, kb, 'EDS for a locality-aware cluster is keyed by the proxy locality');
+});
