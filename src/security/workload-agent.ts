@@ -93,11 +93,17 @@ export class WorkloadCertFiles {
       this.notAfter = leaf.notAfter;
       this.renewals++;
       const life = leaf.notAfter.getTime() - Date.now();
-      this.timer = setTimeout(() => { this.renew().catch(() => { /* retried at the next tick */ }); }, Math.max(500, life * GRACE_PERIOD_RATIO));
-      this.timer.unref();
+      this.schedule(Math.max(500, life * GRACE_PERIOD_RATIO));
     } finally {
       client.close();
     }
+  }
+
+  /** Renew after `ms`; a failed renewal (CA unreachable) is retried every second while the old files stay. */
+  private schedule(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.renew().catch(() => this.schedule(1000)); }, ms);
+    this.timer.unref();
   }
 
   stop(): void {
