@@ -24,6 +24,7 @@ import { LeaderElector } from './sources/kube/leader-election.js';
 import { SecurePort, defaultCaDir } from './security/secure-port.js';
 import { SdsServer } from './security/sds.js';
 import { FileSecretSource } from './security/credentials.js';
+import { KubeJwtAuthenticator } from './security/authenticate-kube.js';
 import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
 
 export interface ServerOptions {
@@ -229,6 +230,8 @@ export class MeshpilotServer {
       this.secure = new SecurePort({
         port: o.secureXdsPort, host: o.host, caDir: o.caDir, caTokenFile: o.caTokenFile, trustDomain: o.trustDomain,
         workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs,
+        // With a Kubernetes config cluster, service-account tokens are checked with TokenReview (as istiod).
+        authenticators: this.kube?.cluster(o.clusterId) ? [new KubeJwtAuthenticator(this.kube.cluster(o.clusterId)!.client, o.trustDomain)] : [],
       }, this.log);
       await this.secure.init();
       const sources = o.secretDirs?.length ? [new FileSecretSource(o.secretDirs)] : [];

@@ -61,7 +61,7 @@ export class ClientCertAuthenticator implements Authenticator {
 
 interface TokenEntry { digest: Buffer; identity: Identity }
 
-function bearerToken(md: grpc.Metadata): string | undefined {
+export function bearerToken(md: grpc.Metadata): string | undefined {
   const v = md.get('authorization')[0];
   if (typeof v !== 'string') return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(v);
