@@ -12,7 +12,7 @@ import { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
-import { planResources } from '../../workers/networking/generator.js';
+import { buildResource, planResources } from '../../workers/networking/generator.js';
 
 const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
 
@@ -257,4 +257,25 @@ status: {phase: Running, podIP: 10.2.0.2}
   const kb = keys(aware, scopeFor(b, aware), ENDPOINT_TYPE).get(name);
   assert.ok(ka && kb);
   assert.notEqual(ka, kb, 'EDS for a locality-aware cluster is keyed by the proxy locality');
+});
+
+test('gateway semantics: short gateway names resolve in the VirtualService namespace, match-level gateways split mesh and gateway routes', () => {
+  const ctx = ctxOf({
+    ...BASE, 'local.yaml': `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: local, namespace: istio-system}
+spec:
+  hosts: [local.example.com]
+  gateways: [ingress, mesh]
+  http:
+  - match: [{uri: {prefix: /gw}, gateways: [ingress]}]
+    route: [{destination: {host: reviews.default.svc.cluster.local}}]
+  - match: [{uri: {prefix: /mesh}, gateways: [mesh]}]
+    route: [{destination: {host: ratings.default.svc.cluster.local}}]
+`,
+  });
+  const rc = buildResource(ctx, scopeFor(router, ctx), ROUTE_TYPE, 'http.80') as any;
+  const vh = rc.virtual_hosts.find((v: any) => v.name === 'local.example.com:80');
+  assert.ok(vh, 'the VirtualService binds through its short gateway name');
+  assert.deepEqual(vh.routes.map((r: any) => r.match.prefix), ['/gw']);
 });

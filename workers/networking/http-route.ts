@@ -139,9 +139,10 @@ export function translateRouteMatch(m: any | undefined): ProtoObject {
 }
 
 /** sourceMatchHTTP: a match's gateways, or else its sourceLabels and sourceNamespace, must fit the proxy. */
-function sourceMatches(m: any | undefined, rc: RouteContext): boolean {
+function sourceMatches(m: any | undefined, rc: RouteContext, vs: ConfigEntry): boolean {
   if (!m) return true;
-  if (m.gateways?.length) return (m.gateways as string[]).some((g) => rc.gatewayNames.has(g));
+  // Gateway names in a match resolve like the VirtualService's own `gateways`: short names in its namespace.
+  if (m.gateways?.length) return (m.gateways as string[]).some((g) => rc.gatewayNames.has(g === 'mesh' || g.includes('/') ? g : `${vs.namespace}/${g}`));
   const labels = (m.sourceLabels ?? {}) as Record<string, string>;
   if (!Object.entries(labels).every(([k, v]) => rc.scope.labels[k] === v)) return false;
   return !m.sourceNamespace || m.sourceNamespace === rc.scope.namespace;
@@ -366,7 +367,7 @@ function operation(route: ProtoObject, vsName: string, port: number): string {
 
 function translateRoute(rc: RouteContext, vs: ConfigEntry, http: any, m: any | undefined): ProtoObject | undefined {
   if (m?.port && m.port !== rc.port) return undefined;
-  if (!sourceMatches(m, rc)) return undefined;
+  if (!sourceMatches(m, rc, vs)) return undefined;
   const envoy = rc.scope.generator === 'envoy';
   const out: ProtoObject = {};
   const name = [http.name, m?.name].filter(Boolean).join('.');
