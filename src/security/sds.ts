@@ -13,7 +13,9 @@
 import { createHash } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log/logger.js';
-import { frameDiscoveryResponse, resourceEntry, type DiscoveryRequest } from '../proto/discovery.js';
+import {
+  deltaResourceEntry, frameDeltaResponse, frameDiscoveryResponse, resourceEntry, type DeltaDiscoveryRequest, type DiscoveryRequest,
+} from '../proto/discovery.js';
 import { encodeAny } from '../proto/encode.js';
 import { SECRET_TYPE } from '../proto/type-urls.js';
 import { SDS_CAPABLE_METADATA } from '../model/scope.js';
@@ -58,7 +60,7 @@ class SdsStream {
   nodeId = '';
   pushes = 0;
 
-  constructor(readonly identity: Identity | undefined, readonly out: Writer) {}
+  constructor(readonly identity: Identity | undefined, readonly out: Writer, readonly delta: boolean) {}
 }
 
 export class SdsServer {
@@ -94,8 +96,9 @@ export class SdsServer {
       addService: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => {
         const wrapped: grpc.UntypedServiceImplementation = {};
         for (const [method, handler] of Object.entries(impl)) {
-          wrapped[method] = method === 'StreamAggregatedResources'
-            ? (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => { this.attach(call); (handler as (c: unknown) => void)(call); }
+          const delta = method === 'DeltaAggregatedResources';
+          wrapped[method] = method === 'StreamAggregatedResources' || delta
+            ? (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => { this.attach(call, delta); (handler as (c: unknown) => void)(call); }
             : handler;
         }
         server.addService(def, wrapped);
@@ -104,7 +107,7 @@ export class SdsServer {
   }
 
   /** Watch an ADS stream for Secret requests. Identity is the verified client certificate's SPIFFE ID. */
-  attach(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void {
+  attach(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>, delta = false): void {
     let identity: Identity | undefined;
     const cert = peerCertificateOf(call);
     for (const uri of spiffeUrisFromSubjectAltName(cert?.subjectaltname)) {
@@ -113,7 +116,7 @@ export class SdsServer {
         if (id.trustDomain === this.opts.trustDomain) { identity = id; break; }
       } catch { /* not a workload identity */ }
     }
-    const s = new SdsStream(identity, call);
+    const s = new SdsStream(identity, call, delta);
     this.streams.add(s);
     const close = (): void => {
       if (s.closed) return;
@@ -122,7 +125,8 @@ export class SdsServer {
       this.streams.delete(s);
     };
     let chain = Promise.resolve();
-    call.on('data', (req: DiscoveryRequest) => {
+    call.on('data', (raw: DiscoveryRequest | DeltaDiscoveryRequest) => {
+      const req = delta ? this.fromDelta(s, raw as DeltaDiscoveryRequest) : raw as DiscoveryRequest;
       // Runs before the ADS handler parses the node: tell generation whether secrets can reach this proxy (a value
       // the client sent under this key is overwritten).
       if (req.node) req.node.metadata[SDS_CAPABLE_METADATA] = s.identity ? 'true' : 'false';
@@ -140,6 +144,22 @@ export class SdsServer {
     call.on('error', close);
     call.on('close', close);
     call.on('cancelled', close);
+  }
+
+  /**
+   * A delta request as the state-of-the-world one it amounts to: the subscribed set after this request, and the
+   * nonce only when it is a pure ACK (a changed subscription must be answered).
+   */
+  private fromDelta(s: SdsStream, d: DeltaDiscoveryRequest): DiscoveryRequest {
+    if (d.typeUrl !== SECRET_TYPE) return { versionInfo: '', node: d.node, resourceNames: [], typeUrl: d.typeUrl, responseNonce: d.responseNonce };
+    const names = new Set(s.names);
+    for (const n of d.subscribe) names.add(n);
+    for (const n of d.unsubscribe) names.delete(n);
+    const changed = d.subscribe.length > 0 || d.unsubscribe.length > 0;
+    return {
+      versionInfo: '', node: d.node, resourceNames: [...names], typeUrl: d.typeUrl,
+      responseNonce: changed ? '' : d.responseNonce, errorDetail: d.errorDetail,
+    };
   }
 
   private async onRequest(s: SdsStream, req: DiscoveryRequest): Promise<void> {
@@ -226,7 +246,9 @@ export class SdsServer {
       if (!secret) continue;
       const any = encodeAny({ '@type': SECRET_TYPE, ...secret });
       hash.update(any);
-      entries.push(resourceEntry(any));
+      entries.push(s.delta
+        ? deltaResourceEntry(name, createHash('sha256').update(any).digest('base64url').slice(0, 16), resourceEntry(any))
+        : resourceEntry(any));
       sent.push(name);
     }
     // The version is a digest of what is sent, never the secret material itself.
@@ -237,7 +259,7 @@ export class SdsServer {
     s.versionSent = version;
     s.pushes++;
     this.stats.pushes++;
-    s.out.write(frameDiscoveryResponse(version, entries, SECRET_TYPE, nonce));
+    s.out.write(s.delta ? frameDeltaResponse(version, entries, SECRET_TYPE, [], nonce) : frameDiscoveryResponse(version, entries, SECRET_TYPE, nonce));
     this.opts.log.info({
       proxy: s.nodeId, identity: s.identity ? spiffeId(s.identity) : undefined, secrets: sent, version, reason,
       notAfter: s.workload?.notAfter.toISOString(),

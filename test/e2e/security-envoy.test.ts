@@ -277,3 +277,21 @@ spec:
     mesh.remove('policy.yaml');
   }
 });
+
+test('SDS on a delta xDS stream: an Envoy with DELTA_GRPC gets its secrets and calls upstream over Istio mTLS', async () => {
+  await envoy.stop(); // its outbound listeners hold the same local ports
+  const deltaEnvoy = await startEnvoy({
+    xdsPort: mesh.server.secureXdsPort,
+    adsApiType: 'DELTA_GRPC',
+    xdsTls: { certChainFile: agent.files.certChain, keyFile: agent.files.key, caFile: agent.files.root, serverName: ISTIOD_SAN },
+    nodeId: 'sidecar~127.0.0.1~sleep-1.default~default.svc.cluster.local',
+    metadata: { INTERCEPTION_MODE: 'NONE', NAMESPACE: 'default', ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
+  });
+  try {
+    const res = await until(() => get(8080, 'echo.default.svc.cluster.local'), (r) => r.status === 200, 15_000);
+    assert.equal(res.body, `echo saw URI:${SLEEP_ID}`);
+    assert.deepEqual(rejectedResources(await deltaEnvoy.configDump()), []);
+  } finally {
+    await deltaEnvoy.stop();
+  }
+});
