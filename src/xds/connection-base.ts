@@ -35,6 +35,12 @@ export abstract class BaseConnection implements PushTarget {
   private blocked = false;
   private readonly pendingTypes = new Set<string>();
   private nonceCounter = 0;
+  /**
+   * The push in which CDS was last sent, and the clusters it (re)sent. Envoy re-initialises an updated cluster and
+   * keeps it warming until it receives that cluster's ClusterLoadAssignment again, so EDS must follow CDS within
+   * the same push even when the endpoints did not change (istiod always pushes EDS after CDS).
+   */
+  protected cdsSent: { pushVersion: string; clusters: Set<string> | 'all' } | undefined;
 
   constructor(readonly proxy: Proxy, readonly peer: string, private readonly out: Writable, protected readonly opts: ConnectionOptions) {
     this.conId = `${proxy.id}-${++connectionCounter}`;
@@ -47,6 +53,16 @@ export abstract class BaseConnection implements PushTarget {
 
   protected nextNonce(): string {
     return `${++this.nonceCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  /** Record that CDS went out in this push, so EDS for those clusters is resent in the same push. */
+  protected noteCdsSent(pushVersion: string, clusters: Set<string> | 'all'): void {
+    this.cdsSent = { pushVersion, clusters };
+  }
+
+  /** Clusters whose EDS must be resent in this push (because CDS just updated them). */
+  protected edsResendFor(pushVersion: string): Set<string> | 'all' | undefined {
+    return this.cdsSent?.pushVersion === pushVersion ? this.cdsSent.clusters : undefined;
   }
 
   /** True when the push must be held back (coalesced) because the proxy is not reading. */

@@ -92,6 +92,7 @@ export class XdsConnection extends BaseConnection {
     const w = this.watches.get(typeUrl);
     if (!w || this.closed) return Promise.resolve();
     const last = w.lastSent;
+    if (typeUrl === ENDPOINT_TYPE && this.edsResendFor(info.pushVersion)) force = true;
     if (!force && last?.version === res.version) return Promise.resolve();
     if (this.holdBack(typeUrl)) return Promise.resolve();
     let entries = res.entries;
@@ -105,6 +106,7 @@ export class XdsConnection extends BaseConnection {
     }
     const nonce = this.nextNonce();
     const buf = frameDiscoveryResponse(res.version, entries, typeUrl, nonce);
+    if (typeUrl === CLUSTER_TYPE) this.noteCdsSent(info.pushVersion, 'all');
     w.nonceSent = nonce;
     w.versionSent = res.version;
     w.lastSent = res;

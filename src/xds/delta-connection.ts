@@ -5,7 +5,7 @@
  */
 import type { DeltaDiscoveryRequest } from '../proto/discovery.js';
 import { deltaResourceEntry, frameDeltaResponse } from '../proto/discovery.js';
-import { CLUSTER_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceVersions, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
 import { BaseConnection, type ConnectionOptions, type Writable } from './connection-base.js';
@@ -101,8 +101,10 @@ export class DeltaConnection extends BaseConnection {
     const changed: Buffer[] = [];
     const present = new Set(res.names);
     const next = new Map(w.clientVersions);
+    const resend = typeUrl === ENDPOINT_TYPE ? this.edsResendFor(info.pushVersion) : undefined;
     res.names.forEach((name, i) => {
-      if (w.clientVersions.get(name) === versions[i]) return;
+      const mustResend = resend === 'all' || (resend !== undefined && resend.has(name));
+      if (!mustResend && w.clientVersions.get(name) === versions[i]) return;
       let entry = deltaEntries.get(res.entries[i]!);
       if (!entry) { // one cached entry ⇔ one cache key ⇔ one name and version
         entry = deltaResourceEntry(name, versions[i]!, res.entries[i]!);
@@ -118,6 +120,9 @@ export class DeltaConnection extends BaseConnection {
     }
     w.lastSent = res;
     if (changed.length === 0 && removed.length === 0 && !force) return Promise.resolve();
+    if (typeUrl === CLUSTER_TYPE && changed.length > 0) {
+      this.noteCdsSent(info.pushVersion, new Set(res.names.filter((n, i) => w.clientVersions.get(n) !== versions[i])));
+    }
     const nonce = this.nextNonce();
     const buf = frameDeltaResponse(info.pushVersion, changed, typeUrl, removed, nonce);
     w.beforeSend = w.clientVersions;

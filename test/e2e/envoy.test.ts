@@ -162,3 +162,24 @@ test('a capturing sidecar (REDIRECT) accepts virtualOutbound, virtualInbound and
     await redirect.stop();
   }
 });
+
+test('a DestinationRule change updates clusters in place: EDS follows CDS, nothing stays warming', async () => {
+  mesh.write('dr.yaml', `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`);
+  const dump = await envoy.waitFor((d) => {
+    const section = d.configs.find((c: any) => c['@type'].endsWith('.ClustersConfigDump'));
+    const active = (section?.dynamic_active_clusters ?? []).find((c: any) => c.cluster.name === `outbound|${port}||web.default.svc.cluster.local`);
+    return active?.cluster?.circuit_breakers?.thresholds?.[0]?.max_connections === 7 && (section?.dynamic_warming_clusters ?? []).length === 0;
+  }, 10000);
+  assert.deepEqual(rejectedResources(dump), []);
+  const r = await get('/');
+  assert.equal(r.status, 200, 'traffic still flows through the updated cluster');
+});

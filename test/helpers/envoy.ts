@@ -89,9 +89,47 @@ export const ENVOY_FLAGS: readonly string[] = [
   "--file-flush-interval-msec", "100",
 ];
 
+/**
+ * A capturing sidecar (interception REDIRECT, the default) binds virtualOutbound 15001 and virtualInbound 15006 for
+ * real, so two of them cannot run at once on one machine — test files run in parallel. Such Envoys take this
+ * cross-process lock (a file created exclusively; a lock whose owner process is gone is taken over).
+ */
+const REDIRECT_LOCK = path.join(os.tmpdir(), "meshpilot-envoy-redirect.lock");
+
+function bindsVirtualPorts(opts: EnvoyOptions): boolean {
+  return opts.nodeId.startsWith("sidecar~") && String(opts.metadata?.INTERCEPTION_MODE ?? "REDIRECT").toUpperCase() !== "NONE";
+}
+
+async function acquireRedirectLock(timeoutMs = 120_000): Promise<() => void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      fs.writeFileSync(REDIRECT_LOCK, String(process.pid), { flag: "wx" });
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        try { if (fs.readFileSync(REDIRECT_LOCK, "utf8") === String(process.pid)) fs.rmSync(REDIRECT_LOCK); } catch { /* gone */ }
+      };
+    } catch {
+      let owner = NaN;
+      try { owner = Number(fs.readFileSync(REDIRECT_LOCK, "utf8")); } catch { continue; }
+      let alive = false;
+      try { process.kill(owner, 0); alive = true; } catch { /* no such process */ }
+      if (!alive) { try { fs.rmSync(REDIRECT_LOCK); } catch { /* raced */ } continue; }
+      if (Date.now() - t0 > timeoutMs) throw new Error(`startEnvoy: ports 15001/15006 held by pid ${owner} for ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
 export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
   if (!fs.existsSync(ENVOY_BIN)) {
     throw new Error(`Envoy not found at ${ENVOY_BIN}; run: bash scripts/install-test-peers.sh`);
+  }
+  let releaseLock: (() => void) | undefined;
+  if (bindsVirtualPorts(opts)) {
+    releaseLock = await acquireRedirectLock();
+    process.once("exit", releaseLock);
   }
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "meshpilot-envoy-"));
   const bootstrapPath = path.join(dir, "bootstrap.json");
@@ -150,6 +188,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyHandle> {
         clearTimeout(killTimer);
       }
       tracked.delete(entry);
+      releaseLock?.();
       await fsp.rm(dir, { recursive: true, force: true });
     })();
     return stopP;
