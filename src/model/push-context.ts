@@ -55,6 +55,8 @@ export class PushContext {
   private readonly vsByHost = new Map<string, ConfigEntry[]>();
   private readonly drByHost = new Map<string, ConfigEntry[]>();
   private readonly workloadByIp = new Map<string, Workload>();
+  /** Services by namespace: a proxy's inbound instances are looked up once per scope, for thousands of proxies. */
+  private readonly byNamespace = new Map<string, Service[]>();
   private readonly wildcardVs: Array<{ host: string; vs: ConfigEntry }> = [];
   private readonly wildcardDr: Array<{ host: string; dr: ConfigEntry }> = [];
   private readonly vsByName = new Map<string, ConfigEntry>();
@@ -71,6 +73,9 @@ export class PushContext {
     this.version = data.version;
     for (const s of data.services) {
       this.byHost.set(s.hostname, s);
+      let inNs = this.byNamespace.get(s.namespace);
+      if (!inNs) this.byNamespace.set(s.namespace, (inNs = []));
+      inNs.push(s);
       for (const p of s.ports) {
         let l = this.byPort.get(p.port);
         if (!l) this.byPort.set(p.port, (l = []));
@@ -184,8 +189,8 @@ export class PushContext {
 
   /** Services a Kubernetes selector matches, in a namespace: the proxy's inbound service instances. */
   servicesSelecting(namespace: string, labels: Record<string, string>): Service[] {
-    return this.data.services.filter((s) =>
-      s.namespace === namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 &&
+    return (this.byNamespace.get(namespace) ?? []).filter((s) =>
+      s.selector !== undefined && Object.keys(s.selector).length > 0 &&
       Object.entries(s.selector).every(([k, v]) => labels[k] === v));
   }
 }

@@ -15,7 +15,7 @@ import { buildPushContextData } from '../model/build-push-context.js';
 import type { ClusterRegistrySet } from '../model/registry/aggregate.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
 import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
-import { scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
+import { SDS_CAPABLE_METADATA, scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
 import { ENDPOINT_TYPE, PUSH_ORDER, shortType } from '../proto/type-urls.js';
@@ -178,7 +178,11 @@ export class PushEngine {
   remove(target: PushTarget): void { this.targets.delete(target); }
 
   scopeOf(proxy: Proxy): { scope: ProxyScope; key: string } {
-    const k = `${proxy.type}|${proxy.generator}|${proxy.namespace}|${proxy.interceptionMode}|${proxy.ip}|${JSON.stringify(proxy.labels)}`;
+    // What scopeFor reads about a proxy. Its IP only matters when its labels come from the pod registry or when a
+    // DestinationRule makes locality part of the scope; leaving it out lets thousands of replicas share one entry.
+    const ipMatters = Object.keys(proxy.labels).length === 0 || this.ctx.localityAware;
+    const k = `${proxy.type}|${proxy.generator}|${proxy.namespace}|${proxy.interceptionMode}|${ipMatters ? proxy.ip : ''}|` +
+      `${JSON.stringify(proxy.labels)}|${String(proxy.metadata[SDS_CAPABLE_METADATA] ?? '')}`;
     let s = this.scopes.get(k);
     if (!s) {
       const scope = scopeFor(proxy, this.ctx);
@@ -241,6 +245,7 @@ export class PushEngine {
     const t0 = performance.now();
     let full = req.full;
     let changedHosts: Set<string> | undefined;
+    let workloadsChanged = false;
     if (!full) {
       try {
         const r = this.refreshEndpoints();
@@ -250,6 +255,7 @@ export class PushEngine {
           return;
         }
         changedHosts = r.changedHosts;
+        workloadsChanged = r.workloadsChanged;
       } catch {
         full = true;
       }
@@ -260,14 +266,15 @@ export class PushEngine {
     // Decide per proxy what to offer: everything on a full push; on an incremental one, EDS to proxies watching a
     // changed service, and a full push to proxies whose scope changed (e.g. their pod's labels).
     const work: Array<[PushTarget, readonly string[]]> = [];
+    const changed = [...(changedHosts ?? [])];
     for (const t of this.targets) {
       if (full) { work.push([t, PUSH_ORDER]); continue; }
-      const key = this.scopeOf(t.proxy).key;
-      if (t.scopeKey !== undefined && t.scopeKey !== key) { work.push([t, PUSH_ORDER]); continue; }
+      // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
+      if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const last = t.lastComputed(ENDPOINT_TYPE);
       const watchesEds = t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE);
       if (!watchesEds) continue;
-      if (!last || [...changedHosts!].some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
+      if (!last || changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
     }
 
     let next = 0;

@@ -97,6 +97,8 @@ spec:
 `);
   await lagging.next(CLUSTER_TYPE, 5000, seenLag);
   synced.ack(await synced.next(CLUSTER_TYPE, 5000, seenSynced));
+  // EDS follows CDS in the same push (Envoy re-warms updated clusters); a proxy in sync ACKs that too.
+  synced.ack(await synced.next(ENDPOINT_TYPE, 5000, seenSynced), [CLUSTER]);
   await mesh.settle();
   await new Promise((r) => setTimeout(r, 100));
 
