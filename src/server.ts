@@ -51,6 +51,8 @@ export interface ServerOptions {
   maxRequestsPerSecond: number;
   /** How long a push waits for a proxy's ACK before its lane moves on (pacing). */
   pushAckTimeoutMs: number;
+  /** Generation batches of at most this many resources run on the main thread (default 4; 0 = always the pool). */
+  inlineMax?: number;
   /** TLS port for ADS + SDS + the CA (istiod's 15012); -1 turns it off. `xdsPort` -1 turns off plaintext xDS. */
   secureXdsPort: number;
   /** cacerts (plugged-in) or where the self-signed root is kept. */
@@ -149,6 +151,7 @@ export class MeshpilotServer {
       clusterId: opts.clusterId,
       log: this.log,
       pushConcurrency: opts.pushThrottle,
+      inlineMax: opts.inlineMax,
       cache: opts.cache,
       share: opts.share,
       metrics: this.metrics,

@@ -20,6 +20,7 @@ import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
 import { ENDPOINT_TYPE, PUSH_ORDER, shortType } from '../proto/type-urls.js';
 import { planResources } from '../../workers/networking/generator.js';
+import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseClusterName } from '../../workers/networking/names.js';
 import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
@@ -64,6 +65,8 @@ export interface PushEngineOptions {
   log: Logger;
   /** Max proxies being pushed (computed, sent, awaiting ACK) at once (PILOT_PUSH_THROTTLE). */
   pushConcurrency: number;
+  /** Batches of at most this many resources are generated on the main thread, not posted to a worker. */
+  inlineMax?: number;
   cache?: boolean;
   /** Share one computation among proxies of the same scope (off only to measure its gain). */
   share?: boolean;
@@ -75,6 +78,9 @@ export interface PushStats {
   generated: number; generationErrors: number; lastPushMs: number; proxiesPushed: number;
   pushContextInitMs: number;
 }
+
+/** Measured with bench/run.ts: below ~4 resources a worker round trip costs more than generating inline. */
+const INLINE_MAX = 4;
 
 const versionMemo = new WeakMap<ComputedResponse, string[]>();
 const indexMemo = new WeakMap<ComputedResponse, Map<string, number>>();
@@ -214,7 +220,12 @@ export class PushEngine {
     const missing = plan.filter((_, i) => entries[i] === undefined);
     this.opts.metrics?.cacheLookup(typeUrl, plan.length - missing.length, missing.length);
     if (missing.length > 0) {
-      const generated = await this.opts.pool.generate(ctx, snapshot, scope, typeUrl, missing.map((m) => m.name));
+      // A worker round trip (structured clone of the task, message passing, the result back) costs more than
+      // building a handful of resources: small batches are built right here, with the same pure function.
+      const names = missing.map((m) => m.name);
+      const generated = this.opts.pool.threads > 0 && names.length <= (this.opts.inlineMax ?? INLINE_MAX)
+        ? generateResources(ctx, scope, typeUrl, names)
+        : await this.opts.pool.generate(ctx, snapshot, scope, typeUrl, names);
       const byName = new Map(generated.map((g) => [g.name, g]));
       for (let i = 0; i < plan.length; i++) {
         if (entries[i] !== undefined) continue;

@@ -59,7 +59,8 @@ function client(pod: string): AdsTestClient {
 const reviews = (port: number): string => serviceYaml({ name: 'reviews', port, endpoints: [{ ip: '10.0.0.1', port: 9080 }] });
 
 before(async () => {
-  mesh = await startMeshpilot({ 'reviews.yaml': reviews(9080) }, { pushAckTimeoutMs: 300 });
+  // inlineMax 0: every generation batch goes to the worker pool, whose metrics this test checks.
+  mesh = await startMeshpilot({ 'reviews.yaml': reviews(9080) }, { pushAckTimeoutMs: 300, inlineMax: 0 });
 });
 
 after(async () => {

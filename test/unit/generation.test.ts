@@ -28,7 +28,8 @@ function engine(workers: number, store = bookinfoStore()): PushEngine {
   const pool = createGenerationPool(workers);
   pools.push(pool);
   const e = new PushEngine({
-    store, pool, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10,
+    // inlineMax 0: every batch goes to the pool, so the worker path is what is compared with the inline one.
+    store, pool, inlineMax: 0, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10,
     mesh: { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' },
   });
   e.rebuild();
