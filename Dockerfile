@@ -19,7 +19,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY examples ./examples
-# xDS, secure xDS (later), monitoring — istiod's ports.
+# xDS, secure xDS + CA (TLS), monitoring — istiod's ports. The CA root persists under $HOME/.local/state/meshpilot/ca
+# unless --ca-dir points at a volume (or a plugged-in cacerts directory).
 EXPOSE 15010 15012 15014
 USER node
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
