@@ -18,7 +18,7 @@ import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
 import { SDS_CAPABLE_METADATA, scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
-import { ENDPOINT_TYPE, PUSH_ORDER, shortType } from '../proto/type-urls.js';
+import { ENDPOINT_TYPE, PUSH_ORDER, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
 import { planResources } from '../../workers/networking/generator.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseClusterName } from '../../workers/networking/names.js';
@@ -90,6 +90,19 @@ function digest(parts: readonly string[]): string {
   return createHash('sha1').update(parts.join('\n')).digest('base64url').slice(0, 16);
 }
 
+/** A proxy's scope; `key` groups proxies for every type, `outboundKey` (inbound ports left out) for EDS and RDS. */
+interface ScopeEntry { scope: ProxyScope; key: string; outboundKey: string }
+
+const namesKeys = new WeakMap<readonly string[], string>();
+
+/** A request's names as a memo key; connections keep their names array, so it is computed once per array. */
+function namesKey(names: readonly string[] | undefined): string {
+  if (names === undefined) return '*';
+  let k = namesKeys.get(names);
+  if (k === undefined) { k = [...names].sort().join(','); namesKeys.set(names, k); }
+  return k;
+}
+
 /** Per-resource versions (for delta xDS): a short digest of each resource's cache key. Memoised per response. */
 export function resourceVersions(res: ComputedResponse): string[] {
   let v = versionMemo.get(res);
@@ -122,7 +135,7 @@ export class PushEngine {
   private readonly flatEncoder = new FlatEndpointsEncoder();
   private readonly targets = new Set<PushTarget>();
   private readonly memo = new Map<string, Promise<ComputedResponse>>();
-  private readonly scopes = new Map<string, { scope: ProxyScope; key: string }>();
+  private readonly scopes = new Map<string, ScopeEntry>();
   readonly cache: ResourceCache;
   readonly stats: PushStats = {
     pushes: 0, fullPushes: 0, edsPushes: 0, noPushes: 0, generated: 0, generationErrors: 0, lastPushMs: 0,
@@ -183,7 +196,26 @@ export class PushEngine {
   add(target: PushTarget): void { this.targets.add(target); }
   remove(target: PushTarget): void { this.targets.delete(target); }
 
-  scopeOf(proxy: Proxy): { scope: ProxyScope; key: string } {
+  /** Per proxy object, per PushContext version: its scope and its latest request per type (the hot path of a push). */
+  private readonly perProxy = new WeakMap<Proxy, {
+    version: string; s: ScopeEntry;
+    byType: Map<string, { names: readonly string[] | undefined; p: Promise<ComputedResponse> }>;
+  }>();
+
+  private proxyEntry(proxy: Proxy): NonNullable<ReturnType<typeof this.perProxy.get>> {
+    let e = this.perProxy.get(proxy);
+    if (!e || e.version !== this.ctx.version) {
+      e = { version: this.ctx.version, s: this.scopeOfUncached(proxy), byType: new Map() };
+      this.perProxy.set(proxy, e);
+    }
+    return e;
+  }
+
+  scopeOf(proxy: Proxy): ScopeEntry {
+    return this.proxyEntry(proxy).s;
+  }
+
+  private scopeOfUncached(proxy: Proxy): ScopeEntry {
     // What scopeFor reads about a proxy. Its IP only matters when its labels come from the pod registry or when a
     // DestinationRule makes locality part of the scope; leaving it out lets thousands of replicas share one entry.
     const ipMatters = Object.keys(proxy.labels).length === 0 || this.ctx.localityAware;
@@ -192,7 +224,7 @@ export class PushEngine {
     let s = this.scopes.get(k);
     if (!s) {
       const scope = scopeFor(proxy, this.ctx);
-      s = { scope, key: scopeKey(scope) };
+      s = { scope, key: scopeKey(scope), outboundKey: scopeKey({ ...scope, inbound: [] }) };
       this.scopes.set(k, s);
     }
     return s;
@@ -200,9 +232,22 @@ export class PushEngine {
 
   /** Compute one type's response for a proxy; shared by every proxy with the same scope and request. */
   compute(proxy: Proxy, typeUrl: string, names: readonly string[] | undefined): Promise<ComputedResponse> {
-    const { scope, key } = this.scopeOf(proxy);
-    const group = this.opts.share === false ? proxy.id : key;
-    const memoKey = `${this.ctx.version}|${group}|${typeUrl}|${names === undefined ? '*' : [...names].sort().join(',')}`;
+    const entry = this.proxyEntry(proxy);
+    const last = entry.byType.get(typeUrl);
+    if (last && last.names === names) return last.p; // same request, same version: the same shared promise
+    const p = this.computeShared(proxy, entry.s, typeUrl, names);
+    entry.byType.set(typeUrl, { names, p });
+    p.catch(() => { if (entry.byType.get(typeUrl)?.p === p) entry.byType.delete(typeUrl); });
+    return p;
+  }
+
+  private computeShared(
+    proxy: Proxy, { scope, key, outboundKey }: ScopeEntry, typeUrl: string, names: readonly string[] | undefined,
+  ): Promise<ComputedResponse> {
+    // EDS and RDS never read the proxy's own inbound ports: every workload of a namespace (same Sidecar) shares them.
+    const group = this.opts.share === false ? proxy.id
+      : typeUrl === ENDPOINT_TYPE || typeUrl === ROUTE_TYPE ? outboundKey : key;
+    const memoKey = `${this.ctx.version}|${group}|${typeUrl}|${namesKey(names)}`;
     let p = this.memo.get(memoKey);
     if (!p) {
       p = this.computeUncached(this.ctx, this.snapshot, scope, typeUrl, names);
@@ -278,8 +323,15 @@ export class PushEngine {
     // changed service, and a full push to proxies whose scope changed (e.g. their pod's labels).
     const work: Array<[PushTarget, readonly string[]]> = [];
     const changed = [...(changedHosts ?? [])];
-    for (const t of this.targets) {
-      if (full) { work.push([t, PUSH_ORDER]); continue; }
+    const tDecide = performance.now();
+    if (full) {
+      // Compute every scope group's responses first (shared, concurrent); only proxies for which something
+      // differs from what they hold take a place in the paced lanes below.
+      const targets = [...this.targets];
+      const differs = await Promise.all(targets.map((t) => this.differs(t, PUSH_ORDER)));
+      targets.forEach((t, i) => { if (differs[i]) work.push([t, PUSH_ORDER]); });
+    }
+    for (const t of full ? [] : this.targets) {
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const last = t.lastComputed(ENDPOINT_TYPE);
@@ -288,6 +340,7 @@ export class PushEngine {
       if (!last || changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
     }
 
+    const tLanes = performance.now();
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < work.length) {
@@ -306,7 +359,23 @@ export class PushEngine {
     this.opts.log.info({
       pushVersion: info.pushVersion, full, proxies: work.length, connected: this.targets.size, events: req.events,
       reasons: Object.fromEntries(req.reasons), changedServices: changedHosts?.size, ms: Math.round(this.stats.lastPushMs),
+      // Where the time went: building the context, deciding who needs what (shared computation), paced sends + ACKs.
+      contextMs: Math.round(tDecide - t0), decideMs: Math.round(tLanes - tDecide), sendMs: Math.round(performance.now() - tLanes),
     }, 'push complete');
+  }
+
+  /** Whether any of these types' current responses differ from what the proxy was last given. */
+  private async differs(target: PushTarget, types: readonly string[]): Promise<boolean> {
+    try {
+      for (const w of target.watched()) {
+        if (!types.includes(w.typeUrl)) continue;
+        const res = await this.compute(target.proxy, w.typeUrl, w.names);
+        if (target.lastComputed(w.typeUrl)?.version !== res.version) return true;
+      }
+      return false;
+    } catch {
+      return true; // let pushTo report the failure
+    }
   }
 
   /** Offer the given types (in warming order) to one proxy; each connection sends only what changed for it. */
