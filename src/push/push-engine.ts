@@ -324,14 +324,8 @@ export class PushEngine {
     const work: Array<[PushTarget, readonly string[]]> = [];
     const changed = [...(changedHosts ?? [])];
     const tDecide = performance.now();
-    if (full) {
-      // Compute every scope group's responses first (shared, concurrent); only proxies for which something
-      // differs from what they hold take a place in the paced lanes below.
-      const targets = [...this.targets];
-      const differs = await Promise.all(targets.map((t) => this.differs(t, PUSH_ORDER)));
-      targets.forEach((t, i) => { if (differs[i]) work.push([t, PUSH_ORDER]); });
-    }
-    for (const t of full ? [] : this.targets) {
+    for (const t of this.targets) {
+      if (full) { work.push([t, PUSH_ORDER]); continue; }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const last = t.lastComputed(ENDPOINT_TYPE);
@@ -362,20 +356,6 @@ export class PushEngine {
       // Where the time went: building the context, deciding who needs what (shared computation), paced sends + ACKs.
       contextMs: Math.round(tDecide - t0), decideMs: Math.round(tLanes - tDecide), sendMs: Math.round(performance.now() - tLanes),
     }, 'push complete');
-  }
-
-  /** Whether any of these types' current responses differ from what the proxy was last given. */
-  private async differs(target: PushTarget, types: readonly string[]): Promise<boolean> {
-    try {
-      for (const w of target.watched()) {
-        if (!types.includes(w.typeUrl)) continue;
-        const res = await this.compute(target.proxy, w.typeUrl, w.names);
-        if (target.lastComputed(w.typeUrl)?.version !== res.version) return true;
-      }
-      return false;
-    } catch {
-      return true; // let pushTo report the failure
-    }
   }
 
   /** Offer the given types (in warming order) to one proxy; each connection sends only what changed for it. */
