@@ -24,37 +24,36 @@ const ADS_CLIENT_DEF: grpc.ServiceDefinition = {
   },
 };
 
-const AdsClientCtor = grpc.makeGenericClientConstructor(ADS_CLIENT_DEF, 'AggregatedDiscoveryService');
-
-export class AdsTestClient {
+/** What both test clients share: one ADS stream, the responses it received, and waiting on them. */
+abstract class AdsStreamClient<Res extends { type_url: string }> {
   private readonly client: grpc.Client;
-  private readonly stream: grpc.ClientDuplexStream<any, Response>;
-  readonly received: Response[] = [];
+  private readonly stream: grpc.ClientDuplexStream<any, Res>;
+  readonly received: Res[] = [];
   private waiters: Array<() => void> = [];
   error: grpc.ServiceError | undefined;
   private sentNode = false;
 
-  constructor(
-    address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {},
-    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), channelOptions: grpc.ChannelOptions = {},
+  protected constructor(
+    ctor: grpc.ServiceClientConstructor, method: string, address: string, readonly nodeId: string,
+    readonly metadata: Record<string, unknown>, credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions,
   ) {
-    this.client = new AdsClientCtor(address, credentials, channelOptions);
-    this.stream = (this.client as any).StreamAggregatedResources();
-    this.stream.on('data', (r: Response) => { this.received.push(r); this.wake(); });
+    this.client = new ctor(address, credentials, channelOptions);
+    this.stream = (this.client as any)[method]();
+    this.stream.on('data', (r: Res) => { this.received.push(r); this.wake(); });
     this.stream.on('error', (e: grpc.ServiceError) => { this.error = e; this.wake(); });
   }
 
   private wake(): void { const w = this.waiters; this.waiters = []; w.forEach((f) => f()); }
 
   /** Send a request; the node goes only on the stream's first request, as Envoy's set_node_on_first_message_only. */
-  send(req: { type_url: string; resource_names?: string[]; version_info?: string; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
+  protected write(req: object): void {
     const msg: any = { ...req };
     if (!this.sentNode) { msg.node = { id: this.nodeId, metadata: jsonToStruct(this.metadata) }; this.sentNode = true; }
     this.stream.write(msg);
   }
 
   /** Wait for the next response of a type, after `after` responses have already been seen. */
-  async next(typeUrl: string, timeoutMs = 3000, after = this.received.length): Promise<Response> {
+  async next(typeUrl: string, timeoutMs = 3000, after = this.received.length): Promise<Res> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = this.received.slice(after).find((x) => x.type_url === typeUrl);
@@ -73,6 +72,27 @@ export class AdsTestClient {
     return !this.received.slice(n).some((x) => x.type_url === typeUrl);
   }
 
+  /** Stop reading from the stream (HTTP/2 flow control then pushes back on the server). */
+  pause(): void { this.stream.pause(); }
+  resume(): void { this.stream.resume(); }
+
+  close(): void { this.stream.cancel(); this.client.close(); }
+}
+
+const AdsClientCtor = grpc.makeGenericClientConstructor(ADS_CLIENT_DEF, 'AggregatedDiscoveryService');
+
+export class AdsTestClient extends AdsStreamClient<Response> {
+  constructor(
+    address: string, nodeId: string, metadata: Record<string, unknown> = {},
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), channelOptions: grpc.ChannelOptions = {},
+  ) {
+    super(AdsClientCtor, 'StreamAggregatedResources', address, nodeId, metadata, credentials, channelOptions);
+  }
+
+  send(req: { type_url: string; resource_names?: string[]; version_info?: string; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
+    this.write(req);
+  }
+
   ack(r: Response, names?: string[]): void {
     this.send({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names });
   }
@@ -81,11 +101,6 @@ export class AdsTestClient {
     this.send({ type_url: r.type_url, version_info: lastGoodVersion, response_nonce: r.nonce, resource_names: names, error_detail: { code: 3, message } });
   }
 
-  /** Stop reading from the stream (HTTP/2 flow control then pushes back on the server). */
-  pause(): void { this.stream.pause(); }
-  resume(): void { this.stream.resume(); }
-
-  close(): void { this.stream.cancel(); this.client.close(); }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -121,46 +136,14 @@ const DELTA_CLIENT_DEF: grpc.ServiceDefinition = {
 
 const DeltaClientCtor = grpc.makeGenericClientConstructor(DELTA_CLIENT_DEF, 'AggregatedDiscoveryService');
 
-export class DeltaTestClient {
-  private readonly client: grpc.Client;
-  private readonly stream: grpc.ClientDuplexStream<any, DeltaResponse>;
-  readonly received: DeltaResponse[] = [];
-  private waiters: Array<() => void> = [];
-  error: grpc.ServiceError | undefined;
-  private sentNode = false;
-
-  constructor(address: string, readonly nodeId: string, readonly metadata: Record<string, unknown> = {}) {
-    this.client = new DeltaClientCtor(address, grpc.credentials.createInsecure());
-    this.stream = (this.client as any).DeltaAggregatedResources();
-    this.stream.on('data', (r: DeltaResponse) => { this.received.push(r); const w = this.waiters; this.waiters = []; w.forEach((f) => f()); });
-    this.stream.on('error', (e: grpc.ServiceError) => { this.error = e; const w = this.waiters; this.waiters = []; w.forEach((f) => f()); });
+export class DeltaTestClient extends AdsStreamClient<DeltaResponse> {
+  constructor(address: string, nodeId: string, metadata: Record<string, unknown> = {}) {
+    super(DeltaClientCtor, 'DeltaAggregatedResources', address, nodeId, metadata, grpc.credentials.createInsecure(), {});
   }
 
   send(req: { type_url: string; resource_names_subscribe?: string[]; resource_names_unsubscribe?: string[]; initial_resource_versions?: Record<string, string>; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
-    const msg: any = { ...req };
-    if (!this.sentNode) { msg.node = { id: this.nodeId, metadata: jsonToStruct(this.metadata) }; this.sentNode = true; }
-    this.stream.write(msg);
-  }
-
-  async next(typeUrl: string, timeoutMs = 3000, after = this.received.length): Promise<DeltaResponse> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = this.received.slice(after).find((x) => x.type_url === typeUrl);
-      if (r) return r;
-      if (this.error) throw this.error;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no delta ${typeUrl} response within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => { const t = setTimeout(resolve, left); this.waiters.push(() => { clearTimeout(t); resolve(); }); });
-    }
-  }
-
-  async quiet(typeUrl: string, ms: number): Promise<boolean> {
-    const n = this.received.length;
-    await new Promise((r) => setTimeout(r, ms));
-    return !this.received.slice(n).some((x) => x.type_url === typeUrl);
+    this.write(req);
   }
 
   ack(r: DeltaResponse): void { this.send({ type_url: r.type_url, response_nonce: r.nonce }); }
-
-  close(): void { this.stream.cancel(); this.client.close(); }
 }
