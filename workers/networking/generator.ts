@@ -46,7 +46,31 @@ function usesEds(ctx: PushContext, scope: ProxyScope, svc: Service, port: number
   return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace), port, subset).loadBalancer);
 }
 
+/**
+ * The outbound part of a CDS plan reads everything in the scope except the proxy's own inbound ports, so every
+ * workload of a namespace (same Sidecar) shares it: memoised per PushContext, keyed by the rest of the scope.
+ */
+const outboundPlans = new WeakMap<PushContext, Map<string, PlanItem[]>>();
+
 function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
+  let perCtx = outboundPlans.get(ctx);
+  if (!perCtx) outboundPlans.set(ctx, (perCtx = new Map()));
+  const memoKey = `${JSON.stringify({ ...scope, inbound: undefined })}|${requested === undefined ? '*' : requested.join(',')}`;
+  let outbound = perCtx.get(memoKey);
+  if (!outbound) { outbound = planOutboundClusters(ctx, scope, requested); perCtx.set(memoKey, outbound); }
+  const out = [...outbound];
+  const ct = ctx.data.mesh.connectTimeoutMs;
+  if (scope.generator === 'envoy' && scope.interception !== 'NONE' && scope.type === 'sidecar') {
+    if (wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
+    for (const inst of scope.inbound) {
+      const name = inboundClusterName(inst.targetPort);
+      if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
+    }
+  }
+  return out;
+}
+
+function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
   const out: PlanItem[] = [];
   const ct = ctx.data.mesh.connectTimeoutMs;
   const services = requested && scope.generator === 'grpc'
@@ -72,13 +96,6 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
   }
   if (scope.generator === 'envoy') {
     for (const name of [BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER]) if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
-    if (scope.interception !== 'NONE' && scope.type === 'sidecar') {
-      if (wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
-      for (const inst of scope.inbound) {
-        const name = inboundClusterName(inst.targetPort);
-        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
-      }
-    }
   }
   return out;
 }
