@@ -48,6 +48,8 @@ export class LeaderElector extends EventEmitter {
   private observedAt = 0;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The attempt in flight, so stop() releases only after it (else its renew could land after the release). */
+  private inflight: Promise<void> | undefined;
   private stopped = true;
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
@@ -70,7 +72,7 @@ export class LeaderElector extends EventEmitter {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    void this.tick();
+    this.schedule(0);
   }
 
   private get path(): string {
@@ -99,7 +101,13 @@ export class LeaderElector extends EventEmitter {
       this.opts.log?.warn({ lease: this.opts.name, identity: this.identity }, 'lost leadership: could not renew');
       this.emit('stopped-leading');
     }
-    this.timer = setTimeout(() => void this.tick(), this.retryMs);
+    this.schedule(this.retryMs);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.inflight = this.tick().finally(() => { this.inflight = undefined; });
+    }, ms);
   }
 
   private observe(spec: LeaseSpec, rv: string): void {
@@ -154,18 +162,23 @@ export class LeaderElector extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.inflight;
     if (!this.leading) return;
     this.leading = false;
     this.emit('stopped-leading');
-    try {
-      const lease = await this.opts.client.request('GET', `${this.path}/${this.opts.name}`, {}, undefined, 2000);
-      if (lease?.spec?.holderIdentity === this.identity) {
+    // A conflict (someone wrote in between) is retried with a fresh read; after that, best effort: the lease
+    // expires on its own.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const lease = await this.opts.client.request('GET', `${this.path}/${this.opts.name}`, {}, undefined, 2000);
+        if (lease?.spec?.holderIdentity !== this.identity) return;
         await this.opts.client.request('PUT', `${this.path}/${this.opts.name}`, {}, {
           ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() },
         }, 2000);
+        return;
+      } catch {
+        // retry
       }
-    } catch {
-      // Best effort: the lease expires on its own.
     }
   }
 }
