@@ -12,7 +12,7 @@ import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
+import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { startEnvoy, rejectedResources, type EnvoyHandle } from '../helpers/envoy.js';
 import { freePort } from '../helpers/ports.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
@@ -29,29 +29,7 @@ let plainBackend: HttpBackend;
 let plainPort = 0;
 
 function meshYaml(port: number, sa: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  clusterIP: None
-  selector: {app: echo}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: echo-0, namespace: default, labels: {app: echo}}
-spec: {serviceAccountName: ${sa}, containers: [{name: app, image: app}]}
-status: {phase: Running, podIP: 127.0.0.1}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: echo-0, namespace: default, labels: {kubernetes.io/service-name: echo}}
-addressType: IPv4
-ports: [{name: http, port: ${port}}]
-endpoints:
-- addresses: ["127.0.0.1"]
-  conditions: {ready: true}
-  targetRef: {kind: Pod, name: echo-0, namespace: default}
+  return `${serviceYaml({ name: 'echo', port: 8080, portName: 'http', serviceAccount: sa, endpoints: [{ port }] })}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -83,53 +61,9 @@ spec:
   host: billing.default.svc.cluster.local
   trafficPolicy: {tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/billing"]}}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: auto, namespace: default}
-spec:
-  clusterIP: None
-  selector: {app: auto}
-  ports: [{name: http, port: 8082}]
+${serviceYaml({ name: 'auto', port: 8082, portName: 'http', serviceAccount: 'echo', endpoints: [{ port, labels: { 'security.istio.io/tlsMode': 'istio' } }] })}
 ---
-apiVersion: v1
-kind: Pod
-metadata: {name: auto-0, namespace: default, labels: {app: auto, security.istio.io/tlsMode: istio}}
-spec: {serviceAccountName: echo, containers: [{name: app, image: app}]}
-status: {phase: Running, podIP: 127.0.0.1}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: auto-0, namespace: default, labels: {kubernetes.io/service-name: auto}}
-addressType: IPv4
-ports: [{name: http, port: ${port}}]
-endpoints:
-- addresses: ["127.0.0.1"]
-  conditions: {ready: true}
-  targetRef: {kind: Pod, name: auto-0, namespace: default}
----
-apiVersion: v1
-kind: Service
-metadata: {name: plain, namespace: default}
-spec:
-  clusterIP: None
-  selector: {app: plain}
-  ports: [{name: http, port: 8083}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: plain-0, namespace: default, labels: {app: plain}}
-spec: {serviceAccountName: plain, containers: [{name: app, image: app}]}
-status: {phase: Running, podIP: 127.0.0.1}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: plain-0, namespace: default, labels: {kubernetes.io/service-name: plain}}
-addressType: IPv4
-ports: [{name: http, port: ${plainPort}}]
-endpoints:
-- addresses: ["127.0.0.1"]
-  conditions: {ready: true}
-  targetRef: {kind: Pod, name: plain-0, namespace: default}
+${serviceYaml({ name: 'plain', port: 8083, portName: 'http', serviceAccount: 'plain', endpoints: [{ port: plainPort }] })}
 `;
 }
 

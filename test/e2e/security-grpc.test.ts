@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
+import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { freePort } from '../helpers/ports.js';
 import { ECHO_PATH, callWho, eventually } from '../helpers/grpc-backend.js';
 import { WorkloadCertFiles } from '../../src/security/workload-agent.js';
@@ -34,29 +34,7 @@ const agents: WorkloadCertFiles[] = [];
 const clients: grpc.Client[] = [];
 
 function meshYaml(port: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  clusterIP: None
-  selector: {app: echo}
-  ports: [{name: grpc, port: 7070}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: echo-0, namespace: default, labels: {app: echo}}
-spec: {serviceAccountName: echo, containers: [{name: app, image: app}]}
-status: {phase: Running, podIP: 127.0.0.1}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: echo-0, namespace: default, labels: {kubernetes.io/service-name: echo}}
-addressType: IPv4
-ports: [{name: grpc, port: ${port}}]
-endpoints:
-- addresses: ["127.0.0.1"]
-  conditions: {ready: true}
-  targetRef: {kind: Pod, name: echo-0, namespace: default}
+  return `${serviceYaml({ name: 'echo', port: 7070, portName: 'grpc', serviceAccount: 'echo', endpoints: [{ port }] })}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -64,6 +64,8 @@ export async function startMeshpilot(files: Record<string, string>, overrides: P
  */
 export function serviceYaml(opts: {
   name: string; namespace?: string; port: number; portName?: string; clusterIP?: string;
+  /** The pods' service account (their SPIFFE identity in mTLS tests). */
+  serviceAccount?: string;
   endpoints: Array<{ ip?: string; port: number; labels?: Record<string, string>; ready?: boolean }>;
 }): string {
   const ns = opts.namespace ?? 'default';
@@ -89,7 +91,8 @@ metadata:
   namespace: ${ns}
   labels: ${JSON.stringify({ app: opts.name, ...(e.labels ?? {}) })}
 spec:
-  containers: [{name: app, image: app}]
+  ${opts.serviceAccount ? `serviceAccountName: ${opts.serviceAccount}
+  ` : ''}containers: [{name: app, image: app}]
 status:
   phase: Running
   podIP: ${ip}
