@@ -50,7 +50,7 @@ export function encodeSnapshot(
     version,
     config: reuse && reuse.config.version === configVersion ? reuse.config : writeJson(configVersion, config),
     endpoints: format === 'flat'
-      ? flat.encode(version, endpoints, endpointVersions, workloads)
+      ? flat.encode(version, endpoints, endpointVersions)
       : writeJson(version, { endpoints, endpointVersions, workloads }),
     endpointsFormat: format,
   };

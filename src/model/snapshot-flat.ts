@@ -4,9 +4,8 @@
  * the part that changes on every endpoint-only push and the bulk of a large mesh's snapshot.
  */
 import * as flatbuffers from 'flatbuffers';
-import { EndpointsPart, HostEndpoints, Endpoint as FbEndpoint, Label, Workload as FbWorkload } from './fb/snapshot_generated.js';
+import { HostEndpoints, Endpoint as FbEndpoint, Label } from './fb/snapshot_generated.js';
 import type { Endpoint } from './service.js';
-import type { Workload } from './push-context.js';
 import type { SnapshotPart } from './snapshot-codec.js';
 
 /** Where PushContext reads endpoints from: plain objects on the main thread, the flatbuffer in workers. */
@@ -45,29 +44,17 @@ function encodeHost(hostname: string, version: string, eps: readonly Endpoint[])
   return b.asUint8Array();
 }
 
-function encodeWorkloads(workloads: readonly Workload[]): Uint8Array {
-  const b = new flatbuffers.Builder(1024 + workloads.length * 128);
-  const str = new Strings(b);
-  const wl = [...workloads].sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0)).map((w) =>
-    FbWorkload.createWorkload(b, str.get(w.ip), str.get(w.name), str.get(w.namespace),
-      FbWorkload.createLabelsVector(b, labels(b, str, w.labels)), w.serviceAccount === undefined ? 0 : str.get(w.serviceAccount),
-      str.get(w.locality)));
-  b.finish(EndpointsPart.createEndpointsPart(b, EndpointsPart.createHostsVector(b, []), EndpointsPart.createWorkloadsVector(b, wl)));
-  return b.asUint8Array();
-}
-
 /**
- * Writes the endpoints part: [u32 index length][index JSON: sorted [hostname, version, offset, length]…]
- * [u32 workloads offset][u32 workloads length] then one standalone flatbuffer per service and one for workloads.
- * Each service's buffer is cached by its endpoint version, so an endpoint-only push re-encodes only the services
- * that changed and copies the rest (structural sharing at the snapshot level).
+ * Writes the endpoints part: [u32 index length][index JSON: sorted [hostname, version, offset, length]…] then one
+ * standalone flatbuffer per service. Each service's buffer is cached by its endpoint version, so an endpoint-only
+ * push re-encodes only the services that changed and copies the rest (structural sharing at the snapshot level).
+ * Workloads are not written: workers never read them (scopes are computed on the main thread).
  */
 export class FlatEndpointsEncoder {
   private hosts = new Map<string, { version: string; bytes: Uint8Array }>();
-  private workloads: { key: string; bytes: Uint8Array } | undefined;
   encodedHosts = 0;
 
-  encode(version: string, endpoints: Record<string, Endpoint[]>, versions: Record<string, string>, workloads: Workload[]): SnapshotPart {
+  encode(version: string, endpoints: Record<string, Endpoint[]>, versions: Record<string, string>): SnapshotPart {
     const next = new Map<string, { version: string; bytes: Uint8Array }>();
     const names = Object.keys(endpoints).sort();
     for (const h of names) {
@@ -77,31 +64,19 @@ export class FlatEndpointsEncoder {
       next.set(h, e);
     }
     this.hosts = next;
-    const wkey = JSON.stringify(workloads);
-    if (!this.workloads || this.workloads.key !== wkey) this.workloads = { key: wkey, bytes: encodeWorkloads(workloads) };
     let offset = 0;
     const index = names.map((h) => { const e = next.get(h)!; const entry = [h, e.version, offset, e.bytes.length]; offset += e.bytes.length; return entry; });
     const indexBytes = Buffer.from(JSON.stringify(index));
-    const head = 4 + indexBytes.length + 8;
-    const total = head + offset + this.workloads.bytes.length;
+    const head = 4 + indexBytes.length;
+    const total = head + offset;
     const buffer = new SharedArrayBuffer(total);
     const view = Buffer.from(buffer);
     view.writeUInt32LE(indexBytes.length, 0);
     view.set(indexBytes, 4);
-    view.writeUInt32LE(head + offset, 4 + indexBytes.length);
-    view.writeUInt32LE(this.workloads.bytes.length, 8 + indexBytes.length);
     let at = head;
     for (const h of names) { const b = next.get(h)!.bytes; view.set(b, at); at += b.length; }
-    view.set(this.workloads.bytes, at);
     return { version, buffer, length: total };
   }
-}
-
-/** Without a cache (tests, one-off encodes). */
-export function encodeEndpointsFlat(
-  version: string, endpoints: Record<string, Endpoint[]>, versions: Record<string, string>, workloads: Workload[],
-): SnapshotPart {
-  return new FlatEndpointsEncoder().encode(version, endpoints, versions, workloads);
 }
 
 function readLabels(n: number, at: (i: number) => Label | null): Record<string, string> {
@@ -123,16 +98,14 @@ function byteBuffer(part: SnapshotPart, offset: number, length: number): flatbuf
 export class FlatEndpointSource implements EndpointSource {
   private readonly index = new Map<string, [version: string, offset: number, length: number]>();
   private readonly memo = new Map<string, Endpoint[]>();
-  private readonly workloadsAt: [number, number];
   private readonly dataStart: number;
 
   constructor(private readonly part: SnapshotPart) {
     const view = Buffer.from(part.buffer, 0, part.length);
     const indexLen = view.readUInt32LE(0);
     const entries = JSON.parse(view.toString('utf8', 4, 4 + indexLen)) as Array<[string, string, number, number]>;
-    this.dataStart = 4 + indexLen + 8;
+    this.dataStart = 4 + indexLen;
     for (const [h, v, o, l] of entries) this.index.set(h, [v, o, l]);
-    this.workloadsAt = [view.readUInt32LE(4 + indexLen), view.readUInt32LE(8 + indexLen)];
   }
 
   version(hostname: string): string {
@@ -159,20 +132,6 @@ export class FlatEndpointSource implements EndpointSource {
       }
     }
     this.memo.set(hostname, out);
-    return out;
-  }
-
-  workloads(): Workload[] {
-    const root = EndpointsPart.getRootAsEndpointsPart(byteBuffer(this.part, this.workloadsAt[0], this.workloadsAt[1]));
-    const out: Workload[] = [];
-    const w = new FbWorkload();
-    for (let i = 0; i < root.workloadsLength(); i++) {
-      root.workloads(i, w);
-      out.push({
-        ip: w.ip()!, name: w.name() ?? '', namespace: w.namespace() ?? '', labels: readLabels(w.labelsLength(), (j) => w.labels(j)),
-        serviceAccount: w.serviceAccount() ?? undefined, locality: w.locality() ?? '',
-      });
-    }
     return out;
   }
 }

@@ -81,6 +81,14 @@ static endHostEndpoints(builder:flatbuffers.Builder):flatbuffers.Offset {
   return offset;
 }
 
+static finishHostEndpointsBuffer(builder:flatbuffers.Builder, offset:flatbuffers.Offset) {
+  builder.finish(offset);
+}
+
+static finishSizePrefixedHostEndpointsBuffer(builder:flatbuffers.Builder, offset:flatbuffers.Offset) {
+  builder.finish(offset, undefined, true);
+}
+
 static createHostEndpoints(builder:flatbuffers.Builder, hostnameOffset:flatbuffers.Offset, versionOffset:flatbuffers.Offset, endpointsOffset:flatbuffers.Offset):flatbuffers.Offset {
   HostEndpoints.startHostEndpoints(builder);
   HostEndpoints.addHostname(builder, hostnameOffset);
