@@ -18,7 +18,8 @@ import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
 import { SDS_CAPABLE_METADATA, scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
-import { ENDPOINT_TYPE, PUSH_ORDER, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
+import { clusterCarriesEndpoints } from '../model/registry/service-entry.js';
 import { planResources } from '../../workers/networking/generator.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseClusterName } from '../../workers/networking/names.js';
@@ -116,7 +117,7 @@ export function nameIndex(res: ComputedResponse): Map<string, number> {
   return m;
 }
 
-/** The services an EDS response covers (to decide whether an endpoint change concerns a proxy). */
+/** The services an EDS (or CDS) response covers (to decide whether an endpoint change concerns a proxy). */
 function edsHosts(res: ComputedResponse): Set<string> {
   let s = hostsMemo.get(res);
   if (!s) {
@@ -323,11 +324,15 @@ export class PushEngine {
     // changed service, and a full push to proxies whose scope changed (e.g. their pod's labels).
     const work: Array<[PushTarget, readonly string[]]> = [];
     const changed = [...(changedHosts ?? [])];
+    // Services whose clusters carry endpoints inline (DNS ServiceEntries): their endpoint changes are CDS changes.
+    const inlineHosts = changed.filter((h) => { const s = this.ctx.service(h); return s !== undefined && clusterCarriesEndpoints(s); });
     const tDecide = performance.now();
     for (const t of this.targets) {
       if (full) { work.push([t, PUSH_ORDER]); continue; }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
+      const cds = inlineHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
+      if (cds && inlineHosts.some((h) => edsHosts(cds).has(h))) { work.push([t, [CLUSTER_TYPE, ENDPOINT_TYPE]]); continue; }
       const last = t.lastComputed(ENDPOINT_TYPE);
       const watchesEds = t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE);
       if (!watchesEds) continue;

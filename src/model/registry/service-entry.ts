@@ -38,6 +38,17 @@ function resolutionOf(spec: any): Resolution {
   }
 }
 
+/**
+ * True when a service's clusters carry its endpoints inline (STRICT_DNS with a load_assignment in CDS, as for a DNS
+ * ServiceEntry): an endpoint change for it — a WorkloadEntry or Pod it selects, moved or relabelled — changes the
+ * cluster itself, so it needs a CDS push, not EDS alone. istiod's serviceentry controller does the same: for a DNS
+ * entry it turns the workload event into a full push with the ServiceEntry in ConfigsUpdated (istio#39505);
+ * STATIC entries stay endpoint-only (EDS).
+ */
+export function clusterCarriesEndpoints(svc: Pick<Service, 'resolution'>): boolean {
+  return svc.resolution === 'DNS';
+}
+
 /** Every ServiceEntry host becomes a Service; `workloads` are the Pods, for workloadSelector entries. */
 export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonly Workload[], clusterId: string): ServiceEntryRegistryResult {
   const services: Service[] = [];
