@@ -26,6 +26,7 @@ import { SdsServer } from './security/sds.js';
 import { FileSecretSource } from './security/credentials.js';
 import { KubeJwtAuthenticator } from './security/authenticate-kube.js';
 import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
+import { KubeSecretCaStore } from './security/ca-store-kube.js';
 
 export interface ServerOptions {
   configDirs: string[];
@@ -126,6 +127,8 @@ export class MeshpilotServer {
   /** The CA, SDS and the TLS xDS port; undefined when --secure-xds-port is -1. */
   secure?: SecurePort;
   sds?: SdsServer;
+  /** With a Kubernetes config cluster: the self-signed root in the istio-ca-secret Secret (leader writes). */
+  caStore?: KubeSecretCaStore;
   monitoringPort = 0;
   /** Documents rejected by validation since start. */
   configRejected = 0;
@@ -230,8 +233,12 @@ export class MeshpilotServer {
     }
     if (this.opts.secureXdsPort >= 0) {
       const o = this.opts;
+      const configCluster = this.kube?.cluster(o.clusterId);
+      if (configCluster) {
+        this.caStore = new KubeSecretCaStore({ client: configCluster.client, namespace: o.kube?.systemNamespace ?? 'istio-system', leader: this.leader, log: this.log });
+      }
       this.secure = new SecurePort({
-        port: o.secureXdsPort, host: o.host, caDir: o.caDir, caTokenFile: o.caTokenFile, trustDomain: o.trustDomain,
+        port: o.secureXdsPort, host: o.host, caDir: o.caDir, caStore: this.caStore, caTokenFile: o.caTokenFile, trustDomain: o.trustDomain,
         workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs,
         // With a Kubernetes config cluster, service-account tokens are checked with TokenReview (as istiod).
         authenticators: this.kube?.cluster(o.clusterId) ? [new KubeJwtAuthenticator(this.kube.cluster(o.clusterId)!.client, o.trustDomain)] : [],
@@ -262,6 +269,7 @@ export class MeshpilotServer {
     this.ready = false;
     this.debouncer.close();
     for (const s of this.sources) s.stop();
+    this.caStore?.close();
     await this.leader?.stop();
     this.kube?.stop();
     this.grpcServer.forceShutdown();

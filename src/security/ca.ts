@@ -2,22 +2,23 @@
  * The certificate authority: Istio's file-mode CA (security/pkg/pki/ca). Two sources of the signing key:
  *
  * - plugged-in: Istio's `cacerts` layout in `--ca-dir` — ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem;
- * - self-signed: created on first start and persisted under `--ca-dir/istio-ca-secret/` (istiod keeps the same
- *   keys in the `istio-ca-secret` Secret): ca-cert.pem, ca-key.pem, and root-cert.pem — the trust bundle, which
+ * - self-signed: created on first start and kept in a CaStore — `--ca-dir/istio-ca-secret/` (ca-store-dir.ts) or,
+ *   with a Kubernetes config cluster, the `istio-ca-secret` Secret written only by the leader (ca-store-kube.ts),
+ *   as istiod's NewSelfSignedIstioCAOptions: ca-cert.pem, ca-key.pem, and root-cert.pem — the trust bundle, which
  *   during a root rotation holds the new root and the previous one, so leaves of both verify (overlap).
+ * A plugged-in CA (cacerts in --ca-dir, else the `cacerts` Secret of the store) takes precedence, as in istiod.
  *
  * Leaves carry only a SAN (URI spiffe://… and/or DNS), key usage digitalSignature+keyEncipherment and extended key
  * usage serverAuth+clientAuth, as istiod's GenCertFromCSR.
  */
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
-import path from 'node:path';
 import { createPublicKey, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import { MeshpilotError } from '../config/errors.js';
 import type { Logger } from '../log/logger.js';
 import {
   generateWorkloadKey, parsePrivateKeyPem, privateKeyPem, randomSerial, splitPemCertificates, toSigningKey, x509,
 } from './x509.js';
+import { DirCaStore } from './ca-store-dir.js';
 
 export class CaError extends MeshpilotError {
   override readonly code: string = 'ERR_CA';
@@ -25,6 +26,10 @@ export class CaError extends MeshpilotError {
 /** A request the CA refuses because of what it asks for (istiod's caerror.CSRError / TTLError → INVALID_ARGUMENT). */
 export class CaRequestError extends CaError {
   override readonly code = 'ERR_CA_REQUEST';
+}
+/** A write to the CA's store asked of a replica that may not write it (only the leader writes istio-ca-secret). */
+export class CaNotWriterError extends CaError {
+  override readonly code = 'ERR_CA_NOT_WRITER';
 }
 
 export const DEFAULT_WORKLOAD_CERT_TTL_MS = 24 * 3600_000;
@@ -34,10 +39,54 @@ export const SELF_SIGNED_ROOT_TTL_MS = 3650 * 24 * 3600_000;
 /** istiod backdates leaves so that a peer whose clock is a little behind still accepts them. */
 const CLOCK_SKEW_MS = 60_000;
 export const SELF_SIGNED_SECRET_DIR = 'istio-ca-secret';
-const CACERTS_FILES = ['ca-cert.pem', 'ca-key.pem', 'root-cert.pem', 'cert-chain.pem'] as const;
+/** Istio's plugged-in CA layout (the `cacerts` Secret / directory). */
+export const CACERTS_FILES = ['ca-cert.pem', 'ca-key.pem', 'root-cert.pem', 'cert-chain.pem'] as const;
+export type CacertsFile = typeof CACERTS_FILES[number];
+
+/** What a self-signed CA persists — istiod's istio-ca-secret keys. Holds a private key: never log it. */
+export interface CaRootRecord {
+  /** ca-cert.pem: the root that signs. */
+  caCertPem: string;
+  /** ca-key.pem: its private key. */
+  caKeyPem: string;
+  /** root-cert.pem: the trust bundle, newest first (the previous root stays during a rotation's overlap). */
+  rootCertPem: string;
+}
+
+/** A plugged-in CA's four PEM texts, and how to name each in an error (a file path, a Secret key). */
+export interface PluggedInMaterial {
+  files: Record<CacertsFile, string>;
+  where(file: CacertsFile): string;
+  /** The whole source, e.g. `--ca-dir DIR` or `Secret istio-system/cacerts`. */
+  source: string;
+}
+
+/**
+ * Where the CA's material lives. `obtain` loads the stored root or, where this instance may write, has `mint`
+ * create one and stores it; when two writers race, the one stored first wins and the other adopts it.
+ */
+export interface CaStore {
+  /** For logs and errors, e.g. `Secret istio-system/istio-ca-secret`. Never the contents. */
+  readonly description: string;
+  /** Names one key of the stored root in an error. */
+  where(key: string): string;
+  /** Istio's `cacerts`, if this store has a plugged-in CA (a partial one is a CaError naming what is missing). */
+  pluggedIn(): Promise<PluggedInMaterial | undefined>;
+  obtain(mint: () => Promise<CaRootRecord>): Promise<CaRootRecord>;
+  /** Replace the stored root (rotation). Only where canWrite(). */
+  save(rec: CaRootRecord): Promise<void>;
+  /** May this instance write (the leader in Kubernetes)? */
+  canWrite(): boolean;
+  /** A root stored by another instance after obtain (the leader's rotation): the CA adopts it. */
+  onChange(listener: (rec: CaRootRecord) => void): void;
+  close(): void;
+}
 
 export interface CaOptions {
+  /** --ca-dir: plugged-in cacerts, else (without `store`) where the self-signed root is kept. */
   dir: string;
+  /** Where the self-signed root lives (and a second place to look for cacerts); default: a DirCaStore on `dir`. */
+  store?: CaStore;
   trustDomain: string;
   defaultTtlMs?: number;
   maxTtlMs?: number;
@@ -72,19 +121,6 @@ interface SigningMaterial {
   chainPems: string[];
 }
 
-function readIfExists(p: string): string | undefined {
-  try { return fs.readFileSync(p, 'utf8'); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
-function writeAtomic(p: string, text: string, mode: number): void {
-  const tmp = `${p}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text, { mode });
-  fs.renameSync(tmp, p);
-}
-
 function samePublicKey(certPem: string, key: KeyObject): boolean {
   const a = new NodeX509(certPem).publicKey.export({ format: 'der', type: 'spki' });
   const b = createPublicKey(key).export({ format: 'der', type: 'spki' });
@@ -94,6 +130,7 @@ function samePublicKey(certPem: string, key: KeyObject): boolean {
 export class CertificateAuthority extends EventEmitter {
   mode: 'self-signed' | 'plugged-in' = 'self-signed';
   private signing!: SigningMaterial;
+  private store!: CaStore;
   /** Roots trusted right now, newest first (more than one only during a root rotation's overlap). */
   private roots: string[] = [];
   readonly defaultTtlMs: number;
@@ -107,35 +144,33 @@ export class CertificateAuthority extends EventEmitter {
     this.rootTtlMs = opts.rootTtlMs ?? SELF_SIGNED_ROOT_TTL_MS;
   }
 
-  /** Load the plugged-in CA or the persisted self-signed one, creating the latter on first start. */
+  /** Load the plugged-in CA or the stored self-signed one, creating the latter on first start. */
   static async load(opts: CaOptions): Promise<CertificateAuthority> {
     const ca = new CertificateAuthority(opts);
-    fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    const present = CACERTS_FILES.filter((f) => fs.existsSync(path.join(opts.dir, f)));
-    if (present.length > 0) {
-      const missing = CACERTS_FILES.filter((f) => !present.includes(f));
-      if (missing.length > 0) throw new CaError(`--ca-dir ${opts.dir}: plugged-in CA (cacerts) is missing ${missing.join(', ')}`);
-      await ca.loadPluggedIn();
+    const dirStore = new DirCaStore(opts.dir);
+    const store = opts.store ?? dirStore;
+    ca.store = store;
+    const plugged = (await dirStore.pluggedIn()) ?? (store !== dirStore ? await store.pluggedIn() : undefined);
+    if (plugged) {
+      await ca.loadPluggedIn(plugged);
     } else {
-      await ca.loadOrCreateSelfSigned();
+      await ca.loadOrCreateSelfSigned(store);
     }
-    opts.log?.info({ mode: ca.mode, dir: opts.dir, root: ca.rootFingerprint(), trustDomain: opts.trustDomain }, 'CA ready');
+    opts.log?.info({ mode: ca.mode, store: plugged?.source ?? store.description, root: ca.rootFingerprint(), trustDomain: opts.trustDomain }, 'CA ready');
     return ca;
   }
 
-  private async loadPluggedIn(): Promise<void> {
-    const dir = this.opts.dir;
-    const read = (f: string): string => fs.readFileSync(path.join(dir, f), 'utf8');
-    const certPem = read('ca-cert.pem');
+  private async loadPluggedIn(m: PluggedInMaterial): Promise<void> {
+    const certPem = m.files['ca-cert.pem'];
     let key: KeyObject;
-    try { key = parsePrivateKeyPem(read('ca-key.pem')); } catch (e) {
-      throw new CaError(`${path.join(dir, 'ca-key.pem')}: not a private key (${(e as Error).message})`);
+    try { key = parsePrivateKeyPem(m.files['ca-key.pem']); } catch (e) {
+      throw new CaError(`${m.where('ca-key.pem')}: not a private key (${(e as Error).message})`);
     }
-    const roots = splitPemCertificates(read('root-cert.pem'));
-    if (roots.length === 0) throw new CaError(`${path.join(dir, 'root-cert.pem')}: no certificate`);
-    const chain = splitPemCertificates(read('cert-chain.pem'));
+    const roots = splitPemCertificates(m.files['root-cert.pem']);
+    if (roots.length === 0) throw new CaError(`${m.where('root-cert.pem')}: no certificate`);
+    const chain = splitPemCertificates(m.files['cert-chain.pem']);
     this.mode = 'plugged-in';
-    await this.setSigning(certPem, key, path.join(dir, 'ca-cert.pem'));
+    await this.setSigning(certPem, key, m.where('ca-cert.pem'));
     // cert-chain.pem is the signing cert up to the root; the response lists what lies between (istiod sends it whole
     // minus nothing, but a duplicate root is harmless to drop).
     const signingDer = this.signing.cert.rawData;
@@ -144,37 +179,56 @@ export class CertificateAuthority extends EventEmitter {
       return Buffer.compare(Buffer.from(der), Buffer.from(signingDer)) !== 0 && !roots.includes(c);
     });
     this.roots = roots;
-    await this.checkChainsToRoot();
+    await this.checkChainsToRoot(m.source);
   }
 
-  private async checkChainsToRoot(): Promise<void> {
+  private async checkChainsToRoot(source: string): Promise<void> {
     const chainCerts = [this.signing.certPem, ...this.signing.chainPems, ...this.roots].map((p) => new x509.X509Certificate(p));
     const builder = new x509.X509ChainBuilder({ certificates: chainCerts });
     const built = await builder.build(this.signing.cert);
     const top = built[built.length - 1];
     if (!top || !this.roots.some((r) => new x509.X509Certificate(r).equal(top))) {
-      throw new CaError(`--ca-dir ${this.opts.dir}: ca-cert.pem does not chain to a certificate in root-cert.pem`);
+      throw new CaError(`${source}: ca-cert.pem does not chain to a certificate in root-cert.pem`);
     }
   }
 
-  private secretDir(): string { return path.join(this.opts.dir, SELF_SIGNED_SECRET_DIR); }
-
-  private async loadOrCreateSelfSigned(): Promise<void> {
+  private async loadOrCreateSelfSigned(store: CaStore): Promise<void> {
     this.mode = 'self-signed';
-    const dir = this.secretDir();
-    const certPem = readIfExists(path.join(dir, 'ca-cert.pem'));
-    const keyPem = readIfExists(path.join(dir, 'ca-key.pem'));
-    if (certPem && keyPem) {
-      await this.setSigning(certPem, parsePrivateKeyPem(keyPem), path.join(dir, 'ca-cert.pem'));
-      const bundle = splitPemCertificates(readIfExists(path.join(dir, 'root-cert.pem')) ?? '');
-      this.roots = [certPem, ...bundle.filter((c) => c.trim() !== certPem.trim() && new Date(new NodeX509(c).validTo) > new Date())];
+    const rec = await store.obtain(() => this.mintRoot());
+    await this.adopt(rec, store);
+    store.onChange((next) => { void this.onStoredRoot(next, store); });
+  }
+
+  /** A root another instance stored (the leader rotated): sign with it and trust its bundle from now on. */
+  private async onStoredRoot(rec: CaRootRecord, store: CaStore): Promise<void> {
+    if (rec.caCertPem.trim() === this.signing.certPem.trim() && splitPemCertificates(rec.rootCertPem).join('') === this.roots.join('')) return;
+    const old = this.rootFingerprint();
+    try {
+      await this.adopt(rec, store);
+    } catch (e) {
+      // Never discard the root in use for a bad one.
+      this.opts.log?.error({ store: store.description, err: (e as Error).message }, 'CA: stored root refused; keeping the current one');
       return;
     }
-    await this.createRoot();
+    this.opts.log?.info({ store: store.description, oldRoot: old, newRoot: this.rootFingerprint(), bundle: this.roots.length }, 'CA: root reloaded from the store');
+    this.emit('rootsChanged');
   }
 
-  /** Mint a new self-signed root, keep the current one (if any) in the trust bundle, and persist both. */
-  private async createRoot(): Promise<void> {
+  /** Sign with a stored root; trust it and the still-valid roots of its bundle. */
+  private async adopt(rec: CaRootRecord, store: CaStore): Promise<void> {
+    let key: KeyObject;
+    try { key = parsePrivateKeyPem(rec.caKeyPem); } catch (e) {
+      throw new CaError(`${store.where('ca-key.pem')}: not a private key (${(e as Error).message})`);
+    }
+    await this.setSigning(rec.caCertPem, key, store.where('ca-cert.pem'));
+    const certPem = this.signing.certPem;
+    const now = new Date();
+    const bundle = splitPemCertificates(rec.rootCertPem);
+    this.roots = [certPem, ...bundle.filter((c) => c.trim() !== certPem.trim() && new Date(new NodeX509(c).validTo) > now)];
+  }
+
+  /** A new self-signed root; its bundle keeps the roots trusted now (a rotation's overlap). Nothing is stored here. */
+  private async mintRoot(): Promise<CaRootRecord> {
     const { privateKey } = generateWorkloadKey();
     const { cryptoKey, signAlg } = await toSigningKey(privateKey);
     const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(privateKey).export({ format: 'der', type: 'spki' }),
@@ -194,14 +248,7 @@ export class CertificateAuthority extends EventEmitter {
       ],
     });
     const certPem = `${cert.toString('pem')}\n`;
-    const previous = this.signing?.certPem;
-    this.signing = { cert, certPem, key: privateKey, cryptoKey, signAlg, chainPems: [] };
-    this.roots = previous ? [certPem, ...this.roots.filter((r) => r !== certPem)] : [certPem];
-    const dir = this.secretDir();
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeAtomic(path.join(dir, 'ca-key.pem'), privateKeyPem(privateKey), 0o600);
-    writeAtomic(path.join(dir, 'ca-cert.pem'), certPem, 0o644);
-    writeAtomic(path.join(dir, 'root-cert.pem'), this.roots.join(''), 0o644);
+    return { caCertPem: certPem, caKeyPem: privateKeyPem(privateKey), rootCertPem: [certPem, ...this.roots].join('') };
   }
 
   private async setSigning(certPem: string, key: KeyObject, where: string): Promise<void> {
@@ -223,9 +270,15 @@ export class CertificateAuthority extends EventEmitter {
    */
   async rotateRoot(): Promise<void> {
     if (this.mode !== 'self-signed') throw new CaError('root rotation applies to the self-signed CA only; replace cacerts to rotate a plugged-in CA');
+    if (!this.store.canWrite()) {
+      throw new CaNotWriterError(`root rotation: only the leader writes ${this.store.description}; this replica picks up the leader's rotation`);
+    }
     const old = this.rootFingerprint();
-    await this.createRoot();
-    this.opts.log?.info({ oldRoot: old, newRoot: this.rootFingerprint(), bundle: this.roots.length }, 'CA: root rotated');
+    const rec = await this.mintRoot();
+    // Stored before it signs anything: other replicas must know a root before leaves chain to it.
+    await this.store.save(rec);
+    await this.adopt(rec, this.store);
+    this.opts.log?.info({ oldRoot: old, newRoot: this.rootFingerprint(), bundle: this.roots.length, store: this.store.description }, 'CA: root rotated');
     this.emit('rootsChanged');
   }
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log/logger.js';
-import { CertificateAuthority } from './ca.js';
+import { CertificateAuthority, type CaStore } from './ca.js';
 import { ClientCertAuthenticator, TokenFileAuthenticator, type Authenticator } from './authenticate.js';
 import { CertificateService } from './cert-service.js';
 import { ServingCertificate, istiodDnsNames } from './serving-cert.js';
@@ -16,6 +16,8 @@ export interface SecurityOptions {
   port: number;
   host: string;
   caDir: string;
+  /** Where the self-signed root lives instead of caDir (Kubernetes: the istio-ca-secret Secret). */
+  caStore?: CaStore;
   caTokenFile?: string;
   trustDomain: string;
   workloadCertTtlMs: number;
@@ -47,7 +49,7 @@ export class SecurePort {
   async init(): Promise<void> {
     const o = this.opts;
     this.ca = await CertificateAuthority.load({
-      dir: o.caDir, trustDomain: o.trustDomain, defaultTtlMs: o.workloadCertTtlMs, maxTtlMs: o.maxWorkloadCertTtlMs, log: this.log,
+      dir: o.caDir, store: o.caStore, trustDomain: o.trustDomain, defaultTtlMs: o.workloadCertTtlMs, maxTtlMs: o.maxWorkloadCertTtlMs, log: this.log,
     });
     this.authenticators = [new ClientCertAuthenticator(o.trustDomain)];
     if (o.caTokenFile) this.authenticators.push(new TokenFileAuthenticator(o.caTokenFile, o.trustDomain));

@@ -76,8 +76,8 @@ export class KubeClient {
     });
   }
 
-  async listPage(path: string, opts: { limit: number; continue?: string; labelSelector?: string }): Promise<ListPage> {
-    const body = await this.request('GET', path, { limit: opts.limit, continue: opts.continue, labelSelector: opts.labelSelector });
+  async listPage(path: string, opts: { limit: number; continue?: string; labelSelector?: string; fieldSelector?: string }): Promise<ListPage> {
+    const body = await this.request('GET', path, { limit: opts.limit, continue: opts.continue, labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector });
     return { items: body?.items ?? [], resourceVersion: body?.metadata?.resourceVersion ?? '', continue: body?.metadata?.continue || undefined };
   }
 

@@ -23,6 +23,8 @@ export interface ReflectorSink {
 export interface ReflectorOptions {
   namespace?: string;
   labelSelector?: string;
+  /** e.g. `metadata.name=istio-ca-secret` (one object); the sink still checks, servers may ignore unknown fields. */
+  fieldSelector?: string;
   pageSize?: number;
   /** Server-side watch timeout range in seconds (client-go: 5–10 min). */
   watchTimeoutSeconds?: [number, number];
@@ -149,7 +151,7 @@ export class Reflector {
     for (;;) {
       let page;
       try {
-        page = await this.client.listPage(this.path, { limit, continue: cont, labelSelector: this.opts.labelSelector });
+        page = await this.client.listPage(this.path, { limit, continue: cont, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
       } catch (e) {
         if (cont && (e as KubeApiError).statusCode === 410) {
           // The continue token expired between pages: start the list over (client-go falls back to a full list).
@@ -260,6 +262,7 @@ export class Reflector {
         allowWatchBookmarks: true,
         timeoutSeconds,
         labelSelector: this.opts.labelSelector,
+        fieldSelector: this.opts.fieldSelector,
       }, onEvent, onDone).then((ac) => {
         if (settled || this.stopped) ac.abort();
         else this.abort = ac;
