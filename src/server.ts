@@ -26,6 +26,9 @@ import { SdsServer } from './security/sds.js';
 import { FileSecretSource } from './security/credentials.js';
 import { KubeJwtAuthenticator } from './security/authenticate-kube.js';
 import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './security/ca.js';
+import { describeMeshErrors, meshSettings, parseMeshConfig } from './model/mesh-config.js';
+import { meshDigest, type MeshSettings } from './model/push-context.js';
+import { MeshConfigFile } from './sources/file/mesh-config-file.js';
 import { KubeSecretCaStore } from './security/ca-store-kube.js';
 
 export interface ServerOptions {
@@ -67,6 +70,10 @@ export interface ServerOptions {
   /** Kubernetes clusters (--kubeconfig / KUBECONFIG / in-cluster): the first is the config cluster. */
   kube?: Pick<KubeSourceOptions, 'kubeconfigs' | 'remoteClusterTimeoutMs' | 'reflector'> & { systemNamespace?: string; leaderElection?: boolean };
   logger?: Logger;
+  /** istiod's --meshConfig: a MeshConfig YAML file, read at start and watched. Else (Kubernetes) the `istio` ConfigMap. */
+  meshConfigFile?: string;
+  /** True when --trust-domain was given: it then wins over the mesh config's trustDomain. */
+  trustDomainFlag?: boolean;
 }
 
 /** istiod's automatic throttle: min(15 + 5 × cores, 100). */
@@ -132,6 +139,14 @@ export class MeshpilotServer {
   monitoringPort = 0;
   /** Documents rejected by validation since start. */
   configRejected = 0;
+  /** Mesh configs rejected by validation since start (the last good one stayed in force). */
+  meshConfigRejected = 0;
+  /** Where the mesh config in force came from, and the last rejection (GET /debug/mesh). */
+  private meshSource = 'defaults';
+  private meshError: string | undefined;
+  private meshFile?: MeshConfigFile;
+  /** Flags and built-in defaults: what a mesh config is applied to. */
+  private baseMesh!: MeshSettings;
 
   constructor(readonly opts: ServerOptions) {
     this.log = opts.logger ?? createLogger(opts.logLevel);
@@ -159,6 +174,7 @@ export class MeshpilotServer {
       share: opts.share,
       metrics: this.metrics,
     });
+    this.baseMesh = this.engine.mesh;
     this.ads = new AdsServer({
       engine: this.engine, log: this.log, maxRequestsPerSecond: opts.maxRequestsPerSecond, ackTimeoutMs: opts.pushAckTimeoutMs,
       metrics: this.metrics, debugGenerator: (con, req, write) => handleDebugRequest(this, con, req, write),
@@ -194,11 +210,24 @@ export class MeshpilotServer {
       });
       this.sources.push(src);
     }
+    if (this.opts.meshConfigFile) {
+      // As istiod: an unreadable or invalid mesh config file at start is a start error; later ones keep the last good.
+      this.meshFile = new MeshConfigFile(this.opts.meshConfigFile, (text) => this.applyMeshConfig(text, this.opts.meshConfigFile!));
+      if (!this.applyMeshConfig(this.meshFile.readNow(), this.opts.meshConfigFile, false)) {
+        throw new Error(`mesh config ${this.opts.meshConfigFile}: ${this.meshError}`);
+      }
+      this.meshFile.watch();
+    }
     for (const s of this.sources) await s.start();
     this.engine.rebuild();
     this.store.on('change', (ev: ConfigEvent) => this.onConfigEvent(ev));
     if (this.kube) {
       this.kube.on('change', (ev: ConfigEvent) => this.onConfigEvent(ev));
+      if (!this.meshFile) {
+        const ns = this.opts.kube?.systemNamespace ?? 'istio-system';
+        // A deleted ConfigMap (or key) means istiod's default mesh again.
+        this.kube.on('meshConfig', (text: string | undefined) => this.applyMeshConfig(text ?? '', `configmap ${ns}/istio`));
+      }
       this.kube.start();
       const config = this.kube.cluster(this.opts.clusterId);
       if (config && this.opts.kube?.leaderElection !== false) {
@@ -213,6 +242,9 @@ export class MeshpilotServer {
     this.monitoring.route('/ready', (_req, res) => {
       const ready = this.isReady();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
+    });
+    this.monitoring.route('/debug/mesh', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.meshStatus(), null, 1));
     });
     registerDebugEndpoints(this.monitoring, this);
     this.monitoringPort = await this.monitoring.listen(this.opts.monitoringPort, this.opts.monitoringHost);
@@ -231,6 +263,8 @@ export class MeshpilotServer {
         this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
       });
     }
+    // The CA, SDS and TokenReview take the trust domain at start: the mesh config's, unless --trust-domain was given.
+    this.opts.trustDomain = this.engine.mesh.trustDomain;
     if (this.opts.secureXdsPort >= 0) {
       const o = this.opts;
       const configCluster = this.kube?.cluster(o.clusterId);
@@ -258,6 +292,39 @@ export class MeshpilotServer {
     }, 'meshpilot ready');
   }
 
+  /**
+   * Validate and apply a mesh config (file or ConfigMap text). A bad one is logged naming the field and counted; the
+   * last good one stays. A change is a full push to every proxy (istiod's GlobalUpdate). Returns false when rejected.
+   */
+  applyMeshConfig(text: string | undefined, source: string, push = true): boolean {
+    const parsed = text === undefined ? { ok: false as const, errors: [{ path: '', message: 'the file is gone' }] } : parseMeshConfig(text);
+    if (!parsed.ok) {
+      this.meshConfigRejected++;
+      this.configRejected++;
+      this.meshError = describeMeshErrors(parsed.errors);
+      this.log.error({ source, field: parsed.errors[0]?.path, errors: parsed.errors }, `mesh config ${source}: ${this.meshError} (the last good mesh config stays in force)`);
+      return false;
+    }
+    this.meshError = undefined;
+    this.meshSource = source;
+    if (parsed.ignored.length) this.log.warn({ source, fields: parsed.ignored }, 'mesh config: fields meshpilot does not implement are ignored');
+    const next = meshSettings(this.baseMesh, parsed.config, this.opts.trustDomainFlag ? { trustDomain: this.opts.trustDomain } : {});
+    if (meshDigest(next) === meshDigest(this.engine.mesh)) return true;
+    this.engine.setMesh(next);
+    this.log.info({ source, mesh: next }, 'mesh config applied');
+    if (push) {
+      this.debouncer.enqueue({
+        full: true, configsUpdated: new Set(['MeshConfig//mesh']), reasons: new Map([['MeshConfig', 1]]), start: performance.now(), events: 1,
+      });
+    }
+    return true;
+  }
+
+  /** The mesh settings in force, where they came from and the last rejection (istiod's /debug/mesh). */
+  meshStatus(): { source: string; mesh: MeshSettings; rejected: number; lastError?: string } {
+    return { source: this.meshSource, mesh: this.engine.mesh, rejected: this.meshConfigRejected, ...(this.meshError ? { lastError: this.meshError } : {}) };
+  }
+
   /** Files loaded, ports bound, and every Kubernetes informer synced (remote clusters: or timed out). */
   isReady(): boolean { return this.ready && (this.kube?.ready() ?? true); }
 
@@ -269,6 +336,7 @@ export class MeshpilotServer {
     this.ready = false;
     this.debouncer.close();
     for (const s of this.sources) s.stop();
+    this.meshFile?.stop();
     this.caStore?.close();
     await this.leader?.stop();
     this.kube?.stop();

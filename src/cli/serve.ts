@@ -60,7 +60,8 @@ export function serveCommand(): Command {
     .option('--secure-xds-port <port>', 'TLS port for ADS, SDS and the CA (istiod 15012); -1 turns it off', intArg(-1, 65535), d.secureXdsPort)
     .option('--ca-dir <dir>', 'plugged-in CA (cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) or where the self-signed root is kept', d.caDir)
     .option('--ca-token-file <file>', 'bearer tokens the CA accepts: lines "TOKEN NAMESPACE SERVICEACCOUNT"')
-    .option('--trust-domain <domain>', 'SPIFFE trust domain of issued certificates', d.trustDomain)
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of issued certificates (wins over the mesh config\'s trustDomain)', d.trustDomain)
+    .option('--mesh-config <file>', 'MeshConfig YAML, watched (istiod --meshConfig); without it, a Kubernetes config cluster\'s istio ConfigMap (key mesh) in POD_NAMESPACE')
     .option('--secret-dir <dir>', 'Secret objects (kubernetes.io/tls) for gateway credentialName, served over SDS (repeatable)', collect, [])
     .option('--monitoring-port <port>', 'monitoring port (/ready, /metrics, /debug/*, /debug/ui)', intArg(0, 65535), d.monitoringPort)
     .option('--xds-host <addr>', 'address the xDS port binds', d.host)
@@ -76,7 +77,7 @@ export function serveCommand(): Command {
     .option('--no-share', 'disable sharing one computation among proxies of the same scope (for measurement)')
     .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
     .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
-    .action(async (o: Record<string, any>) => {
+    .action(async (o: Record<string, any>, cmd: Command) => {
       const kubeconfigs: KubeconfigSource[] = (o.kubeconfig as string[]).map((p) => ({ path: p }));
       if (kubeconfigs.length === 0 && process.env.KUBECONFIG) kubeconfigs.push({ path: process.env.KUBECONFIG });
       if (kubeconfigs.length === 0 && o.configDir.length === 0 && inClusterAvailable()) kubeconfigs.push({ inCluster: true });
@@ -107,6 +108,8 @@ export function serveCommand(): Command {
         caTokenFile: o.caTokenFile,
         secretDirs: o.secretDir,
         trustDomain: o.trustDomain,
+        trustDomainFlag: cmd.getOptionValueSource('trustDomain') === 'cli',
+        meshConfigFile: o.meshConfig,
         workloadCertTtlMs: envDuration('DEFAULT_WORKLOAD_CERT_TTL', d.workloadCertTtlMs),
         maxWorkloadCertTtlMs: envDuration('MAX_WORKLOAD_CERT_TTL', d.maxWorkloadCertTtlMs),
         share: o.share !== false,

@@ -19,6 +19,12 @@ function entries(store: ConfigStore, kind: string): ConfigEntry[] {
     .sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
 }
 
+/** MeshConfig defaultVirtualServiceExportTo / defaultDestinationRuleExportTo for configs without exportTo. */
+function withDefaultExportTo(list: ConfigEntry[], exportTo: string[] | undefined): ConfigEntry[] {
+  if (!exportTo || (exportTo.length === 1 && exportTo[0] === '*')) return list;
+  return list.map((c) => (c.spec.exportTo?.length ? c : { ...c, spec: { ...c.spec, exportTo } }));
+}
+
 /** `clusters`: Kubernetes clusters whose registries join the main store's (services by hostname, endpoints per cluster). */
 export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string, clusters?: ClusterRegistrySet): PushContextData {
   const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
@@ -38,8 +44,8 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
     services: reg.services,
     endpoints: reg.endpoints,
     endpointVersions,
-    virtualServices: entries(store, Kind.VirtualService),
-    destinationRules: entries(store, Kind.DestinationRule),
+    virtualServices: withDefaultExportTo(entries(store, Kind.VirtualService), mesh.defaultVirtualServiceExportTo),
+    destinationRules: withDefaultExportTo(entries(store, Kind.DestinationRule), mesh.defaultDestinationRuleExportTo),
     gateways: entries(store, Kind.Gateway),
     sidecars: entries(store, Kind.Sidecar),
     peerAuthentications: entries(store, Kind.PeerAuthentication),

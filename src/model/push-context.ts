@@ -3,8 +3,10 @@
  * model.PushContext). Its data part is plain JSON so it can be handed to workers as bytes in shared memory;
  * indexes are derived on each side and never shipped.
  */
+import { createHash } from 'node:crypto';
 import type { Endpoint, Service } from './service.js';
 import type { EndpointSource } from './snapshot-flat.js';
+import type { ExtensionProvider } from './mesh-config.js';
 
 export interface ConfigEntry<T = any> {
   name: string;
@@ -25,11 +27,40 @@ export interface Workload {
   locality: string;
 }
 
+/**
+ * Mesh-wide settings (istiod's push.Mesh): flags and the mesh config (src/model/mesh-config.ts). The optional
+ * fields are unset when the mesh config leaves them unset, meaning istiod's defaults: ALLOW_ANY, locality LB
+ * enabled, auto mTLS on, exportTo `*`, no extension providers.
+ */
 export interface MeshSettings {
   rootNamespace: string;
   domainSuffix: string;
   connectTimeoutMs: number;
   trustDomain: string;
+  /** Sidecars without a Sidecar resource, or whose Sidecar leaves it unset. */
+  outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Used where no DestinationRule sets localityLbSetting (istio loadbalancer.GetLocalityLbSetting). */
+  localityLbSetting?: any;
+  enableAutoMtls?: boolean;
+  defaultServiceExportTo?: string[];
+  defaultVirtualServiceExportTo?: string[];
+  defaultDestinationRuleExportTo?: string[];
+  extensionProviders?: ExtensionProvider[];
+}
+
+const meshDigests = new WeakMap<MeshSettings, string>();
+
+/**
+ * A digest of the whole mesh: part of every resource cache key (workers/networking/generator.ts), so a mesh config
+ * change regenerates everything — istiod clears its whole XDS cache on a mesh change too.
+ */
+export function meshDigest(mesh: MeshSettings): string {
+  let d = meshDigests.get(mesh);
+  if (!d) {
+    d = createHash('sha1').update(JSON.stringify(mesh)).digest('base64url').slice(0, 12);
+    meshDigests.set(mesh, d);
+  }
+  return d;
 }
 
 export interface PushContextData {
@@ -107,7 +138,10 @@ export class PushContext {
       l.push(dr);
     }
     this.wildcardDr.sort((a, b) => b.host.length - a.host.length);
-    this.localityAware = data.destinationRules.some((dr) => /"(outlierDetection|localityLbSetting)"/.test(JSON.stringify(dr.spec)));
+    // A mesh localityLbSetting with distribute rules shapes every cluster's endpoints by the proxy locality.
+    const meshLb = data.mesh.localityLbSetting;
+    this.localityAware = (meshLb !== undefined && meshLb.enabled !== false && (meshLb.distribute?.length ?? 0) > 0)
+      || data.destinationRules.some((dr) => /"(outlierDetection|localityLbSetting)"/.test(JSON.stringify(dr.spec)));
     for (const w of data.workloads) this.workloadByIp.set(w.ip, w);
   }
 

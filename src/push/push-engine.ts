@@ -164,6 +164,11 @@ export class PushEngine {
     this.cache.sweep();
   }
 
+  get mesh(): MeshSettings { return this.opts.mesh; }
+
+  /** A new mesh config: the next rebuild uses it (the caller requests the full push it needs). */
+  setMesh(mesh: MeshSettings): void { this.opts.mesh = mesh; }
+
   /** Build a new PushContext from the store (istiod's initPushContext). */
   rebuild(): PushContext {
     const t0 = performance.now();

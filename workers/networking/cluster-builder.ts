@@ -15,6 +15,7 @@ import {
 import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
+import { effectiveLocalityLbSetting } from './locality-lb.js';
 import { autoMtlsMatches, istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
   MAX_U32, circuitBreakers, effectivePolicy, httpProtocolOptions, isPassthroughLb, loadBalancer, outlierDetection,
@@ -62,7 +63,7 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     // DestinationRule subjectAltNames override the service's identities, as istiod's ISTIO_MUTUAL does.
     const sans: string[] = policy.tls.subjectAltNames?.length ? policy.tls.subjectAltNames : serviceIdentities(ctx, svc);
     cluster.transport_socket = istioMutualUpstream(scope.generator, sans, sni);
-  } else if (!policy.tls && scope.generator === 'envoy' && !svc.meshExternal) {
+  } else if (!policy.tls && scope.generator === 'envoy' && !svc.meshExternal && ctx.data.mesh.enableAutoMtls !== false) {
     cluster.transport_socket_matches = autoMtlsMatches(serviceIdentities(ctx, svc), `outbound_.${port.port}_.${subset}_.${svc.hostname}`);
   }
   if (scope.generator === 'envoy') {
@@ -71,8 +72,8 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
     // istiod disables the panic threshold along with outlier detection (minHealthPercent, default 0).
     if (od) commonLb.healthy_panic_threshold = { value: policy.outlierDetection.minHealthPercent ?? 0 };
     // Locality weights only count with locality_weighted_lb_config (istio applyLocalityLoadBalancer).
-    const locality = policy.loadBalancer?.localityLbSetting;
-    if (locality?.enabled !== false && (locality?.distribute?.length || (od && (locality?.failover?.length || locality?.failoverPriority?.length)))) {
+    const locality = effectiveLocalityLbSetting(ctx.data.mesh.localityLbSetting, policy.loadBalancer?.localityLbSetting);
+    if (locality && (locality.distribute?.length || (od && (locality.failover?.length || locality.failoverPriority?.length)))) {
       commonLb.locality_weighted_lb_config = {};
     }
     cluster.common_lb_config = commonLb;

@@ -11,7 +11,7 @@ import type { ProxyScope } from '../../src/model/scope.js';
 import { localityString, type Endpoint } from '../../src/model/service.js';
 import { parseClusterName } from './names.js';
 import { effectivePolicy } from './traffic-policy.js';
-import { applyLocalityLb, localityLbActive, type LocalityGroup } from './locality-lb.js';
+import { applyLocalityLb, effectiveLocalityLbSetting, localityLbActive, type LocalityGroup } from './locality-lb.js';
 
 export function subsetLabels(ctx: PushContext, scope: ProxyScope, host: string, subset: string): Record<string, string> | undefined {
   if (!subset) return {};
@@ -48,8 +48,8 @@ export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: s
   const parts = parseClusterName(name);
   if (parts && scope.locality !== undefined) {
     const policy = effectivePolicy(ctx.destinationRuleFor(parts.host, scope.namespace), parts.port, parts.subset);
-    const setting = policy.loadBalancer?.localityLbSetting;
-    if (localityLbActive(setting, policy.outlierDetection)) {
+    const setting = effectiveLocalityLbSetting(ctx.data.mesh.localityLbSetting, policy.loadBalancer?.localityLbSetting);
+    if (setting && localityLbActive(setting, policy.outlierDetection)) {
       groups = applyLocalityLb(groups, scope.locality, setting, policy.outlierDetection !== undefined) as typeof groups;
     }
   }

@@ -26,6 +26,19 @@ function lbPriority(proxy: Locality, ep: Locality): number {
   return 0;
 }
 
+/**
+ * The locality LB setting in force for a cluster (istio loadbalancer.GetLocalityLbSetting): on unless the mesh
+ * setting disables it, a DestinationRule's setting re-enables (or, with `enabled: false`, disables) it and then
+ * replaces the mesh's entirely; undefined when off. `mesh` undefined = istiod's default `{enabled: true}`.
+ */
+export function effectiveLocalityLbSetting(mesh: any, destinationRule: any): any {
+  const meshSetting = mesh ?? { enabled: true };
+  let enabled = meshSetting.enabled === undefined || meshSetting.enabled === null || meshSetting.enabled === true;
+  if (destinationRule) enabled = destinationRule.enabled !== false;
+  if (!enabled) return undefined;
+  return destinationRule ?? meshSetting;
+}
+
 /** Whether this cluster's endpoints depend on the proxy locality (for the EDS cache key and the builder). */
 export function localityLbActive(setting: any, outlierDetection: any): boolean {
   if (setting?.enabled === false) return false;

@@ -51,8 +51,10 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const visible = ctx.services.filter((svc) => visibleTo(svc, scope.namespace));
   const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
   const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
-  if (!sidecar) return { services: visible, outboundPolicy: 'ALLOW_ANY', version: '' };
-  const outboundPolicy: OutboundPolicy = sidecar.spec.outboundTrafficPolicy?.mode === 'REGISTRY_ONLY' ? 'REGISTRY_ONLY' : 'ALLOW_ANY';
+  // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
+  const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
+  if (!sidecar) return { services: visible, outboundPolicy: meshPolicy, version: '' };
+  const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
   const egress = ((sidecar.spec.egress ?? []) as any[]).flatMap((l) => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace)));
   // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
   if (!sidecar.spec.egress) return { services: visible, outboundPolicy, version: sidecar.version, sidecar };

@@ -353,7 +353,8 @@ const consistentHashLB = strictObject({
   }
 });
 
-const localityLbSetting = strictObject({
+/** Also MeshConfig.localityLbSetting (src/config/schema/mesh.ts). */
+export const localityLbSetting = strictObject({
   distribute: z
     .array(
       strictObject({

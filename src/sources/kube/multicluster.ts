@@ -14,7 +14,7 @@ import type { ClusterRegistry, ClusterRegistrySet } from '../../model/registry/a
 import { loadKubeConfig, KubeClient } from './kube-client.js';
 import { KubeCluster, type ClusterStatus, type KubeObjectInvalidError } from './cluster.js';
 import { Reflector, type ReflectorOptions } from './reflector.js';
-import { SECRET_TYPE, type Raw } from './resources.js';
+import { CONFIGMAP_TYPE, MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, SECRET_TYPE, type Raw } from './resources.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 export const MULTICLUSTER_SECRET_LABEL = 'istio/multiCluster';
@@ -36,10 +36,16 @@ export interface KubeSourceOptions {
 
 interface Entry { cluster: KubeCluster; addedAt: number; from: string; kubeconfigKey: string }
 
-/** Emits 'change' (ConfigEvent) for every object change in any cluster, and 'ready' once. */
+/**
+ * Emits 'change' (ConfigEvent) for every object change in any cluster, 'ready' once, and 'meshConfig' (the `mesh`
+ * key of the config cluster's `istio` ConfigMap in the system namespace; undefined when the ConfigMap or key is gone)
+ * whenever that text changes.
+ */
 export class KubeSource extends EventEmitter implements ClusterRegistrySet {
   private readonly clusters = new Map<string, Entry>();
   private secretReflector: Reflector | undefined;
+  private meshReflector: Reflector | undefined;
+  private meshText: string | undefined;
   private readonly secretClusters = new Map<string, Set<string>>();
   private readyFired = false;
   private readyTimer: NodeJS.Timeout | undefined;
@@ -63,6 +69,12 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
         delete: (key) => this.onSecret(key, undefined),
       }, { ...this.opts.reflector, namespace: this.opts.systemNamespace, labelSelector: `${MULTICLUSTER_SECRET_LABEL}=true`, onSynced: () => this.checkReady() });
       this.secretReflector.start();
+      // istiod's kubemesh ConfigMap watch. All ConfigMaps of the system namespace are listed (few), the name filtered here.
+      this.meshReflector = new Reflector(new KubeClient(config.cluster.client.kc), CONFIGMAP_TYPE, {
+        upsert: (key, o) => { if (key.endsWith(`/${MESH_CONFIGMAP_NAME}`)) this.onMeshConfigMap((o as any).data?.[MESH_CONFIGMAP_KEY]); },
+        delete: (key) => { if (key.endsWith(`/${MESH_CONFIGMAP_NAME}`)) this.onMeshConfigMap(undefined); },
+      }, { ...this.opts.reflector, namespace: this.opts.systemNamespace, onSynced: () => this.checkReady() });
+      this.meshReflector.start();
     }
     const timeout = this.opts.remoteClusterTimeoutMs ?? 30_000;
     this.readyTimer = setInterval(() => this.checkReady(), Math.min(1000, timeout)).unref();
@@ -96,6 +108,15 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
     this.emit('change', { op: 'delete', key: { kind: 'Service', namespace: '', name: `*cluster:${id}` }, source: e.cluster.source } satisfies ConfigEvent);
     this.checkReady();
     return true;
+  }
+
+  /** The mesh config text, as last seen in the `istio` ConfigMap (undefined: none). */
+  get meshConfig(): string | undefined { return this.meshText; }
+
+  private onMeshConfigMap(text: string | undefined): void {
+    if (text === this.meshText) return;
+    this.meshText = text;
+    this.emit('meshConfig', text);
   }
 
   /** A multicluster Secret changed: each data key is a cluster ID, each value a base64 kubeconfig. */
@@ -144,6 +165,7 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
       if (now - e.addedAt < timeout) return false;
     }
     if (this.secretReflector && !this.secretReflector.synced) return false;
+    if (this.meshReflector && !this.meshReflector.synced) return false;
     return true;
   }
 
@@ -176,6 +198,7 @@ export class KubeSource extends EventEmitter implements ClusterRegistrySet {
     this.emit('stopped');
     if (this.readyTimer) clearInterval(this.readyTimer);
     this.secretReflector?.stop();
+    this.meshReflector?.stop();
     for (const e of this.clusters.values()) e.cluster.stop();
   }
 }

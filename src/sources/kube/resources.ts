@@ -140,6 +140,17 @@ export const ISTIO_TYPES: readonly ResourceType[] = [
 
 export const SECRET_TYPE: ResourceType = core('Secret', 'secrets', true, projectSecret, false);
 
+/** ConfigMap projection: only the data (the `istio` ConfigMap's `mesh` key is the mesh config). */
+function projectConfigMap(o: Raw): KubeResource {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(o), data: o.data ?? {} } as KubeResource;
+}
+
+export const CONFIGMAP_TYPE: ResourceType = core('ConfigMap', 'configmaps', true, projectConfigMap, false);
+
+/** istiod's mesh config ConfigMap (in the system namespace) and its key. */
+export const MESH_CONFIGMAP_NAME = 'istio';
+export const MESH_CONFIGMAP_KEY = 'mesh';
+
 /** Collection path, e.g. /api/v1/pods, /apis/networking.istio.io/v1/namespaces/NS/virtualservices. */
 export function collectionPath(t: ResourceType, namespace?: string): string {
   const base = t.group ? `/apis/${t.group}/${t.version}` : `/api/${t.version}`;
