@@ -54,6 +54,15 @@ const SCENARIOS: Record<string, Scenario> = {
     metadata: { NAMESPACE: 'istio-system', LABELS: { istio: 'ingressgateway' } },
     outputs: [{ type: LISTENER_TYPE }, { type: ROUTE_TYPE }],
   },
+  'gateway-modes': {
+    nodeId: 'router~10.1.0.101~eastwest-0.istio-system~istio-system.svc.cluster.local',
+    metadata: { NAMESPACE: 'istio-system', LABELS: { istio: 'eastwestgateway' } },
+    outputs: [
+      { type: LISTENER_TYPE },
+      { type: CLUSTER_TYPE, filter: (n) => n.startsWith('outbound_.') },
+      { type: ENDPOINT_TYPE, filter: (n) => n.startsWith('outbound_.') },
+    ],
+  },
   'service-entry': {
     nodeId: 'sidecar~10.1.0.1~client-0.default~default.svc.cluster.local', metadata: NONE,
     outputs: [{ type: CLUSTER_TYPE, filter: (n) => n.startsWith('outbound|') }, { type: ENDPOINT_TYPE }],

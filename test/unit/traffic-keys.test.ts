@@ -279,3 +279,39 @@ spec:
   assert.ok(vh, 'the VirtualService binds through its short gateway name');
   assert.deepEqual(vh.routes.map((r: any) => r.match.prefix), ['/gw']);
 });
+
+test('gateway AUTO_PASSTHROUGH: SNI-DNAT clusters only with such a server; the listener key moves with services and subsets', () => {
+  const ew = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: eastwest, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 15443, name: tls, protocol: TLS}
+    hosts: ["*.local"]
+    tls: {mode: AUTO_PASSTHROUGH}
+`;
+  const plain = ctxOf(BASE);
+  assert.ok(![...keys(plain, scopeFor(router, plain), CLUSTER_TYPE).keys()].some((n) => n.startsWith('outbound_.')), 'no SNI-DNAT clusters without AUTO_PASSTHROUGH');
+  const c = ctxOf({ ...BASE, 'ew.yaml': ew });
+  const cds = [...keys(c, scopeFor(router, c), CLUSTER_TYPE).keys()];
+  assert.ok(cds.includes('outbound_.8080_._.reviews.default.svc.cluster.local'));
+  assert.ok(cds.includes('outbound_.8080_.v1_.reviews.default.svc.cluster.local'), 'one per DestinationRule subset');
+  assert.ok(!cds.some((n) => n.startsWith('outbound_.') && n.endsWith('api.example.com')), 'MESH_EXTERNAL services get none');
+  assert.ok(keys(c, scopeFor(router, c), ENDPOINT_TYPE).has('outbound_.9000_._.vm.internal'), 'SNI-DNAT EDS served');
+  const withEw = { ...BASE, 'ew.yaml': ew };
+  const after = (change: Record<string, string>, type: string, name: string): { before: string; after: string } => {
+    const c0 = ctxOf(withEw);
+    const c1 = ctxOf({ ...withEw, ...change });
+    return { before: keys(c0, scopeFor(router, c0), type).get(name)!, after: keys(c1, scopeFor(router, c1), type).get(name)! };
+  };
+  const subset = after({ 'dr.yaml': BASE['dr.yaml']!.replace('name: v1, labels', 'name: v9, labels') }, LISTENER_TYPE, '0.0.0.0_15443');
+  assert.ok(subset.before && subset.after);
+  assert.notEqual(subset.after, subset.before, 'a subset rename changes the SNI chains');
+  const svcEdit = after({ 'svcs.yaml': BASE['svcs.yaml']!.replace('clusterIP: 10.0.0.7', 'clusterIP: 10.0.0.77') }, LISTENER_TYPE, '0.0.0.0_15443');
+  assert.notEqual(svcEdit.after, svcEdit.before, 'a service edit changes the listener key');
+  const wl = after({ 'se.yaml': BASE['se.yaml']!.replace('address: 10.9.0.1', 'address: 10.9.0.2') }, ENDPOINT_TYPE, 'outbound_.9000_._.vm.internal');
+  assert.notEqual(wl.after, wl.before, 'SNI-DNAT EDS follows the endpoints');
+  const dr = after({ 'dr.yaml': BASE['dr.yaml']!.replace('subsets: [{name: v1, labels: {version: v1}}]', 'subsets: [{name: v1, labels: {version: v1}}]\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}') }, CLUSTER_TYPE, 'outbound_.8080_._.reviews.default.svc.cluster.local');
+  assert.notEqual(dr.after, dr.before, 'a DestinationRule edit changes the SNI-DNAT cluster key');
+});

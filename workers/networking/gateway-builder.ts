@@ -7,8 +7,12 @@
  * - HTTP servers: HCM with RDS `http.PORT`; HTTPS (SIMPLE/MUTUAL termination): DownstreamTlsContext with the
  *   certificate from SDS `kubernetes://credentialName` over ADS (files when serverCertificate/privateKey are given)
  *   and RDS `https.PORT.PORTNAME.GATEWAY.NAMESPACE` (gatewayRDSRouteName); httpsRedirect sets require_tls.
+ * - ISTIO_MUTUAL (HTTPS or TLS): terminated with the gateway's own workload certificate (SDS `default`) and client
+ *   certificates required and checked against the mesh roots (SDS `ROOTCA`; subjectAltNames when given) —
+ *   istiod's BuildListenerTLSContext; TLS servers with it advertise Istio's peer-exchange ALPN too.
  * - TCP servers: tcp_proxy from the VirtualService `tcp` route bound to the gateway; TLS PASSTHROUGH servers: one
- *   filter chain per `tls` route, matched on its sniHosts.
+ *   filter chain per `tls` route, matched on its sniHosts; AUTO_PASSTHROUGH servers: one chain per service port
+ *   (and subset) matched on the SNI `outbound_.PORT_.SUBSET_.HOST`, to the SNI-DNAT cluster (sni-dnat.ts).
  * - Route configurations: a virtual host per VirtualService host bound to the gateway (`gateways: [ns/name]`) that
  *   matches a server host; several VirtualServices for one host are merged, catch-all routes moved last
  *   (route.SortVHostRoutes); no virtual host at all gives istiod's 404 `blackhole:PORT`.
@@ -27,6 +31,9 @@ import { buildRbacHttpFilters } from './security/authz-builder.js';
 import { securityHttpFilters } from './security/jwt-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
 import { tcpRouteOf, tlsRouteOf } from './tcp-route.js';
+import { autoPassthroughChains, isAutoPassthrough, sniHostsOf } from './sni-dnat.js';
+import { INBOUND_ISTIO_ALPN } from './security/inbound-mtls.js';
+import { ADS_SDS, ROOT_SECRET, WORKLOAD_SECRET } from './security/tls-context.js';
 
 const SDS_PREFIX = 'kubernetes://';
 const ADS_SDS_CONFIG = { ads: {}, resource_api_version: 'V3' };
@@ -58,12 +65,13 @@ function serversByPort(ctx: PushContext, scope: ProxyScope): Map<string, Gateway
   return out;
 }
 
-function serverKind(server: any): 'http' | 'https' | 'tcp' | 'passthrough' {
+function serverKind(server: any): 'http' | 'https' | 'tcp' | 'passthrough' | 'auto-passthrough' {
   const p = parseProtocol(server.port.protocol ?? '');
   if (isHttp(p)) return 'http';
   if (p === 'HTTPS' || p === 'TLS') {
     const mode = server.tls?.mode ?? 'SIMPLE';
-    if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') return 'passthrough';
+    if (mode === 'AUTO_PASSTHROUGH') return 'auto-passthrough';
+    if (mode === 'PASSTHROUGH') return 'passthrough';
     return p === 'HTTPS' ? 'https' : 'tcp';
   }
   return 'tcp';
@@ -115,8 +123,12 @@ export function planGatewayListeners(ctx: PushContext, scope: ProxyScope): Array
   const out: Array<{ name: string; key: string }> = [];
   for (const [name, servers] of [...serversByPort(ctx, scope)].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const parts = servers.map((s) => `${s.gateway.namespace}/${s.gateway.name}@${s.gateway.version}#${s.index}`);
-    // TCP/TLS servers read bound VirtualServices' tcp/tls routes.
+    // TCP/TLS servers read bound VirtualServices' tcp/tls routes; AUTO_PASSTHROUGH ones the services and subsets.
     for (const s of servers) {
+      if (isAutoPassthrough(s.server)) {
+        for (const c of autoPassthroughChains(ctx, scope, sniHostsOf(s.server))) parts.push(`${c.sni}@${c.svc.version}`);
+        continue;
+      }
       if (serverKind(s.server) === 'http' || serverKind(s.server) === 'https') continue;
       for (const vs of boundVirtualServices(ctx, s.gateway)) parts.push(`${vs.namespace}/${vs.name}@${vs.version}`);
     }
@@ -126,8 +138,22 @@ export function planGatewayListeners(ctx: PushContext, scope: ProxyScope): Array
   return out;
 }
 
+/** ALPN istiod offers on a TLS (non-HTTP) server terminating ISTIO_MUTUAL (util.ALPNDownstreamWithMxc). */
+const ISTIO_MUTUAL_TCP_ALPN = ['istio-peer-exchange', 'h2', 'http/1.1'];
+
 function downstreamTls(tls: any, h2: boolean): ProtoObject {
   const common: ProtoObject = { alpn_protocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] };
+  if (tls.mode === 'ISTIO_MUTUAL') {
+    // The gateway's own workload certificate; clients must present one from the mesh CA (authn ApplyToCommonTLSContext).
+    const sans = (tls.subjectAltNames ?? []) as string[];
+    common.tls_certificate_sds_secret_configs = [{ name: WORKLOAD_SECRET, sds_config: ADS_SDS }];
+    common.combined_validation_context = {
+      default_validation_context: sans.length ? { match_typed_subject_alt_names: sans.map((exact) => ({ san_type: 'URI', matcher: { exact } })) } : {},
+      validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: ADS_SDS },
+    };
+    if (!h2) common.alpn_protocols = ISTIO_MUTUAL_TCP_ALPN;
+    return { name: 'envoy.transport_sockets.tls', typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common, require_client_certificate: { value: true } } };
+  }
   if (tls.credentialName) {
     const name = SDS_PREFIX + tls.credentialName;
     common.tls_certificate_sds_secret_configs = [{ name, sds_config: ADS_SDS_CONFIG }];
@@ -166,6 +192,7 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
   const chains: ProtoObject[] = [];
   let tlsInspector = false;
   const seenRoutes = new Set<string>();
+  const seenSni = new Set<string>();
   // AuthorizationPolicies selecting the gateway workload apply to its HTTP traffic (istiod: RBAC before the rest).
   const labels = scope.securityLabels ?? {};
   const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...OUTBOUND_HTTP_FILTERS];
@@ -185,6 +212,17 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
         transport_socket: downstreamTls(gs.server.tls ?? {}, true),
         filters: [hcm(statPrefix, { ...rds(gatewayRouteName(gs)), use_remote_address: { value: true } }, httpFilters)],
       });
+    } else if (kind === 'auto-passthrough') {
+      tlsInspector = true;
+      // No TLS context: the client's Istio mTLS goes through to the workload; Istio ALPNs required (gateway.go).
+      for (const c of autoPassthroughChains(ctx, scope, sniHostsOf(gs.server))) {
+        if (seenSni.has(c.sni)) continue; // Envoy refuses two chains with one match
+        seenSni.add(c.sni);
+        chains.push({
+          filter_chain_match: { server_names: [c.sni], application_protocols: INBOUND_ISTIO_ALPN },
+          filters: [tcpProxyTo(c.sni, [{ cluster: c.sni, weight: 100 }])],
+        });
+      }
     } else if (kind === 'passthrough') {
       tlsInspector = true;
       const gwNames = new Set([`${gs.gateway.namespace}/${gs.gateway.name}`]);

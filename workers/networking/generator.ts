@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
-import { meshDigest, type PushContext } from '../../src/model/push-context.js';
+import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { isHttp } from '../../src/model/protocol.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
@@ -19,7 +19,8 @@ import { buildGrpcInboundListener, isGrpcInboundName } from './security/grpc-inb
 import { securityInputsKey } from './security/policy-select.js';
 import { serviceIdentities, usesIstioMutual } from './security/tls-context.js';
 import { buildRouteConfiguration, sidecarRouteServices, virtualServiceFor } from './route-builder.js';
-import { clusterName, inboundClusterName, parseClusterName, parseHostPort } from './names.js';
+import { clusterName, dnsSrvSubsetKey, inboundClusterName, parseClusterName, parseDnsSrvSubsetKey, parseHostPort } from './names.js';
+import { hasAutoPassthrough, sniDnatCluster, sniDnatLoadAssignment } from './sni-dnat.js';
 import { visibleServices, visibleTo } from './visibility.js';
 import type { Service } from '../../src/model/service.js';
 import { sidecarScope } from './sidecar-scope.js';
@@ -77,6 +78,9 @@ function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: r
     ? requested.map((n) => parseClusterName(n)).flatMap((p) => (p && ctx.service(p.host) ? [ctx.service(p.host)!] : []))
     : visibleServices(ctx, scope);
   const seen = new Set<string>();
+  // A router with an AUTO_PASSTHROUGH server also gets the SNI-DNAT twin of each mesh-internal cluster (sni-dnat.ts).
+  const sniDnat = hasAutoPassthrough(ctx, scope);
+  const sniItems: PlanItem[] = [];
   for (const svc of services) {
     if (!visibleTo(svc, scope.namespace) || seen.has(svc.hostname)) continue;
     seen.add(svc.hostname);
@@ -91,9 +95,12 @@ function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: r
       for (const subset of subsets) {
         const name = clusterName('outbound', p.port, subset, svc.hostname);
         if (wants(requested, name)) out.push({ name, key: `${scope.generator}|${name}|${svc.version}|${dr?.version ?? ''}|${ct}|${eps}` });
+        const sni = sniDnat && !svc.meshExternal ? dnsSrvSubsetKey(p.port, subset, svc.hostname) : undefined;
+        if (sni && wants(requested, sni)) sniItems.push({ name: sni, key: `sni-dnat|${sni}|${svc.version}|${dr?.version ?? ''}|${ct}|${eps}` });
       }
     }
   }
+  out.push(...sniItems);
   if (scope.generator === 'envoy') {
     for (const name of [BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER]) if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
   }
@@ -102,10 +109,10 @@ function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: r
 
 function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
   // EDS is always requested by name; a wildcard EDS request means "every outbound cluster we send".
-  const names = requested ?? planClusters(ctx, scope).map((c) => c.name).filter((n) => n.startsWith('outbound|'));
+  const names = requested ?? planClusters(ctx, scope).map((c) => c.name).filter((n) => n.startsWith('outbound|') || n.startsWith('outbound_.'));
   const out: PlanItem[] = [];
   for (const name of names) {
-    const parts = parseClusterName(name);
+    const parts = parseClusterName(name) ?? parseDnsSrvSubsetKey(name);
     const svc = parts ? ctx.service(parts.host) : undefined;
     if (!parts || !svc || parts.direction !== 'outbound' || !visibleTo(svc, scope.namespace)) continue;
     if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
@@ -185,7 +192,8 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   return out;
 }
 
-function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
+/** `requested` undefined means a wildcard subscription. */
+export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
   switch (typeUrl) {
     case CLUSTER_TYPE: return planClusters(ctx, scope, requested);
     case ENDPOINT_TYPE: return planEndpoints(ctx, scope, requested);
@@ -195,22 +203,18 @@ function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, reques
   }
 }
 
-/**
- * `requested` undefined means a wildcard subscription. Every key ends with the mesh config's digest: a mesh change
- * (outbound policy, locality LB, auto mTLS, exportTo defaults, extension providers…) regenerates everything, as
- * istiod clears its XDS cache on a mesh change.
- */
-export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
-  const mesh = `|mesh:${meshDigest(ctx.data.mesh)}`;
-  return planByType(ctx, scope, typeUrl, requested).map((p) => ({ name: p.name, key: p.key + mesh }));
-}
-
 export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: string, name: string): ProtoObject | undefined {
   switch (typeUrl) {
     case CLUSTER_TYPE: {
       if (name === BLACKHOLE_CLUSTER) return blackholeCluster(ctx);
       if (name === PASSTHROUGH_CLUSTER) return passthroughCluster(ctx);
       if (name === INBOUND_PASSTHROUGH_CLUSTER) return inboundPassthroughCluster(ctx);
+      const sni = parseDnsSrvSubsetKey(name);
+      if (sni) {
+        const svc = ctx.service(sni.host);
+        const port = svc?.ports.find((p) => p.port === sni.port);
+        return svc && port ? sniDnatCluster(ctx, scope, svc, port, sni.subset) : undefined;
+      }
       const parts = parseClusterName(name);
       if (!parts) return undefined;
       if (parts.direction === 'inbound') return inboundCluster(ctx, parts.port);
@@ -218,8 +222,10 @@ export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: stri
       const port = svc?.ports.find((p) => p.port === parts.port);
       return svc && port ? outboundCluster(ctx, scope, svc, port, parts.subset) : undefined;
     }
-    case ENDPOINT_TYPE:
-      return buildLoadAssignment(ctx, scope, name);
+    case ENDPOINT_TYPE: {
+      const sni = parseDnsSrvSubsetKey(name);
+      return sni ? sniDnatLoadAssignment(ctx, scope, sni) : buildLoadAssignment(ctx, scope, name);
+    }
     case LISTENER_TYPE: {
       if (scope.generator === 'grpc') {
         return isGrpcInboundName(name) ? buildGrpcInboundListener(ctx, scope.namespace, scope.securityLabels ?? {}, name) : buildGrpcListener(ctx, scope, name);

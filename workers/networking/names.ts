@@ -22,6 +22,22 @@ export function parseClusterName(name: string): ClusterNameParts | undefined {
   return { direction, port: p, subset, host };
 }
 
+/**
+ * `outbound_.PORT_.SUBSET_.HOST` (istio pilot/pkg/model/service.go BuildDNSSrvSubsetKey): the SNI Istio mTLS clients
+ * send, and the name of a router's SNI-DNAT cluster for an AUTO_PASSTHROUGH gateway server.
+ */
+export function dnsSrvSubsetKey(port: number, subset: string, host: string): string {
+  return `outbound_.${port}_.${subset}_.${host}`;
+}
+
+export function parseDnsSrvSubsetKey(name: string): ClusterNameParts | undefined {
+  const m = /^outbound_\.(\d+)_\.([^_]*)_\.(.+)$/.exec(name);
+  if (!m) return undefined;
+  const port = Number(m[1]);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  return { direction: 'outbound', port, subset: m[2]!, host: m[3]! };
+}
+
 export function listenerName(address: string, port: number): string {
   return `${address}_${port}`;
 }
