@@ -8,7 +8,8 @@
  *   through untouched to the service's endpoint (a Node TLS server that sees the SNI and presents its own
  *   certificate); an unknown SNI, or no Istio ALPN, finds no filter chain and is closed.
  * - ISTIO_MUTUAL: the gateway terminates TLS with its own workload certificate and requires a client certificate
- *   from the mesh CA; a Node HTTPS client with one gets the routed response, one without is refused.
+ *   from the mesh CA; a Node HTTPS client with one gets the routed response, one without is refused. On a TLS
+ *   (TCP) server with subjectAltNames, only a client certificate naming one of them is admitted.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import path from 'node:path';
 import https from 'node:https';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { startEnvoy, rejectedResources, type EnvoyHandle } from '../helpers/envoy.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
@@ -38,9 +39,10 @@ let web: HttpBackend;
 let tmp: string;
 let ca: CertificateAuthority;
 let backend: tls.Server;
+let tcpBackend: net.Server;
 let backendSerial: string;
 const seen: Array<{ sni: string; alpn: string | false | null }> = [];
-let AP_P: number, MTLS_P: number, SVC_P: number;
+let AP_P: number, MTLS_P: number, SVC_P: number, TCP_MTLS_P: number;
 
 const sni = (subset = ''): string => `outbound_.${SVC_P}_.${subset}_.reviews.default.svc.cluster.local`;
 
@@ -80,7 +82,7 @@ function mtlsGet(client?: { cert: string; key: string }): Promise<{ status: numb
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-gwmodes-'));
   fs.writeFileSync(path.join(tmp, 'tokens'), 'tok-ew istio-system istio-eastwestgateway-service-account\n');
-  [AP_P, MTLS_P, SVC_P] = await Promise.all([freePort(), freePort(), freePort()]);
+  [AP_P, MTLS_P, SVC_P, TCP_MTLS_P] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   web = await startHttpBackend('web');
   mesh = await startMeshpilot({}, { secureXdsPort: 0, caDir: path.join(tmp, 'ca'), caTokenFile: path.join(tmp, 'tokens') });
   ca = mesh.server.secure!.ca;
@@ -94,6 +96,9 @@ before(async () => {
   });
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   const backendPort = (backend.address() as AddressInfo).port;
+  tcpBackend = net.createServer((s) => s.end('tcp-backend\n'));
+  await new Promise<void>((r) => tcpBackend.listen(0, '127.0.0.1', r));
+  const tcpPort = (tcpBackend.address() as AddressInfo).port;
 
   mesh.write('mesh.yaml', [
     serviceYaml({
@@ -101,6 +106,7 @@ before(async () => {
       endpoints: [{ port: backendPort, labels: { version: 'v1', 'security.istio.io/tlsMode': 'istio' } }],
     }),
     serviceYaml({ name: 'web', port: 8000, endpoints: [{ port: web.port }] }),
+    serviceYaml({ name: 'db', port: 7000, portName: 'tcp', endpoints: [{ port: tcpPort }] }),
     `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: default}
@@ -120,6 +126,17 @@ spec:
   - port: {number: ${MTLS_P}, name: https-mesh, protocol: HTTPS}
     hosts: ["${MESH_HOST}"]
     tls: {mode: ISTIO_MUTUAL}
+  - port: {number: ${TCP_MTLS_P}, name: tls-mesh, protocol: TLS}
+    hosts: ["*"]
+    tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["${CLIENT_ID}"]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db-in, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/eastwest]
+  tcp: [{match: [{port: ${TCP_MTLS_P}}], route: [{destination: {host: db.default.svc.cluster.local, port: {number: 7000}}}]}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -149,6 +166,7 @@ after(async () => {
   await mesh?.stop();
   await web?.close();
   await new Promise<void>((r) => (backend ? backend.close(() => r()) : r()));
+  await new Promise<void>((r) => (tcpBackend ? tcpBackend.close(() => r()) : r()));
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -206,4 +224,25 @@ test('ISTIO_MUTUAL: a client without a certificate, or with one from another CA,
     keys: cryptoKeys, signingAlgorithm: alg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: CLIENT_ID }])],
   });
   await assert.rejects(mtlsGet({ cert: cert.toString('pem'), key: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string }), 'foreign CA');
+});
+
+/** A TLS connection to the ISTIO_MUTUAL TCP server: resolves with what the backend said. */
+function tcpMtls(client: { cert: string; key: string }): Promise<{ reply: string; alpn: string | false | null }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: TCP_MTLS_P, ca: ca.trustBundlePem(), ...client, timeout: 3000, checkServerIdentity: () => undefined });
+    let reply = '';
+    s.on('data', (d) => (reply += d));
+    s.on('timeout', () => s.destroy(new Error('timeout')));
+    s.on('error', reject);
+    s.on('end', () => (reply ? resolve({ reply, alpn: s.alpnProtocol }) : reject(new Error('closed without a reply'))));
+  });
+}
+
+test('ISTIO_MUTUAL on a TLS server: terminated, tcp route followed; subjectAltNames admit only the named client identity', async () => {
+  const good = await ca.issueKeyPair({ uris: [CLIENT_ID] }, 3600_000);
+  let r: { reply: string } | undefined;
+  await eventually(async () => { try { r = await tcpMtls({ cert: good.certChain.join(''), key: good.privateKeyPem }); return true; } catch { return false; } }, 20_000, 200);
+  assert.equal(r!.reply, 'tcp-backend\n');
+  const other = await ca.issueKeyPair({ uris: ['spiffe://cluster.local/ns/default/sa/someone-else'] }, 3600_000);
+  await assert.rejects(tcpMtls({ cert: other.certChain.join(''), key: other.privateKeyPem }), 'a mesh certificate with another identity is refused');
 });
