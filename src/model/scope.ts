@@ -40,6 +40,19 @@ export interface ProxyScope {
   securityLabels?: Record<string, string>;
   /** True when the proxy can get SDS secrets (connected to the secure port with a verified certificate). */
   sds?: boolean;
+  /**
+   * The proxy's IP, only while its Sidecar has ingress listeners that read it (no `bind`: the listener binds a
+   * global unicast instance IP; defaultEndpoint `0.0.0.0:PORT`: the instance IP is the endpoint).
+   */
+  instanceIp?: string;
+}
+
+/** Go's net.IP.IsGlobalUnicast for IPv4 (istiod's GlobalUnicastIP): not unspecified, loopback, link-local, multicast, broadcast. */
+export function isGlobalUnicastIp(ip: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a !== 0 && a !== 127 && !(a === 169 && b === 254) && a < 224;
 }
 
 /**
@@ -92,6 +105,8 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
   if (proxy.type === 'sidecar' && proxy.generator === 'envoy') {
     const sc = ctx.sidecarFor(proxy.namespace, labels);
     if (sc) scope.sidecar = `${sc.namespace}/${sc.name}`;
+    const ingress = (sc?.spec.ingress ?? []) as Array<{ bind?: string; defaultEndpoint?: string }>;
+    if (ingress.some((l) => (!l.bind && isGlobalUnicastIp(proxy.ip)) || /^(0\.0\.0\.0|\[::\]):/.test(l.defaultEndpoint ?? ''))) scope.instanceIp = proxy.ip;
   }
   const securityLabels: Record<string, string> = {};
   for (const k of securityLabelKeys(ctx)) if (labels[k] !== undefined) securityLabels[k] = labels[k]!;

@@ -15,6 +15,8 @@ import {
 import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
+import { sidecarScope } from './sidecar-scope.js';
+import { sidecarIngressCluster } from './sidecar-ingress.js';
 import { effectiveLocalityLbSetting } from './locality-lb.js';
 import { autoMtlsMatches, istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
@@ -126,8 +128,13 @@ export function inboundPassthroughCluster(ctx: PushContext): ProtoObject {
   return originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, ctx, INBOUND_BIND_ADDRESS);
 }
 
-/** Inbound clusters deliver to the original destination (the workload's own IP:port), from 127.0.0.6 as istiod does. */
-export function inboundCluster(ctx: PushContext, targetPort: number): ProtoObject {
+/**
+ * Inbound clusters deliver to the original destination (the workload's own IP:port), from 127.0.0.6 as istiod does;
+ * a Sidecar ingress listener's cluster delivers to its defaultEndpoint instead (sidecar-ingress.ts).
+ */
+export function inboundCluster(ctx: PushContext, scope: ProxyScope, targetPort: number): ProtoObject {
+  const ingress = sidecarScope(ctx, scope).ingress.find((l) => l.port.number === targetPort);
+  if (ingress) return sidecarIngressCluster(ctx, scope, ingress);
   return originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS);
 }
 

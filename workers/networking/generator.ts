@@ -8,7 +8,6 @@ import type { ProtoObject } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
-import { isHttp } from '../../src/model/protocol.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import {
   blackholeCluster, inboundCluster, inboundPassthroughCluster, outboundCluster, passthroughCluster,
@@ -61,11 +60,20 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
   if (!outbound) { outbound = planOutboundClusters(ctx, scope, requested); perCtx.set(memoKey, outbound); }
   const out = [...outbound];
   const ct = ctx.data.mesh.connectTimeoutMs;
-  if (scope.generator === 'envoy' && scope.interception !== 'NONE' && scope.type === 'sidecar') {
-    if (wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
-    for (const inst of scope.inbound) {
-      const name = inboundClusterName(inst.targetPort);
-      if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
+  if (scope.generator === 'envoy' && scope.type === 'sidecar') {
+    // A Sidecar with ingress listeners owns the inbound clusters (their defaultEndpoints), in any interception mode.
+    const ingress = sidecarScope(ctx, scope).ingress;
+    if (scope.interception !== 'NONE' && wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
+    if (ingress.length > 0) {
+      for (const l of ingress) {
+        const name = inboundClusterName(l.port.number);
+        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${JSON.stringify(l)}|${scope.instanceIp ?? ''}` });
+      }
+    } else if (scope.interception !== 'NONE') {
+      for (const inst of scope.inbound) {
+        const name = inboundClusterName(inst.targetPort);
+        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
+      }
     }
   }
   return out;
@@ -138,16 +146,20 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
   if (scope.type === 'router') {
     return planGatewayListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-lds|${p.name}|${p.key}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` }));
   }
-  const policy = sidecarScope(ctx, scope).outboundPolicy;
+  const sc = sidecarScope(ctx, scope);
+  const policy = sc.outboundPolicy;
+  const security = (): string => securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {});
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
     switch (p.kind) {
-      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` };
+      // Inbound chains come from the service ports or the Sidecar's ingress listeners (binds, instance IP).
+      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${sc.sidecar?.name ?? ''}|${sc.listenersKey}|${scope.instanceIp ?? ''}|${security()}` };
+      case 'inbound': return { name: p.name, key: `lds|${p.name}|${JSON.stringify(p.inbound)}|${security()}` };
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
       case 'tcp': return {
         name: p.name,
-        key: `lds|${p.name}|${scope.interception}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!)}`,
+        key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!)}`,
       };
-      default: return { name: p.name, key: `lds|${p.name}|${scope.interception}` };
+      default: return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.routeName}` };
     }
   });
 }
@@ -180,8 +192,9 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   if (scope.type === 'router') {
     return planGatewayRoutes(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => ({ name: p.name, key: `gw-rds|${p.name}|${p.key}` }));
   }
+  // One route configuration per HTTP listener's route name (service ports and Sidecar egress ports).
   const ports = new Set<number>();
-  for (const svc of visibleServices(ctx, scope)) for (const p of svc.ports) if (isHttp(p.protocol)) ports.add(p.port);
+  for (const p of planSidecarListeners(ctx, scope)) if (p.kind === 'http') ports.add(Number(p.routeName ?? p.port));
   const out: PlanItem[] = [];
   for (const port of [...ports].sort((a, b) => a - b)) {
     const name = String(port);
@@ -217,7 +230,7 @@ export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: stri
       }
       const parts = parseClusterName(name);
       if (!parts) return undefined;
-      if (parts.direction === 'inbound') return inboundCluster(ctx, parts.port);
+      if (parts.direction === 'inbound') return inboundCluster(ctx, scope, parts.port);
       const svc = ctx.service(parts.host);
       const port = svc?.ports.find((p) => p.port === parts.port);
       return svc && port ? outboundCluster(ctx, scope, svc, port, parts.subset) : undefined;

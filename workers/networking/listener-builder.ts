@@ -3,6 +3,11 @@
  * `virtualOutbound` (15001) and `virtualInbound` (15006) when traffic is captured; an outbound listener per HTTP
  * port (`0.0.0.0_PORT`, RDS route "PORT") and per TCP service (`CLUSTERIP_PORT`, tcp_proxy). With interception
  * mode NONE, outbound listeners bind their real port on 127.0.0.1 and there are no virtual listeners.
+ * A Sidecar shapes both sides (listener.go buildSidecarOutboundListeners, listener_inbound.go
+ * buildInboundChainConfigs): an egress listener with a port gets a listener on that port for its own hosts only
+ * (built before the catch-all listener, which then leaves those listeners alone); ingress listeners replace the
+ * service ports on the inbound side — a real listener `BIND_PORT` when captured with NONE, else virtualInbound
+ * filter chains — delivering to `inbound|PORT||` (the defaultEndpoint, cluster-builder.ts).
  * Proxyless gRPC gets an ApiListener per requested HOST:PORT (pilot/pkg/networking/grpcgen/lds.go).
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
@@ -11,18 +16,18 @@ import {
   CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
-import { sidecarScope } from './sidecar-scope.js';
+import { sidecarScope, type CaptureMode } from './sidecar-scope.js';
 import { tcpRouteTarget, tlsRouteChains, type TcpTarget } from './tcp-route.js';
 import type { PushContext } from '../../src/model/push-context.js';
-import type { ProxyScope, InboundInstance } from '../../src/model/scope.js';
+import { isGlobalUnicastIp, type ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
-import { isHttp } from '../../src/model/protocol.js';
+import { isHttp, type Protocol } from '../../src/model/protocol.js';
 import {
   BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, LOCALHOST_ADDRESS, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
   VIRTUAL_INBOUND_PORT, VIRTUAL_OUTBOUND_LISTENER, VIRTUAL_OUTBOUND_PORT, WILDCARD_ADDRESS,
 } from '../../src/model/constants.js';
 import { clusterName, inboundClusterName, listenerName, parseHostPort } from './names.js';
-import { visibleServices, visibleTo } from './visibility.js';
+import { visibleTo } from './visibility.js';
 import { securedInboundChains } from './security/inbound-mtls.js';
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
@@ -35,11 +40,31 @@ const GRPC_HTTP_FILTERS = [FAULT_HTTP_FILTER, ROUTER_FILTER];
 
 export interface ListenerPlan {
   name: string;
-  kind: 'http' | 'tcp' | 'virtualOutbound' | 'virtualInbound';
+  kind: 'http' | 'tcp' | 'virtualOutbound' | 'virtualInbound' | 'inbound';
   address: string;
   port: number;
   /** For tcp listeners: the service the listener proxies to. */
   service?: Service;
+  /** For tcp listeners: the service port of the cluster (a port-specific egress listener may listen on another). */
+  servicePort?: number;
+  /** Outbound listeners: whether Envoy binds the port for real (interception NONE or captureMode NONE). */
+  bindToPort?: boolean;
+  /** For http listeners: the RDS route name. */
+  routeName?: string;
+  /** For inbound listeners (Sidecar ingress bound for real): the chain they serve. */
+  inbound?: InboundChainConfig;
+}
+
+/** One inbound port: a service port of the workload, or a Sidecar ingress listener (istiod inboundChainConfig). */
+export interface InboundChainConfig {
+  bind: string;
+  targetPort: number;
+  protocol: Protocol;
+  cluster: string;
+  /** The route decorator's operation (`HOST:PORT/*`). */
+  operation: string;
+  /** A real listener of its own instead of a virtualInbound filter chain. */
+  bindToPort: boolean;
 }
 
 function socketAddress(address: string, port: number): ProtoObject {
@@ -84,18 +109,77 @@ export function tcpProxyTo(statPrefix: string, target: TcpTarget): ProtoObject {
   };
 }
 
+/** istiod getBindToPort: a listener's captureMode wins over the proxy's interception mode unless DEFAULT. */
+function bindsToPort(mode: CaptureMode, scope: ProxyScope): boolean {
+  return mode === 'DEFAULT' ? scope.interception === 'NONE' : mode === 'NONE';
+}
+
+/**
+ * The workload's inbound ports (istio buildInboundChainConfigs): the Sidecar's ingress listeners when it has any,
+ * else the ports of the services selecting the workload — none in interception mode NONE, where binding the
+ * application's own ports would keep the application from starting.
+ */
+export function inboundChainConfigs(ctx: PushContext, scope: ProxyScope): InboundChainConfig[] {
+  const sc = sidecarScope(ctx, scope);
+  if (sc.ingress.length > 0) {
+    // Without a bind, the instance IP when it is a global unicast address, else the wildcard (getSidecarInboundBindIPs).
+    const defaultBind = scope.instanceIp && isGlobalUnicastIp(scope.instanceIp) ? scope.instanceIp : WILDCARD_ADDRESS;
+    const synthetic = `${sc.sidecar!.name}.${sc.sidecar!.namespace}`;
+    return sc.ingress.map((l) => ({
+      bind: l.bind ?? defaultBind,
+      targetPort: l.port.number,
+      protocol: l.port.protocol,
+      cluster: inboundClusterName(l.port.number),
+      operation: `${synthetic}:${l.port.number}/*`,
+      bindToPort: bindsToPort(l.captureMode, scope),
+    }));
+  }
+  if (scope.interception === 'NONE') return [];
+  return scope.inbound.map((inst) => ({
+    bind: WILDCARD_ADDRESS,
+    targetPort: inst.targetPort,
+    protocol: inst.protocol,
+    cluster: inboundClusterName(inst.targetPort),
+    operation: `${inst.hostname}:${inst.servicePort}/*`,
+    bindToPort: false,
+  }));
+}
+
 /** Which listeners a sidecar gets; cheap, so the planner can derive cache keys without building anything. */
 export function planSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerPlan[] {
   const bindLocal = scope.interception === 'NONE';
   const base = bindLocal ? LOCALHOST_ADDRESS : WILDCARD_ADDRESS;
+  const sc = sidecarScope(ctx, scope);
   const plans = new Map<string, ListenerPlan>();
+  // Egress listeners with a port come first, each for its own hosts (istio buildSidecarOutboundListeners).
+  for (const el of sc.egressListeners) {
+    const port = el.port.number;
+    const bindToPort = bindsToPort(el.captureMode, scope);
+    const bind = el.bind ?? (bindToPort ? LOCALHOST_ADDRESS : undefined);
+    if (isHttp(el.port.protocol)) {
+      const address = bind ?? WILDCARD_ADDRESS;
+      const name = listenerName(address, port);
+      if (!plans.has(name)) plans.set(name, { name, kind: 'http', address, port, bindToPort, routeName: String(port) });
+      continue;
+    }
+    for (const svc of el.services) {
+      // A service without the listener's port is reached on its only port, if it has just one (as istiod).
+      const sp = svc.ports.find((p) => p.port === port) ?? (svc.ports.length === 1 ? svc.ports[0] : undefined);
+      if (!sp || sp.protocol === 'UDP') continue;
+      const address = bind ?? (svc.address || WILDCARD_ADDRESS);
+      const name = listenerName(address, port);
+      if (!plans.has(name)) plans.set(name, { name, kind: 'tcp', address, port, service: svc, servicePort: sp.port, bindToPort });
+    }
+  }
+  // The catch-all egress listener never adds to a listener a port-specific one built ("locked" in istiod).
+  const locked = new Set(plans.keys());
   const tcp: Array<[Service, ServicePort]> = [];
-  for (const svc of visibleServices(ctx, scope)) {
+  for (const svc of sc.catchAllServices) {
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       if (isHttp(p.protocol)) {
         const name = listenerName(base, p.port);
-        if (!plans.has(name)) plans.set(name, { name, kind: 'http', address: base, port: p.port });
+        if (!plans.has(name)) plans.set(name, { name, kind: 'http', address: base, port: p.port, bindToPort: bindLocal, routeName: String(p.port) });
       } else tcp.push([svc, p]);
     }
   }
@@ -104,9 +188,16 @@ export function planSidecarListeners(ctx: PushContext, scope: ProxyScope): Liste
     // proxy binds real ports) they take the wildcard/local address unless an HTTP listener holds it.
     const address = !bindLocal && svc.address ? svc.address : base;
     const name = listenerName(address, p.port);
-    if (!plans.has(name)) plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc });
+    if (!plans.has(name) && !locked.has(name)) {
+      plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc, servicePort: p.port, bindToPort: bindLocal });
+    }
   }
   const out = [...plans.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const inbound = inboundChainConfigs(ctx, scope)
+    .filter((cc) => cc.bindToPort)
+    .map((cc): ListenerPlan => ({ name: listenerName(cc.bind, cc.targetPort), kind: 'inbound', address: cc.bind, port: cc.targetPort, inbound: cc }))
+    .filter((p) => !plans.has(p.name));
+  out.push(...inbound);
   if (!bindLocal) {
     out.push({ name: VIRTUAL_OUTBOUND_LISTENER, kind: 'virtualOutbound', address: WILDCARD_ADDRESS, port: VIRTUAL_OUTBOUND_PORT });
     out.push({ name: VIRTUAL_INBOUND_LISTENER, kind: 'virtualInbound', address: WILDCARD_ADDRESS, port: VIRTUAL_INBOUND_PORT });
@@ -114,31 +205,36 @@ export function planSidecarListeners(ctx: PushContext, scope: ProxyScope): Liste
   return out;
 }
 
-function inboundChain(inst: InboundInstance): ProtoObject {
-  const cluster = inboundClusterName(inst.targetPort);
-  const name = listenerName(WILDCARD_ADDRESS, inst.targetPort);
-  if (!isHttp(inst.protocol)) {
-    return { name, filter_chain_match: { destination_port: { value: inst.targetPort } }, filters: [tcpProxy(cluster, cluster)] };
+function inboundChain(cc: InboundChainConfig): ProtoObject {
+  const cluster = cc.cluster;
+  const name = listenerName(cc.bind, cc.targetPort);
+  if (!isHttp(cc.protocol)) {
+    return { name, filter_chain_match: { destination_port: { value: cc.targetPort } }, filters: [tcpProxy(cluster, cluster)] };
   }
   const routeConfig = {
     name: cluster,
     virtual_hosts: [{
-      name: `inbound|http|${inst.targetPort}`,
+      name: `inbound|http|${cc.targetPort}`,
       domains: ['*'],
       routes: [{
         name: 'default',
         match: { prefix: '/' },
         route: { cluster, timeout: duration(0), max_stream_duration: { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) } },
-        decorator: { operation: `${inst.hostname}:${inst.servicePort}/*` },
+        decorator: { operation: cc.operation },
       }],
     }],
     validate_clusters: { value: false },
   };
   return {
     name,
-    filter_chain_match: { destination_port: { value: inst.targetPort } },
-    filters: [hcm(`inbound_0.0.0.0_${inst.targetPort}`, { route_config: routeConfig })],
+    filter_chain_match: { destination_port: { value: cc.targetPort } },
+    filters: [hcm(`inbound_${name}`, { route_config: routeConfig })],
   };
+}
+
+/** One inbound port's chains under PeerAuthentication and AuthorizationPolicy (workers/networking/security). */
+function securedChains(ctx: PushContext, scope: ProxyScope, cc: InboundChainConfig): ProtoObject[] {
+  return securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, cc.targetPort, inboundChain(cc), scope.sds === true).chains;
 }
 
 export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan): ProtoObject {
@@ -166,30 +262,47 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         ],
         filter_chains: [
           // PeerAuthentication and AuthorizationPolicy shape each port's chains (workers/networking/security).
-          ...scope.inbound.flatMap((inst) => securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, inst.targetPort, inboundChain(inst), scope.sds === true).chains),
+          ...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).flatMap((cc) => securedChains(ctx, scope, cc)),
           { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
         ],
       };
+    case 'inbound': {
+      // A Sidecar ingress listener bound for real (istio inboundCustomListener): no original_dst; the TLS inspector
+      // only when a chain tells mTLS from plaintext (PERMISSIVE).
+      const chains = securedChains(ctx, scope, plan.inbound!);
+      const listener: ProtoObject = {
+        '@type': LISTENER_TYPE,
+        name: plan.name,
+        address: socketAddress(plan.address, plan.port),
+        traffic_direction: 'INBOUND',
+        continue_on_listener_filters_timeout: true,
+        filter_chains: chains,
+      };
+      if (chains.some((c) => (c.filter_chain_match as ProtoObject | undefined)?.transport_protocol === 'tls')) {
+        listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+      }
+      return listener;
+    }
     case 'http':
       return {
         '@type': LISTENER_TYPE,
         name: plan.name,
         address: socketAddress(plan.address, plan.port),
-        bind_to_port: { value: bindToPort },
+        bind_to_port: { value: plan.bindToPort ?? bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(String(plan.port)), OUTBOUND_HTTP_FILTERS)] }],
+        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), OUTBOUND_HTTP_FILTERS)] }],
       };
     case 'tcp': {
-      const cluster = clusterName('outbound', plan.port, '', plan.service!.hostname);
-      const target = tcpRouteTarget(ctx, scope, plan.service!, plan.port) ?? [{ cluster, weight: 100 }];
+      const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);
+      const target = tcpRouteTarget(ctx, scope, plan.service!, plan.servicePort ?? plan.port) ?? [{ cluster, weight: 100 }];
       // TLS ports: VirtualService `tls` routes become SNI-matched filter chains before the default one
       // (istio listener.go buildSidecarOutboundTCPListenerOpts / networkfilter.go).
-      const sni = tlsRouteChains(ctx, scope, plan.service!, plan.port);
+      const sni = tlsRouteChains(ctx, scope, plan.service!, plan.servicePort ?? plan.port);
       const listener: ProtoObject = {
         '@type': LISTENER_TYPE,
         name: plan.name,
         address: socketAddress(plan.address, plan.port),
-        bind_to_port: { value: bindToPort },
+        bind_to_port: { value: plan.bindToPort ?? bindToPort },
         traffic_direction: 'OUTBOUND',
         filter_chains: [
           ...sni.map((r) => ({ filter_chain_match: { server_names: r.sniHosts }, filters: [tcpProxyTo(r.target[0]!.cluster, r.target)] })),

@@ -5,6 +5,7 @@
  * gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go: a service's routes come from the
  * first VirtualService (exact host before wildcard, oldest first) bound to the `mesh` gateway — several
  * VirtualServices for one host are not merged for sidecars — else a default route with Istio's default retry policy.
+ * A Sidecar egress listener with a port limits its route configuration to that listener's hosts.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
@@ -16,8 +17,8 @@ import type { Service } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
 import { ALLOW_ANY_VHOST, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import { clusterName, parseHostPort } from './names.js';
-import { visibleServices, visibleTo } from './visibility.js';
-import { sidecarScope } from './sidecar-scope.js';
+import { visibleTo } from './visibility.js';
+import { egressListenerFor, sidecarScope } from './sidecar-scope.js';
 import { buildHttpRoutes, hashPolicyFor, retryPolicy } from './http-route.js';
 
 export const BLOCK_ALL_VHOST = 'block_all';
@@ -69,8 +70,15 @@ export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, p
   return { name: `${svc.hostname}:${port}`, domains, routes, include_request_attempt_count: scope.generator === 'envoy' ? true : undefined };
 }
 
+/**
+ * The services route configuration "PORT" has a virtual host for: those of the Sidecar's egress listener on that
+ * port when it has one (istio GetEgressListenerForRDS — only that listener's hosts), else those of the catch-all.
+ */
 export function sidecarRouteServices(ctx: PushContext, scope: ProxyScope, port: number): Service[] {
-  return visibleServices(ctx, scope).filter((s) => s.ports.some((p) => p.port === port && isHttp(p.protocol)));
+  const sc = sidecarScope(ctx, scope);
+  const listener = egressListenerFor(sc, port);
+  if (listener) return listener.services.filter((s) => s.ports.some((p) => p.port === port && p.protocol !== 'UDP'));
+  return sc.catchAllServices.filter((s) => s.ports.some((p) => p.port === port && isHttp(p.protocol)));
 }
 
 /** The catch-all virtual host: PassthroughCluster, or a 502 under REGISTRY_ONLY (istio buildCatchAllVirtualHost). */

@@ -9,15 +9,48 @@ import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
+import { parseProtocol, type Protocol } from '../../src/model/protocol.js';
 
 export type OutboundPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface SidecarScope {
+  /** Every service the Sidecar imports (all egress listeners, plus destinations of admitted VirtualServices). */
   services: Service[];
+  /**
+   * The services the catch-all egress listener (the one without a port) builds listeners and routes for: all of
+   * `services` when no egress listener has a port, none when there is no catch-all listener.
+   */
+  catchAllServices: Service[];
+  /** Egress listeners with a port, in the Sidecar's order (istiod builds them before the catch-all one). */
+  egressListeners: EgressListener[];
+  /** Ingress listeners, by port number (first one wins on a duplicate, as istiod's conflict rule). */
+  ingress: IngressListener[];
+  /** What of the Sidecar shapes listeners and inbound clusters: part of their cache keys. */
+  listenersKey: string;
   outboundPolicy: OutboundPolicy;
   /** The Sidecar resource's version ('' without one): part of every cache key that depends on the scope. */
   version: string;
   sidecar?: ConfigEntry;
+}
+
+export type CaptureMode = 'DEFAULT' | 'IPTABLES' | 'NONE';
+
+export interface SidecarPort { number: number; protocol: Protocol; name: string }
+
+/** A Sidecar `ingress` entry (istio networking/v1 IstioIngressListener). */
+export interface IngressListener {
+  port: SidecarPort;
+  bind?: string;
+  captureMode: CaptureMode;
+  defaultEndpoint?: string;
+}
+
+/** A Sidecar `egress` entry with a port: a listener on that port for its own hosts only. */
+export interface EgressListener {
+  port: SidecarPort;
+  bind?: string;
+  captureMode: CaptureMode;
+  services: Service[];
 }
 
 interface EgressHost { namespace: string; host: string }
@@ -47,20 +80,28 @@ export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope 
   return s;
 }
 
-function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
-  const visible = ctx.services.filter((svc) => visibleTo(svc, scope.namespace));
-  const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
-  const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
-  // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
-  const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  if (!sidecar) return { services: visible, outboundPolicy: meshPolicy, version: '' };
-  const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
-  const egress = ((sidecar.spec.egress ?? []) as any[]).flatMap((l) => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace)));
-  // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
-  if (!sidecar.spec.egress) return { services: visible, outboundPolicy, version: sidecar.version, sidecar };
+function sidecarPort(p: any): SidecarPort {
+  return { number: p.number as number, protocol: parseProtocol(String(p.protocol ?? '')), name: String(p.name ?? '') };
+}
+
+function ingressListeners(spec: any): IngressListener[] {
+  const byPort = new Map<number, IngressListener>();
+  for (const l of (spec.ingress ?? []) as any[]) {
+    if (byPort.has(l.port.number)) continue;
+    byPort.set(l.port.number, {
+      port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT', defaultEndpoint: l.defaultEndpoint || undefined,
+    });
+  }
+  return [...byPort.values()].sort((a, b) => a.port.number - b.port.number);
+}
+
+/**
+ * Hostnames admitted by some egress hosts: matching services, plus the destinations of VirtualServices whose hosts
+ * are admitted (istiod adds those so routes resolve).
+ */
+function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: readonly EgressHost[]): Set<string> {
   const admitted = new Set<string>();
   for (const svc of visible) if (egressAdmits(egress, svc.namespace, svc.hostname)) admitted.add(svc.hostname);
-  // VirtualServices admitted by the egress hosts bring their destination services along.
   for (const vs of ctx.data.virtualServices) {
     if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
     const hosts = ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace));
@@ -71,5 +112,46 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
       }
     }
   }
-  return { services: visible.filter((s) => admitted.has(s.hostname)), outboundPolicy, version: sidecar.version, sidecar };
+  return admitted;
+}
+
+function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
+  const visible = ctx.services.filter((svc) => visibleTo(svc, scope.namespace));
+  const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
+  const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
+  const open = { services: visible, catchAllServices: visible, egressListeners: [], ingress: [], listenersKey: '' };
+  // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
+  const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
+  if (!sidecar) return { ...open, outboundPolicy: meshPolicy, version: '' };
+  const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
+  const ingress = ingressListeners(sidecar.spec);
+  const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? ''])]);
+  // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
+  if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, outboundPolicy, version: sidecar.version, sidecar };
+  const hostsOf = (l: any): EgressHost[] => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace));
+  const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
+  const admitted = admit(ctx, scope, visible, all);
+  const services = visible.filter((s) => admitted.has(s.hostname));
+  const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
+  if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, outboundPolicy, version: sidecar.version, sidecar };
+  // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
+  // catch-all one, if any, its own hosts and their VirtualServices' destinations.
+  const egressListeners: EgressListener[] = withPort.map((l) => {
+    const hosts = hostsOf(l);
+    return {
+      port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT',
+      services: visible.filter((s) => egressAdmits(hosts, s.namespace, s.hostname)),
+    };
+  });
+  const catchAll = (sidecar.spec.egress as any[]).find((l) => !l.port);
+  const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, hostsOf(catchAll)) : new Set<string>();
+  return {
+    services, catchAllServices: visible.filter((s) => catchAllAdmitted.has(s.hostname)), egressListeners, ingress, listenersKey,
+    outboundPolicy, version: sidecar.version, sidecar,
+  };
+}
+
+/** The port-specific egress listener for a port, if the Sidecar has one (istiod GetEgressListenerForRDS). */
+export function egressListenerFor(sc: SidecarScope, port: number): EgressListener | undefined {
+  return sc.egressListeners.find((l) => l.port.number === port);
 }

@@ -701,8 +701,32 @@ export const sidecarSpec = strictObject({
     const key = `${l.bind ?? ""}:${l.port.number}`;
     if (ingressPorts.has(key)) customIssue(ctx, ["ingress", i, "port"], "sidecar: ingress listeners must have unique bind/port");
     ingressPorts.add(key);
+    // istio validation.go ValidateSidecar / validateSidecarIngressPortAndBind.
+    if (l.bind && !isIPAddress(l.bind)) customIssue(ctx, ["ingress", i, "bind"], `"${l.bind}" is not a valid IP address`);
+    if (l.defaultEndpoint) {
+      const err = sidecarDefaultEndpointError(l.defaultEndpoint);
+      if (err) customIssue(ctx, ["ingress", i, "defaultEndpoint"], err);
+    }
+  });
+  sc.egress?.forEach((e, i) => {
+    if (e.bind && !e.bind.startsWith("unix://") && !isIPAddress(e.bind)) {
+      customIssue(ctx, ["egress", i, "bind"], `"${e.bind}" is not a valid IP address or unix:// socket`);
+    }
   });
 });
+
+/** defaultEndpoint forms Istio accepts: 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT, :PORT, unix://PATH. */
+function sidecarDefaultEndpointError(ep: string): string | undefined {
+  if (ep.startsWith("unix://")) return ep.length > "unix://".length ? undefined : "sidecar: defaultEndpoint unix:// needs a socket path";
+  const m = /^(\[[^\]]*\]|[^:]*):([^:]*)$/.exec(ep);
+  if (!m) return `sidecar: defaultEndpoint "${ep}" is not HOST:PORT`;
+  if (!["", "127.0.0.1", "0.0.0.0", "[::1]", "[::]"].includes(m[1]!)) {
+    return "sidecar: defaultEndpoint must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:<port>, [::]:<port>, unix://filepath, or unset";
+  }
+  const port = Number(m[2]);
+  if (!/^\d+$/.test(m[2]!) || port < 1 || port > 65535) return `sidecar: defaultEndpoint port "${m[2]}" must be a number in 1-65535`;
+  return undefined;
+}
 export type SidecarSpec = z.infer<typeof sidecarSpec>;
 
 /** Exposed for index.ts: standalone WorkloadEntry resources need an address or network. */

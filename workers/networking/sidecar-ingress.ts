@@ -1,0 +1,68 @@
+/**
+ * The inbound cluster of a Sidecar ingress listener, `inbound|PORT||` (istio cluster.go
+ * buildInboundClustersFromSidecar + cluster_builder.go buildInboundCluster). Its endpoint is the listener's
+ * defaultEndpoint:
+ *
+ * - `127.0.0.1:PORT` / `[::1]:PORT` → a STATIC cluster to localhost;
+ * - `0.0.0.0:PORT` / `[::]:PORT` → a STATIC cluster to the instance IP (localhost when the proxy has none);
+ * - `unix:///path` → a STATIC cluster to the unix domain socket;
+ * - unset → ORIGINAL_DST (whatever address the connection was captured for).
+ *
+ * Every endpoint that is not localhost is reached from 127.0.0.6, the bind iptables lets through without capturing
+ * the proxy's own traffic again.
+ */
+import type { ProtoObject } from '../../src/proto/encode.js';
+import { duration } from '../../src/proto/encode.js';
+import { CLUSTER_TYPE } from '../../src/proto/type-urls.js';
+import type { PushContext } from '../../src/model/push-context.js';
+import type { ProxyScope } from '../../src/model/scope.js';
+import { LOCALHOST_ADDRESS } from '../../src/model/constants.js';
+import { inboundClusterName } from './names.js';
+import { MAX_U32 } from './traffic-policy.js';
+import type { IngressListener } from './sidecar-scope.js';
+
+const INBOUND_PASSTHROUGH_BIND = '127.0.0.6';
+const UNIX_PREFIX = 'unix://';
+/** istiod keeps ORIGINAL_DST inbound hosts forever (cleanup interval = max seconds). */
+const NO_CLEANUP = { seconds: 315_576_000_000, nanos: 0 };
+
+export type IngressEndpoint = { pipe: string } | { address: string; port: number } | undefined;
+
+/** Where an ingress listener's traffic goes; undefined = the original destination. */
+export function ingressEndpoint(l: IngressListener, instanceIp: string | undefined): IngressEndpoint {
+  const ep = l.defaultEndpoint;
+  if (!ep) return undefined;
+  if (ep.startsWith(UNIX_PREFIX)) return { pipe: ep.slice(UNIX_PREFIX.length) };
+  const i = ep.lastIndexOf(':');
+  const host = ep.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(ep.slice(i + 1));
+  if (host === '0.0.0.0') return { address: instanceIp && !instanceIp.includes(':') ? instanceIp : LOCALHOST_ADDRESS, port };
+  if (host === '::') return { address: instanceIp && instanceIp.includes(':') ? instanceIp : '::1', port };
+  // '127.0.0.1', '::1' or empty (`:PORT`, localhost as istiod's validation allows).
+  return { address: host || LOCALHOST_ADDRESS, port };
+}
+
+export function sidecarIngressCluster(ctx: PushContext, scope: ProxyScope, l: IngressListener): ProtoObject {
+  const name = inboundClusterName(l.port.number);
+  const ep = ingressEndpoint(l, scope.instanceIp);
+  const cluster: ProtoObject = {
+    '@type': CLUSTER_TYPE,
+    name,
+    connect_timeout: duration(ctx.data.mesh.connectTimeoutMs),
+    circuit_breakers: {
+      thresholds: [{ max_connections: { value: MAX_U32 }, max_pending_requests: { value: MAX_U32 }, max_requests: { value: MAX_U32 }, max_retries: { value: MAX_U32 } }],
+    },
+  };
+  if (!ep) {
+    cluster.type = 'ORIGINAL_DST';
+    cluster.lb_policy = 'CLUSTER_PROVIDED';
+    cluster.cleanup_interval = NO_CLEANUP;
+  } else {
+    cluster.type = 'STATIC';
+    const address = 'pipe' in ep ? { pipe: { path: ep.pipe } } : { socket_address: { address: ep.address, port_value: ep.port } };
+    cluster.load_assignment = { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] };
+  }
+  const local = ep !== undefined && ('pipe' in ep || ep.address === LOCALHOST_ADDRESS || ep.address === '::1');
+  if (!local) cluster.upstream_bind_config = { source_address: { address: INBOUND_PASSTHROUGH_BIND, port_value: 0 } };
+  return cluster;
+}
