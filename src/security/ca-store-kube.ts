@@ -12,8 +12,7 @@
  * The Secret's data is never logged: log lines name the Secret, never its contents.
  */
 import type { Logger } from '../log/logger.js';
-import type { KubeClient } from '../sources/kube/kube-client.js';
-import { KubeApiError } from '../sources/kube/kube-client.js';
+import type { KubeApiError, KubeClient } from '../sources/kube/kube-client.js';
 import { Reflector, type ReflectorOptions } from '../sources/kube/reflector.js';
 import { SECRET_TYPE, type Raw } from '../sources/kube/resources.js';
 import { CACERTS_FILES, CaError, type CaRootRecord, type CaStore, type CacertsFile, type PluggedInMaterial } from './ca.js';
