@@ -154,10 +154,12 @@ function downstreamTls(tls: any, h2: boolean): ProtoObject {
     if (!h2) common.alpn_protocols = ISTIO_MUTUAL_TCP_ALPN;
     return { name: 'envoy.transport_sockets.tls', typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common, require_client_certificate: { value: true } } };
   }
+  // OPTIONAL_MUTUAL validates a client certificate when one is presented but does not require it (istiod).
+  const validate = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
   if (tls.credentialName) {
     const name = SDS_PREFIX + tls.credentialName;
     common.tls_certificate_sds_secret_configs = [{ name, sds_config: ADS_SDS_CONFIG }];
-    if (tls.mode === 'MUTUAL') {
+    if (validate) {
       common.combined_validation_context = {
         default_validation_context: {},
         validation_context_sds_secret_config: { name: `${name}-cacert`, sds_config: ADS_SDS_CONFIG },
@@ -167,7 +169,7 @@ function downstreamTls(tls: any, h2: boolean): ProtoObject {
     if (tls.serverCertificate && tls.privateKey) {
       common.tls_certificates = [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }];
     }
-    if (tls.mode === 'MUTUAL' && tls.caCertificates) common.validation_context = { trusted_ca: { filename: tls.caCertificates } };
+    if (validate && tls.caCertificates) common.validation_context = { trusted_ca: { filename: tls.caCertificates } };
   }
   if (tls.minProtocolVersion || tls.maxProtocolVersion) {
     common.tls_params = {
@@ -178,6 +180,13 @@ function downstreamTls(tls: any, h2: boolean): ProtoObject {
   const ctx: ProtoObject = { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common };
   if (tls.mode === 'MUTUAL') ctx.require_client_certificate = { value: true };
   return { name: 'envoy.transport_sockets.tls', typed_config: ctx };
+}
+
+/** A gateway's HCM: RDS, and the downstream peer is the client (istiod's httpListenerOpts useRemoteAddress: true). */
+function gatewayHcm(statPrefix: string, route: string, filters: ProtoObject[]): ProtoObject {
+  const f = hcm(statPrefix, rds(route), filters);
+  (f.typed_config as ProtoObject).use_remote_address = { value: true };
+  return f;
 }
 
 function sniNames(server: any): string[] | undefined {
@@ -203,14 +212,14 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
       const route = gatewayRouteName(gs);
       if (seenRoutes.has(route)) continue; // HTTP servers on one port share one route configuration
       seenRoutes.add(route);
-      chains.push({ filters: [hcm(statPrefix, { ...rds(route), use_remote_address: { value: true } }, httpFilters)] });
+      chains.push({ filters: [gatewayHcm(statPrefix, route, httpFilters)] });
     } else if (kind === 'https') {
       tlsInspector = true;
       const sni = sniNames(gs.server);
       chains.push({
         filter_chain_match: sni ? { server_names: sni } : undefined,
         transport_socket: downstreamTls(gs.server.tls ?? {}, true),
-        filters: [hcm(statPrefix, { ...rds(gatewayRouteName(gs)), use_remote_address: { value: true } }, httpFilters)],
+        filters: [gatewayHcm(statPrefix, gatewayRouteName(gs), httpFilters)],
       });
     } else if (kind === 'auto-passthrough') {
       tlsInspector = true;
