@@ -70,7 +70,8 @@ export class Debouncer {
       this.schedule(Math.min(this.opts.afterMs - quiet, this.opts.maxMs - waited));
       return;
     }
-    if (this.running) { this.schedule(this.opts.afterMs); return; }
+    // The running push's completion starts this one at once (not a quiet period later).
+    if (this.running) return;
     this.pending = undefined;
     this.running = true;
     this.push(req).finally(() => {

@@ -25,6 +25,7 @@ import { generateResources } from '../../workers/networking/generate-resources.j
 import { parseClusterName } from '../../workers/networking/names.js';
 import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
+import { ProxyDependencies } from './proxy-dependencies.js';
 import type { PushRequest } from './debounce.js';
 import type { Logger } from '../log/logger.js';
 import type { XdsMetrics } from '../monitoring/metrics.js';
@@ -54,6 +55,8 @@ export interface PushTarget {
   deliver(typeUrl: string, res: ComputedResponse, info: PushInfo): Promise<void>;
   /** Scope key at the last push (the engine's, to notice scope changes). */
   scopeKey?: string;
+  /** Scope at the last push: what the proxy's config depends on (src/push/proxy-dependencies.ts). */
+  scope?: ProxyScope;
 }
 
 export interface PushEngineOptions {
@@ -71,12 +74,16 @@ export interface PushEngineOptions {
   cache?: boolean;
   /** Share one computation among proxies of the same scope (off only to measure its gain). */
   share?: boolean;
+  /** Full pushes go only to proxies the changed configs can affect (istiod's ProxyNeedsPush); off to measure. */
+  dependencyFilter?: boolean;
   metrics?: XdsMetrics;
 }
 
 export interface PushStats {
   pushes: number; fullPushes: number; edsPushes: number; noPushes: number;
   generated: number; generationErrors: number; lastPushMs: number; proxiesPushed: number;
+  /** Proxies a full push left out because none of its changes could affect them. */
+  proxiesSkipped: number;
   pushContextInitMs: number;
 }
 
@@ -140,7 +147,7 @@ export class PushEngine {
   readonly cache: ResourceCache;
   readonly stats: PushStats = {
     pushes: 0, fullPushes: 0, edsPushes: 0, noPushes: 0, generated: 0, generationErrors: 0, lastPushMs: 0,
-    proxiesPushed: 0, pushContextInitMs: 0,
+    proxiesPushed: 0, proxiesSkipped: 0, pushContextInitMs: 0,
   };
 
   constructor(private readonly opts: PushEngineOptions) {
@@ -322,8 +329,21 @@ export class PushEngine {
         full = true;
       }
     }
+    const oldCtx = this.ctx;
     if (full) this.rebuild();
     const info: PushInfo = { pushVersion: this.ctx.version, full, start: req.start };
+    // A full push goes only to proxies the changed configs can affect; endpoint changes merged into the same
+    // request still reach every proxy watching them (as EDS).
+    let deps: ProxyDependencies | undefined;
+    if (full && oldCtx && this.opts.dependencyFilter !== false) {
+      deps = new ProxyDependencies(oldCtx, this.ctx, req.configsUpdated);
+      if (deps.all) deps = undefined;
+      else {
+        changedHosts = new Set();
+        const a = oldCtx.data.endpointVersions, b = this.ctx.data.endpointVersions;
+        for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
+      }
+    }
 
     // Decide per proxy what to offer: everything on a full push; on an incremental one, EDS to proxies watching a
     // changed service, and a full push to proxies whose scope changed (e.g. their pod's labels).
@@ -332,8 +352,14 @@ export class PushEngine {
     // Services whose clusters carry endpoints inline (DNS ServiceEntries): their endpoint changes are CDS changes.
     const inlineHosts = changed.filter((h) => { const s = this.ctx.service(h); return s !== undefined && clusterCarriesEndpoints(s); });
     const tDecide = performance.now();
+    let skipped = 0;
     for (const t of this.targets) {
-      if (full) { work.push([t, PUSH_ORDER]); continue; }
+      if (full) {
+        if (!deps) { work.push([t, PUSH_ORDER]); continue; }
+        const now = this.scopeOf(t.proxy);
+        if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }
+        skipped++;
+      }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const cds = inlineHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
@@ -343,6 +369,7 @@ export class PushEngine {
       if (!watchesEds) continue;
       if (!last || changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
     }
+    this.stats.proxiesSkipped += skipped;
 
     const tLanes = performance.now();
     let next = 0;
@@ -361,16 +388,23 @@ export class PushEngine {
     this.stats.proxiesPushed += work.length;
     this.stats.lastPushMs = performance.now() - t0;
     this.opts.log.info({
-      pushVersion: info.pushVersion, full, proxies: work.length, connected: this.targets.size, events: req.events,
+      pushVersion: info.pushVersion, full, proxies: work.length, skipped, connected: this.targets.size, events: req.events,
       reasons: Object.fromEntries(req.reasons), changedServices: changedHosts?.size, ms: Math.round(this.stats.lastPushMs),
       // Where the time went: building the context, deciding who needs what (shared computation), paced sends + ACKs.
       contextMs: Math.round(tDecide - t0), decideMs: Math.round(tLanes - tDecide), sendMs: Math.round(performance.now() - tLanes),
     }, 'push complete');
   }
 
+  /** Remember the scope a target's config is computed from (its dependencies for the next full push). */
+  noteScope(target: PushTarget): void {
+    const s = this.scopeOf(target.proxy);
+    target.scopeKey = s.key;
+    target.scope = s.scope;
+  }
+
   /** Offer the given types (in warming order) to one proxy; each connection sends only what changed for it. */
   async pushTo(target: PushTarget, types: readonly string[], info: PushInfo): Promise<void> {
-    target.scopeKey = this.scopeOf(target.proxy).key;
+    this.noteScope(target);
     const watched = target.watched();
     const sends: Array<Promise<void>> = [];
     for (const typeUrl of types) {

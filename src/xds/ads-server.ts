@@ -125,6 +125,7 @@ export class AdsServer {
           if (verdict === 'initial' || verdict === 'ack-resubscribe') {
             const w = con.watches.get(req.typeUrl)!;
             const res = await engine.compute(con.proxy, req.typeUrl, w.names);
+            engine.noteScope(con);
             // An initial request always gets a full response, even if it repeats a version the proxy holds.
             void con.deliver(req.typeUrl, res, info, verdict === 'initial');
           } else if (verdict === 'unsupported' && !this.opts.debugGenerator?.(con, req as DiscoveryRequest, (b) => call.write(b))) log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
@@ -134,6 +135,7 @@ export class AdsServer {
           if (verdict === 'initial' || verdict === 'subscribe') {
             const w = con.watched().find((x) => x.typeUrl === req.typeUrl)!;
             const res = await engine.compute(con.proxy, req.typeUrl, w.names);
+            engine.noteScope(con);
             // The first response of a type is always sent (possibly empty), so the client knows it is served.
             void con.deliver(req.typeUrl, res, info, verdict === 'initial');
           } else if (verdict === 'unsupported') log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');

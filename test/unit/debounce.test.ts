@@ -62,3 +62,22 @@ test('never two pushes at once: events during a push wait for it', async () => {
   assert.equal(count, 2, 'B and C merged into the second push');
   d.close();
 });
+
+test('a request that became due during a push starts when that push ends, not a quiet period later', async () => {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const d = new Debouncer({ afterMs: 250, maxMs: 5000 }, async () => {
+    starts.push(performance.now());
+    if (starts.length === 1) await sleep(300);
+    ends.push(performance.now());
+  });
+  d.enqueue(req('A'));
+  await sleep(270); // A starts at ~250 ms and runs until ~550 ms
+  d.enqueue(req('B')); // quiet by ~520 ms, while A still runs
+  await sleep(600);
+  assert.equal(starts.length, 2);
+  const gap = starts[1]! - ends[0]!;
+  // Before: the due request waited another full quiet period (250 ms) after A ended.
+  assert.ok(gap >= 0 && gap < 150, `B started ${gap.toFixed(0)} ms after A ended`);
+  d.close();
+});

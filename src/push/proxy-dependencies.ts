@@ -1,0 +1,108 @@
+/**
+ * Which proxies a config change can affect (istiod's pilot/pkg/xds/proxy_dependencies.go: ProxyNeedsPush,
+ * checkProxyDependencies, SidecarScope.DependsOnConfig). A full push then goes only to those proxies; the others
+ * keep what they have, which is still exactly what the new PushContext would give them.
+ *
+ * The check is made against the scope a proxy was last pushed with (old context) and its scope now (new context),
+ * so a config that leaves a proxy's view (deleted, exportTo narrowed, egress host removed) still reaches it.
+ * It is deliberately conservative: anything it cannot reason about cheaply affects every proxy.
+ *
+ * - VirtualService / DestinationRule: proxies in namespaces the config is exported to whose Sidecar egress admits
+ *   one of its hosts (a VirtualService bound only to gateways affects no sidecar); a host matching no service at
+ *   all (external hosts), or a delegate VirtualService (no hosts), affects everyone it is exported to.
+ *   A DestinationRule also affects its host's own namespace.
+ * - Service: its hostname, as above, plus its own namespace (inbound listeners).
+ * - Sidecar, AuthorizationPolicy, RequestAuthentication: its namespace (every namespace for the root namespace).
+ * - Everything else (ServiceEntry, PeerAuthentication — auto-mTLS reads it on the client side —, Gateway,
+ *   Namespace, mesh config, endpoints merged into a full push, …): every proxy. Routers and proxyless gRPC
+ *   clients are always pushed.
+ */
+import type { ConfigEntry, PushContext } from '../model/push-context.js';
+import { exportedTo, hostMatches } from '../model/push-context.js';
+import type { ProxyScope } from '../model/scope.js';
+import { sidecarScope, type SidecarScope } from '../../workers/networking/sidecar-scope.js';
+import { Kind } from '../config/kinds.js';
+
+interface ChangedKey { kind: string; namespace: string; name: string }
+
+function parseKey(k: string): ChangedKey {
+  const [kind = '', namespace = '', ...rest] = k.split('/');
+  return { kind, namespace, name: rest.join('/') };
+}
+
+const NAMESPACED_ONLY: ReadonlySet<string> = new Set([Kind.Sidecar, Kind.AuthorizationPolicy, Kind.RequestAuthentication]);
+const HOST_SCOPED: ReadonlySet<string> = new Set([Kind.VirtualService, Kind.DestinationRule, Kind.Service]);
+
+export class ProxyDependencies {
+  private readonly keys: ChangedKey[];
+  /** Some change affects every proxy: no per-proxy check needed. */
+  readonly all: boolean;
+  private readonly memo = new Map<string, boolean>();
+
+  constructor(private readonly oldCtx: PushContext, private readonly newCtx: PushContext, configsUpdated: Iterable<string>) {
+    this.keys = [...configsUpdated].map(parseKey);
+    this.all = this.keys.length === 0 || this.keys.some((k) => !NAMESPACED_ONLY.has(k.kind) && !HOST_SCOPED.has(k.kind));
+  }
+
+  /** Whether a proxy last pushed with `oldScope` (undefined: never pushed) and now in `newScope` needs this push. */
+  affects(oldScope: ProxyScope | undefined, newScope: ProxyScope): boolean {
+    if (this.all || !oldScope) return true;
+    if (newScope.type !== 'sidecar' || newScope.generator !== 'envoy') return true;
+    return this.groupAffected(this.oldCtx, oldScope) || this.groupAffected(this.newCtx, newScope);
+  }
+
+  private groupAffected(ctx: PushContext, scope: ProxyScope): boolean {
+    const g = `${ctx === this.oldCtx ? 'o' : 'n'}|${scope.namespace}|${scope.sidecar ?? ''}`;
+    let r = this.memo.get(g);
+    if (r === undefined) {
+      const sc = sidecarScope(ctx, scope);
+      r = this.keys.some((k) => this.keyAffects(ctx, sc, scope.namespace, k));
+      this.memo.set(g, r);
+    }
+    return r;
+  }
+
+  private keyAffects(ctx: PushContext, sc: SidecarScope, ns: string, k: ChangedKey): boolean {
+    const root = ctx.data.mesh.rootNamespace;
+    if (NAMESPACED_ONLY.has(k.kind)) return k.namespace === ns || k.namespace === root;
+    switch (k.kind) {
+      case Kind.VirtualService: {
+        const vs = ctx.virtualService(k.namespace, k.name);
+        if (!vs) return false; // not in this context; the other context is checked too
+        const gateways = vs.spec.gateways as string[] | undefined;
+        if (gateways && gateways.length > 0 && !gateways.includes('mesh')) return false;
+        return this.hostsAffect(ctx, sc, ns, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)));
+      }
+      case Kind.DestinationRule: {
+        const dr = ctx.data.destinationRules.find((d) => d.namespace === k.namespace && d.name === k.name);
+        if (!dr) return false;
+        const host = ctx.qualify(String(dr.spec.host ?? ''), dr.namespace);
+        if (ctx.service(host)?.namespace === ns) return true;
+        return this.hostsAffect(ctx, sc, ns, dr, [host]);
+      }
+      case Kind.Service: {
+        const svc = ctx.services.find((s) => s.namespace === k.namespace && s.name === k.name);
+        if (!svc) return false;
+        if (svc.namespace === ns) return true;
+        return sc.services.includes(svc);
+      }
+      default:
+        return true;
+    }
+  }
+
+  private hostsAffect(ctx: PushContext, sc: SidecarScope, ns: string, cfg: ConfigEntry, hosts: string[]): boolean {
+    if (!exportedTo(cfg.spec.exportTo as string[] | undefined, cfg.namespace, ns)) return false;
+    if (hosts.length === 0) return true; // a delegate: reached through whichever VirtualService includes it
+    for (const h of hosts) {
+      if (!h.includes('*')) {
+        const svc = ctx.service(h);
+        if (!svc || sc.services.includes(svc)) return true; // external host, or a service this proxy sees
+        continue;
+      }
+      if (!ctx.services.some((s) => hostMatches(h, s.hostname))) return true;
+      if (sc.services.some((s) => hostMatches(h, s.hostname))) return true;
+    }
+    return false;
+  }
+}

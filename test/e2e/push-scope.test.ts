@@ -1,0 +1,126 @@
+/**
+ * istiod's ProxyNeedsPush over real gRPC (pilot/pkg/xds/proxy_dependencies.go): a full push goes only to proxies
+ * whose Sidecar scope a changed config can reach; a config that leaves a proxy's view (exportTo narrowed) still
+ * reaches the proxies that saw it; everything unscoped goes to everyone.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
+import { AdsTestClient, type Response } from '../helpers/ads-client.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
+
+let mesh: TestMesh;
+const clients: AdsTestClient[] = [];
+const ALPHA = 'alpha.ns-a.svc.cluster.local';
+const BETA = 'beta.ns-b.svc.cluster.local';
+
+function sidecar(ns: string, hosts: string[]): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: ${ns}}
+spec:
+  egress:
+  - hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]
+`;
+}
+
+function vs(name: string, ns: string, host: string, header: string, exportTo?: string[]): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  hosts: [${host}]
+${exportTo ? `  exportTo: [${exportTo.map((e) => JSON.stringify(e)).join(', ')}]\n` : ''}  http:
+  - match: [{headers: {x-marker: {exact: ${header}}}}]
+    route: [{destination: {host: ${host}}}]
+  - route: [{destination: {host: ${host}}}]
+`;
+}
+
+before(async () => {
+  mesh = await startMeshpilot({
+    'alpha.yaml': serviceYaml({ name: 'alpha', namespace: 'ns-a', port: 9080, endpoints: [{ ip: '10.0.1.1', port: 9080 }] }),
+    'beta.yaml': serviceYaml({ name: 'beta', namespace: 'ns-b', port: 9080, endpoints: [{ ip: '10.0.2.1', port: 9080 }] }),
+    'sidecar-a.yaml': sidecar('ns-a', ['./*']),
+    'sidecar-b.yaml': sidecar('ns-b', ['./*']),
+    'vs-alpha.yaml': vs('alpha', 'ns-a', ALPHA, 'm0'),
+  });
+});
+after(async () => { for (const c of clients) c.close(); await mesh.stop(); });
+
+/** An Envoy-like sidecar in `ns`: wildcard CDS/LDS, EDS and RDS 9080, ACKing everything. */
+async function sidecarClient(ns: string, ip: string, cluster: string): Promise<AdsTestClient> {
+  const c = new AdsTestClient(mesh.xdsAddress, `sidecar~${ip}~client.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns });
+  clients.push(c);
+  c.send({ type_url: CLUSTER_TYPE });
+  c.ack(await c.next(CLUSTER_TYPE));
+  c.send({ type_url: ENDPOINT_TYPE, resource_names: [cluster] });
+  c.ack(await c.next(ENDPOINT_TYPE), [cluster]);
+  c.send({ type_url: LISTENER_TYPE });
+  c.ack(await c.next(LISTENER_TYPE));
+  c.send({ type_url: ROUTE_TYPE, resource_names: ['9080'] });
+  c.ack(await c.next(ROUTE_TYPE), ['9080']);
+  return c;
+}
+
+function hasText(r: Response, text: string): boolean {
+  return JSON.stringify(r.resources).includes(text);
+}
+
+let a: AdsTestClient;
+let b: AdsTestClient;
+
+test('a VirtualService change reaches only the namespace whose Sidecar admits its host', async () => {
+  a = await sidecarClient('ns-a', '10.9.0.1', `outbound|9080||${ALPHA}`);
+  b = await sidecarClient('ns-b', '10.9.0.2', `outbound|9080||${BETA}`);
+  await mesh.settle();
+  const na = a.received.length, nb = b.received.length;
+  const skippedBefore = mesh.server.engine.stats.proxiesSkipped;
+
+  mesh.write('vs-alpha.yaml', vs('alpha', 'ns-a', ALPHA, 'm1'));
+  const rds = await a.next(ROUTE_TYPE, 3000, na);
+  assert.ok(hasText(rds, 'm1'), 'ns-a sees the new header match');
+  a.ack(rds, ['9080']);
+  await mesh.settle();
+  assert.deepEqual(a.received.slice(na).map((r) => r.type_url), [ROUTE_TYPE], 'ns-a: only its route changed');
+  assert.equal(b.received.length, nb, 'ns-b (Sidecar egress ./*) is not pushed at all');
+  assert.equal(mesh.server.engine.stats.proxiesSkipped - skippedBefore, 1, 'one proxy skipped by the dependency check');
+});
+
+test('a VirtualService whose exportTo narrows still reaches the proxies that saw it', async () => {
+  // ns-a's VirtualService for beta, exported everywhere: ns-b (which admits beta) gets its route.
+  let nb = b.received.length;
+  mesh.write('vs-beta.yaml', vs('beta-from-a', 'ns-a', BETA, 'x1'));
+  let rds = await b.next(ROUTE_TYPE, 3000, nb);
+  assert.ok(hasText(rds, 'x1'));
+  b.ack(rds, ['9080']);
+  await mesh.settle();
+
+  // Narrowed to its own namespace: the new context no longer shows it to ns-b, the old one did — ns-b is pushed.
+  nb = b.received.length;
+  mesh.write('vs-beta.yaml', vs('beta-from-a', 'ns-a', BETA, 'x1', ['.']));
+  rds = await b.next(ROUTE_TYPE, 3000, nb);
+  assert.ok(!hasText(rds, 'x1'), 'the route is gone for ns-b');
+  b.ack(rds, ['9080']);
+  await mesh.settle();
+});
+
+test('a Sidecar change pushes only its namespace; a Service change pushes its namespace and whoever sees it', async () => {
+  let na = a.received.length, nb = b.received.length;
+  mesh.write('sidecar-b.yaml', sidecar('ns-b', ['./*', 'ns-a/*']));
+  const cds = await b.next(CLUSTER_TYPE, 3000, nb);
+  assert.ok(cds.resources.some((c) => c.name === `outbound|9080||${ALPHA}`), 'ns-b now imports alpha');
+  b.ack(cds);
+  const rdsB = await b.next(ROUTE_TYPE, 3000, nb);
+  assert.ok(hasText(rdsB, ALPHA), 'ns-b\'s route 9080 gains alpha');
+  b.ack(rdsB, ['9080']);
+  await mesh.settle();
+  assert.equal(a.received.length, na, 'ns-a is not pushed for ns-b\'s Sidecar');
+
+  // alpha (ns-a) gains a port: ns-a (its own) and ns-b (imports it now) are both pushed.
+  na = a.received.length; nb = b.received.length;
+  mesh.write('alpha.yaml', serviceYaml({ name: 'alpha', namespace: 'ns-a', port: 9081, endpoints: [{ ip: '10.0.1.1', port: 9081 }] }));
+  const ca = await a.next(CLUSTER_TYPE, 3000, na);
+  const cb = await b.next(CLUSTER_TYPE, 3000, nb);
+  for (const c of [ca, cb]) assert.ok(c.resources.some((r) => r.name === `outbound|9081||${ALPHA}`));
+});
