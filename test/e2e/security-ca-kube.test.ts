@@ -118,7 +118,12 @@ test('root rotation by the leader is written to the Secret and picked up by the 
   assert.notEqual(after.data['ca-cert.pem'], before.data['ca-cert.pem']);
   assert.equal(splitPemCertificates(after.data['root-cert.pem']!).length, 2, 'new root + previous root');
   await eventually(async () => follower.server.secure!.ca.rootFingerprint() === leader.server.secure!.ca.rootFingerprint(), 10_000);
-  const chain = await signOver15012(follower, after.data['root-cert.pem']!);
+  // The follower's secure port re-issues its serving certificate from the new root: trusting the new root alone works.
+  let chain: string[] = [];
+  await eventually(async () => {
+    try { chain = await signOver15012(follower, after.data['ca-cert.pem']!); return true; } catch { return false; }
+  }, 10_000);
+  await assert.rejects(signOver15012(follower, before.data['ca-cert.pem']!), 'the old root alone no longer verifies the port');
   assert.equal(chain[chain.length - 1]!.trim(), after.data['root-cert.pem']!.trim(), 'the response ends with the rotated bundle');
   assert.equal(verify(chain[0]!, after.data['root-cert.pem']!).status, 0, 'new leaf verifies with the bundle');
   assert.equal(verify(oldLeaf[0]!, after.data['root-cert.pem']!).status, 0, 'old leaf still verifies during the overlap');
