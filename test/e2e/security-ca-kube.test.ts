@@ -13,11 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
+import tls from 'node:tls';
 import { pino } from 'pino';
 import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
 import { eventually } from '../helpers/grpc-backend.js';
 import { startRealApiServer, realApiServerMissing, type RealApiServer } from '../helpers/kube-apiserver.js';
-import { caClient, createCertificate, generateCsr } from '../../src/security/workload-agent.js';
+import { ISTIOD_SAN, caClient, createCertificate, generateCsr } from '../../src/security/workload-agent.js';
 import { splitPemCertificates } from '../../src/security/x509.js';
 
 const missing = realApiServerMissing();
@@ -72,6 +73,17 @@ async function signOver15012(m: TestMesh, rootPem: string): Promise<string[]> {
   } finally { client.close(); }
 }
 
+/** Does the certificate the secure port of `m` serves verify against `caPem` alone? */
+function servedCertVerifies(m: TestMesh, caPem: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: m.server.secureXdsPort, ca: caPem, servername: ISTIOD_SAN, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+      resolve(s.authorized);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
 before(async () => {
   if (missing) return;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-ca-kube-'));
@@ -123,7 +135,8 @@ test('root rotation by the leader is written to the Secret and picked up by the 
   await eventually(async () => {
     try { chain = await signOver15012(follower, after.data['ca-cert.pem']!); return true; } catch { return false; }
   }, 10_000);
-  await assert.rejects(signOver15012(follower, before.data['ca-cert.pem']!), 'the old root alone no longer verifies the port');
+  assert.equal(await servedCertVerifies(follower, after.data['ca-cert.pem']!), true);
+  assert.equal(await servedCertVerifies(follower, before.data['ca-cert.pem']!), false, 'the old root alone no longer verifies the port');
   assert.equal(chain[chain.length - 1]!.trim(), after.data['root-cert.pem']!.trim(), 'the response ends with the rotated bundle');
   assert.equal(verify(chain[0]!, after.data['root-cert.pem']!).status, 0, 'new leaf verifies with the bundle');
   assert.equal(verify(oldLeaf[0]!, after.data['root-cert.pem']!).status, 0, 'old leaf still verifies during the overlap');
