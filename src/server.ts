@@ -29,6 +29,7 @@ import { DEFAULT_WORKLOAD_CERT_TTL_MS, MAX_WORKLOAD_CERT_TTL_MS } from './securi
 import { describeMeshErrors, meshSettings, parseMeshConfig } from './model/mesh-config.js';
 import { meshDigest, type MeshSettings } from './model/push-context.js';
 import { MeshConfigFile } from './sources/file/mesh-config-file.js';
+import { customAuthzProblems } from '../workers/networking/security/authz-builder.js';
 import { KubeSecretCaStore } from './security/ca-store-kube.js';
 
 export interface ServerOptions {
@@ -181,7 +182,7 @@ export class MeshpilotServer {
     });
     this.debouncer = new Debouncer(
       { afterMs: opts.debounceAfterMs, maxMs: opts.debounceMaxMs, enableEdsDebounce: opts.enableEdsDebounce },
-      (req) => { this.metrics.pushRequested(req); return this.engine.push(req); },
+      (req) => { this.metrics.pushRequested(req); return this.engine.push(req).then(() => this.reportPolicyProblems()); },
     );
   }
 
@@ -285,6 +286,7 @@ export class MeshpilotServer {
       this.secureXdsPort = await this.secure.listen();
     }
     this.ready = true;
+    this.reportPolicyProblems();
     const ctx = this.engine.pushContext;
     this.log.info({
       xdsPort: this.xdsPort, secureXdsPort: this.secureXdsPort, monitoringPort: this.monitoringPort, workers: this.pool.threads,
@@ -318,6 +320,22 @@ export class MeshpilotServer {
       });
     }
     return true;
+  }
+
+  private policyProblems = new Set<string>();
+  private policyCheckedCtx: unknown;
+
+  /**
+   * Policies that validate but cannot be enforced as written (a CUSTOM AuthorizationPolicy naming a provider the mesh
+   * config lacks or cannot use: istiod then denies what it matches): logged once each, when a push brings them.
+   */
+  private reportPolicyProblems(): void {
+    const ctx = this.engine.pushContext;
+    if (!ctx || ctx === this.policyCheckedCtx) return;
+    this.policyCheckedCtx = ctx;
+    const now = new Set(customAuthzProblems(ctx));
+    for (const p of now) if (!this.policyProblems.has(p)) this.log.warn({ code: 'CUSTOM_PROVIDER' }, p);
+    this.policyProblems = now;
   }
 
   /** The mesh settings in force, where they came from and the last rejection (istiod's /debug/mesh). */

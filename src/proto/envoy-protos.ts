@@ -40,6 +40,8 @@ const ENTRY_FILES = [
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
 ];

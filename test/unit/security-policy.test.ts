@@ -66,7 +66,7 @@ test('AuthorizationPolicy rules become RBAC principals and permissions with Isti
   assert.deepEqual(rulePolicy({}), { permissions: [{ any: true }], principals: [{ any: true }] }, 'an empty rule matches everything');
 });
 
-test('RBAC filters in istiod order (DENY, AUDIT as LOG, ALLOW); dry-run goes to shadow rules; allow-nothing; CUSTOM reported', () => {
+test('RBAC filters in istiod order (CUSTOM, DENY, AUDIT as LOG, ALLOW); dry-run goes to shadow rules; allow-nothing; bad CUSTOM denies', () => {
   const sel = { selector: { matchLabels: { app: 'web' } } };
   const ctx = ctxWith({
     authorizationPolicies: [
@@ -80,11 +80,13 @@ test('RBAC filters in istiod order (DENY, AUDIT as LOG, ALLOW); dry-run goes to 
   });
   const { filters, skipped } = buildRbacHttpFilters(ctx, 'default', { app: 'web' }, 'envoy');
   const cfgs = filters.map((f) => f.typed_config as any);
-  assert.deepEqual(cfgs.map((c) => c.rules?.action), ['DENY', 'LOG', 'ALLOW']);
-  assert.deepEqual(Object.keys(cfgs[0].rules.policies), ['ns[default]-policy[deny]-rule[0]']);
-  assert.deepEqual(Object.keys(cfgs[0].shadow_rules.policies), ['ns[default]-policy[try]-rule[0]']);
-  assert.equal(cfgs[0].shadow_rules_stat_prefix, 'istio_dry_run_deny_');
-  assert.match(skipped.join(), /ext: CUSTOM/);
+  // CUSTOM comes first; its provider "opa" is not in the mesh config, so (as istiod) what it matches is denied.
+  assert.deepEqual(cfgs.map((c) => c.rules?.action), ['DENY', 'DENY', 'LOG', 'ALLOW']);
+  assert.deepEqual(Object.keys(cfgs[0].rules.policies), ['istio-ext-authz-ns[default]-policy[ext]-rule[0]-deny-due-to-bad-CUSTOM-action']);
+  assert.deepEqual(Object.keys(cfgs[1].rules.policies), ['ns[default]-policy[deny]-rule[0]']);
+  assert.deepEqual(Object.keys(cfgs[1].shadow_rules.policies), ['ns[default]-policy[try]-rule[0]']);
+  assert.equal(cfgs[1].shadow_rules_stat_prefix, 'istio_dry_run_deny_');
+  assert.match(skipped.join(), /ext: CUSTOM: extension provider "opa" not found/);
   // Every filter encodes strictly as Envoy's RBAC type.
   for (const f of filters) assert.ok(encodeAny(f.typed_config as any).length > 0);
   const nothing = buildRbacHttpFilters(ctxWith({ authorizationPolicies: [entry('default', 'none', { ...sel })] }), 'default', { app: 'web' }, 'envoy');

@@ -4,13 +4,17 @@
  * permissions, each an AND of its fields; `when` conditions are AND'ed into the side their key belongs to. Istio's
  * value syntax: `*` any, `pre*` prefix, `*suf` suffix, else exact. Principals are SPIFFE IDs without `spiffe://`.
  *
- * Output order follows istiod: DENY, then AUDIT (action LOG), then ALLOW. Dry-run policies
- * (`istio.io/dry-run: "true"`) go to shadow rules. CUSTOM (ext_authz) is not generated here (no provider config):
- * such policies are reported in `skipped`.
+ * Output order follows istiod: CUSTOM (a shadow RBAC filter marking the requests its rules match, then ext_authz,
+ * see ext-authz.ts), DENY, then AUDIT (action LOG), then ALLOW. Dry-run policies (`istio.io/dry-run: "true"`) go to
+ * shadow rules. A CUSTOM policy whose provider is missing or unusable denies what it matches, as istiod does.
  */
 import type { ConfigEntry, PushContext } from '../../../src/model/push-context.js';
 import type { ProtoObject } from '../../../src/proto/encode.js';
 import { policiesFor } from './policy-select.js';
+import {
+  EXT_AUTHZ_HTTP_FILTER, EXT_AUTHZ_MATCH_PREFIX, EXT_AUTHZ_NETWORK_FILTER, EXT_AUTHZ_SHADOW_STAT_PREFIX, buildExtAuthz,
+  type BuiltExtAuthz,
+} from './ext-authz.js';
 
 export const RBAC_HTTP_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 export const RBAC_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
@@ -197,6 +201,72 @@ function policyName(flavor: Flavor, p: ConfigEntry, i: number): string {
   return flavor === 'grpc' ? `${p.namespace}-${p.name}-${i}` : `ns[${p.namespace}]-policy[${p.name}]-rule[${i}]`;
 }
 
+/** istiod's rbacPolicyMatchNever: what a CUSTOM policy without rules contributes (it never calls ext_authz). */
+const MATCH_NEVER: ProtoObject = { permissions: [{ not_rule: { any: true } }], principals: [{ not_id: { any: true } }] };
+const BAD_CUSTOM_SUFFIX = '-deny-due-to-bad-CUSTOM-action';
+
+/**
+ * Why the CUSTOM policies of one workload cannot be enforced through ext_authz (istiod's getExtAuthz: one provider
+ * per workload, defined in the mesh config, usable), or the provider's built filters.
+ */
+function customProvider(ctx: PushContext, policies: readonly ConfigEntry[]): BuiltExtAuthz | { error: string } {
+  const names = [...new Set(policies.map((p) => String(p.spec.provider?.name ?? '')))];
+  if (names.length > 1) return { error: `only 1 provider can be used per workload, found multiple providers: ${names.join(', ')}` };
+  const name = names[0]!;
+  if (!name) return { error: 'no provider specified in the authorization policy' };
+  const all = ctx.data.mesh.extensionProviders ?? [];
+  const provider = all.find((p) => p.name === name);
+  if (!provider) return { error: `extension provider "${name}" not found in the mesh config (available: ${all.map((p) => p.name).join(', ') || 'none'})` };
+  return buildExtAuthz(ctx, provider, RBAC_HTTP_FILTER, RBAC_NETWORK_FILTER);
+}
+
+/**
+ * CUSTOM policies → a shadow-only RBAC filter whose rules (names `istio-ext-authz-ns[…]-policy[…]-rule[i]`) mark
+ * the requests they match in dynamic metadata, then the ext_authz filter enabled by that mark (istiod's builder with
+ * IsCustomBuilder). An HTTP provider has nothing for TCP chains; a bad provider gives a DENY of what the rules match.
+ */
+function customFilters(ctx: PushContext, policies: readonly ConfigEntry[], tcp: boolean, skipped: string[]): ProtoObject[] {
+  if (policies.length === 0) return [];
+  const rules: Record<string, ProtoObject> = {};
+  for (const p of policies) {
+    const list = (p.spec.rules ?? []) as any[];
+    if (list.length === 0) rules[`${EXT_AUTHZ_MATCH_PREFIX}-${policyName('envoy', p, 0)}`] = MATCH_NEVER;
+    list.forEach((rule, i) => {
+      const r = tcp ? tcpRule(rule, 'DENY') : rule;
+      if (r) rules[`${EXT_AUTHZ_MATCH_PREFIX}-${policyName('envoy', p, i)}`] = rulePolicy(r);
+    });
+  }
+  const rbacType = tcp ? RBAC_NETWORK_TYPE : RBAC_HTTP_TYPE;
+  const rbacName = tcp ? RBAC_NETWORK_FILTER : RBAC_HTTP_FILTER;
+  const tcpPrefix = tcp ? { stat_prefix: 'tcp.' } : {};
+  const built = customProvider(ctx, policies);
+  if ('error' in built) {
+    skipped.push(`${policies.map((p) => `${p.namespace}/${p.name}`).join(', ')}: CUSTOM: ${built.error}; the requests the policy matches are denied`);
+    const deny = Object.fromEntries(Object.entries(rules).map(([k, v]) => [k + BAD_CUSTOM_SUFFIX, v]));
+    return [{ name: rbacName, typed_config: { '@type': rbacType, ...tcpPrefix, rules: { action: 'DENY', policies: deny } } }];
+  }
+  const ext = tcp ? built.tcp : built.http;
+  if (!ext) return [];
+  return [
+    { name: rbacName, typed_config: { '@type': rbacType, ...tcpPrefix, shadow_rules: { action: 'DENY', policies: rules }, shadow_rules_stat_prefix: EXT_AUTHZ_SHADOW_STAT_PREFIX } },
+    { name: tcp ? EXT_AUTHZ_NETWORK_FILTER : EXT_AUTHZ_HTTP_FILTER, typed_config: ext },
+  ];
+}
+
+/**
+ * Every CUSTOM AuthorizationPolicy whose provider cannot be used, named with the provider and why (the server logs
+ * these after each full push: workers cannot log, and a policy that silently denies is the worst kind of surprise).
+ */
+export function customAuthzProblems(ctx: PushContext): string[] {
+  const out: string[] = [];
+  for (const p of ctx.data.authorizationPolicies) {
+    if (p.spec.action !== 'CUSTOM') continue;
+    const r = customProvider(ctx, [p]);
+    if ('error' in r) out.push(`AuthorizationPolicy ${p.namespace}/${p.name}: CUSTOM provider "${p.spec.provider?.name ?? ''}": ${r.error}; the requests it matches are denied`);
+  }
+  return out;
+}
+
 /**
  * The RBAC filters for a workload, in istiod's order; an empty list when no policy applies. HTTP filters by
  * default; `tcp` gives network filters (envoy.filters.network.rbac) over the TCP view of each rule.
@@ -207,9 +277,15 @@ export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels
   const groups: Record<'DENY' | 'AUDIT' | 'ALLOW', { rules: Record<string, ProtoObject>; shadow: Record<string, ProtoObject>; any: boolean }> = {
     DENY: { rules: {}, shadow: {}, any: false }, AUDIT: { rules: {}, shadow: {}, any: false }, ALLOW: { rules: {}, shadow: {}, any: false },
   };
+  const custom: ConfigEntry[] = [];
   for (const p of policies) {
     const action = (p.spec.action ?? 'ALLOW') as string;
-    if (action === 'CUSTOM') { skipped.push(`${p.namespace}/${p.name}: CUSTOM needs an ext_authz provider (not supported)`); continue; }
+    if (action === 'CUSTOM') {
+      if (flavor === 'grpc') skipped.push(`${p.namespace}/${p.name}: CUSTOM is not supported by gRPC`);
+      else if (p.annotations?.[DRY_RUN_ANNOTATION] === 'true') skipped.push(`${p.namespace}/${p.name}: dry-run CUSTOM is not supported`);
+      else custom.push(p);
+      continue;
+    }
     if (flavor === 'grpc' && action === 'AUDIT') { skipped.push(`${p.namespace}/${p.name}: AUDIT is not supported by gRPC`); continue; }
     const dryRun = p.annotations?.[DRY_RUN_ANNOTATION] === 'true';
     if (flavor === 'grpc' && dryRun) { skipped.push(`${p.namespace}/${p.name}: dry-run is not supported by gRPC`); continue; }
@@ -220,7 +296,7 @@ export function buildRbacHttpFilters(ctx: PushContext, namespace: string, labels
       if (r) (dryRun ? g.shadow : g.rules)[policyName(flavor, p, i)] = rulePolicy(r);
     });
   }
-  const filters: ProtoObject[] = [];
+  const filters: ProtoObject[] = customFilters(ctx, custom, tcp, skipped);
   const rbacAction = { DENY: 'DENY', AUDIT: 'LOG', ALLOW: 'ALLOW' } as const;
   for (const action of ['DENY', 'AUDIT', 'ALLOW'] as const) {
     const g = groups[action];

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ConfigEntry, PushContext } from '../../../src/model/push-context.js';
+import { extAuthzInputsKey } from './ext-authz.js';
 
 /** The label auto-mTLS and gRPC's STRICT-for-PERMISSIVE rule look at. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
@@ -35,7 +36,7 @@ export function securityLabelKeys(ctx: PushContext): string[] {
 
 /** A digest of every input a workload's security config depends on (for resource cache keys). */
 export function securityInputsKey(ctx: PushContext, namespace: string, labels: Record<string, string>): string {
-  const parts: string[] = [ctx.data.mesh.trustDomain, namespace, JSON.stringify(labels)];
+  const parts: string[] = [ctx.data.mesh.trustDomain, namespace, JSON.stringify(labels), extAuthzInputsKey(ctx)];
   const root = ctx.data.mesh.rootNamespace;
   for (const list of [ctx.data.peerAuthentications, ctx.data.authorizationPolicies, ctx.data.requestAuthentications]) {
     for (const p of list) if (p.namespace === root || p.namespace === namespace) parts.push(`${p.namespace}/${p.name}@${p.version}`);
