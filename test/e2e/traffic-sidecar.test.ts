@@ -71,6 +71,7 @@ spec:
     captureMode: NONE
   - port: {number: ${IN_T}, protocol: TCP, name: tcp}
     defaultEndpoint: 127.0.0.1:${app.port}
+  inboundConnectionPool: {tcp: {maxConnections: 5}, http: {idleTimeout: 30s}}
   egress:
   - hosts: ["~/*"]
 `;
@@ -150,6 +151,8 @@ test('ingress listeners (interception REDIRECT): captureMode NONE binds for real
   const tcpChain = vi.filter_chains.find((c: any) => c.filter_chain_match?.destination_port === IN_T);
   assert.equal(tcpChain.name, `0.0.0.0_${IN_T}`);
   assert.equal(tcpChain.filters[0].typed_config.cluster, `inbound|${IN_T}||`);
+  const inbound = dumpOf(dump, '.ClustersConfigDump').dynamic_active_clusters.map((c: any) => c.cluster).find((c: any) => c.name === `inbound|${IN_T}||`);
+  assert.equal(inbound.circuit_breakers.thresholds[0].max_connections, 5, 'inboundConnectionPool reaches the inbound clusters');
   const hits = app.hits;
   assert.equal((await until('app via the bound ingress listener', () => httpGet(IN_R, 'anything'), (r) => r.status === 200)).body, 'app');
   assert.ok(app.hits > hits);

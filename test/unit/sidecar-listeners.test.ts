@@ -198,3 +198,33 @@ test('schema: ingress bind and defaultEndpoint are checked as Istio validates th
   const ok = parseManifests('sc.yaml', SIDECAR.replace('127.0.0.1:8080', '"[::1]:8080"'));
   assert.deepEqual(ok.errors ?? [], []);
 });
+
+test('connection pools: the ingress listener’s own, else inboundConnectionPool, on every inbound cluster (InboundConnectionPoolForPort)', () => {
+  const pooled = SIDECAR
+    .replace('  egress:\n', '  inboundConnectionPool: {tcp: {maxConnections: 7, connectTimeout: 2s}, http: {idleTimeout: 30s}}\n  egress:\n')
+    .replace('    defaultEndpoint: unix:///var/run/app.sock\n', '    defaultEndpoint: unix:///var/run/app.sock\n    connectionPool: {tcp: {maxConnections: 3}}\n');
+  const ctx = ctxOf({ 'svc.yaml': SERVICES, 'sc.yaml': pooled });
+  const own = build(ctx, none, CLUSTER_TYPE, 'inbound|9443||');
+  assert.equal(own.circuit_breakers.thresholds[0].max_connections.value, 3);
+  const shared = build(ctx, none, CLUSTER_TYPE, 'inbound|9080||');
+  assert.equal(shared.circuit_breakers.thresholds[0].max_connections.value, 7);
+  assert.deepEqual(shared.connect_timeout, { seconds: 2, nanos: 0 });
+  assert.deepEqual(shared.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].common_http_protocol_options.idle_timeout, { seconds: 30, nanos: 0 });
+  // Without ingress listeners the service ports' inbound clusters (REDIRECT) take inboundConnectionPool too.
+  const noIngress = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: reviews, namespace: default}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  inboundConnectionPool: {tcp: {maxConnections: 9}}
+`;
+  const c2 = ctxOf({ 'svc.yaml': SERVICES, 'sc.yaml': noIngress });
+  assert.equal(build(c2, redirect, CLUSTER_TYPE, 'inbound|9080||').circuit_breakers.thresholds[0].max_connections.value, 9);
+  const k = (c: PushContext): string | undefined => planResources(c, scopeFor(redirect, c), CLUSTER_TYPE).find((p) => p.name === 'inbound|9080||')?.key;
+  const c3 = ctxOf({ 'svc.yaml': SERVICES, 'sc.yaml': noIngress.replace('maxConnections: 9', 'maxConnections: 10') });
+  assert.ok(k(c2) && k(c3));
+  assert.notEqual(k(c2), k(c3), 'inboundConnectionPool moves the inbound cluster key');
+  const c4 = ctxOf({ 'svc.yaml': SERVICES, 'sc.yaml': pooled.replace('maxConnections: 7', 'maxConnections: 8') });
+  const k4 = (c: PushContext): string | undefined => planResources(c, scopeFor(none, c), CLUSTER_TYPE).find((p) => p.name === 'inbound|9080||')?.key;
+  assert.notEqual(k4(ctx), k4(c4), 'and the key of ingress clusters that inherit it');
+});

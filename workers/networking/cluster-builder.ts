@@ -16,7 +16,7 @@ import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
 import { sidecarScope } from './sidecar-scope.js';
-import { sidecarIngressCluster } from './sidecar-ingress.js';
+import { applyInboundConnectionPool, sidecarIngressCluster } from './sidecar-ingress.js';
 import { effectiveLocalityLbSetting } from './locality-lb.js';
 import { autoMtlsMatches, istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
@@ -135,7 +135,8 @@ export function inboundPassthroughCluster(ctx: PushContext): ProtoObject {
 export function inboundCluster(ctx: PushContext, scope: ProxyScope, targetPort: number): ProtoObject {
   const ingress = sidecarScope(ctx, scope).ingress.find((l) => l.port.number === targetPort);
   if (ingress) return sidecarIngressCluster(ctx, scope, ingress);
-  return originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS);
+  const protocol = scope.inbound.find((i) => i.targetPort === targetPort)?.protocol ?? 'TCP';
+  return applyInboundConnectionPool(ctx, scope, originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS), targetPort, protocol);
 }
 
 export function blackholeCluster(ctx: PushContext): ProtoObject {

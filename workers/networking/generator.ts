@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
-import { meshDigest, type PushContext } from '../../src/model/push-context.js';
+import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import {
@@ -62,17 +62,18 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
   const ct = ctx.data.mesh.connectTimeoutMs;
   if (scope.generator === 'envoy' && scope.type === 'sidecar') {
     // A Sidecar with ingress listeners owns the inbound clusters (their defaultEndpoints), in any interception mode.
-    const ingress = sidecarScope(ctx, scope).ingress;
+    const { ingress, inboundConnectionPool } = sidecarScope(ctx, scope);
+    const pool = JSON.stringify(inboundConnectionPool ?? null);
     if (scope.interception !== 'NONE' && wants(requested, INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: `${INBOUND_PASSTHROUGH_CLUSTER}|${ct}` });
     if (ingress.length > 0) {
       for (const l of ingress) {
         const name = inboundClusterName(l.port.number);
-        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${JSON.stringify(l)}|${scope.instanceIp ?? ''}` });
+        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${JSON.stringify(l)}|${pool}|${scope.instanceIp ?? ''}` });
       }
     } else if (scope.interception !== 'NONE') {
       for (const inst of scope.inbound) {
         const name = inboundClusterName(inst.targetPort);
-        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
+        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${inst.protocol}|${pool}` });
       }
     }
   }
@@ -205,7 +206,8 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   return out;
 }
 
-function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
+/** `requested` undefined means a wildcard subscription. */
+export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
   switch (typeUrl) {
     case CLUSTER_TYPE: return planClusters(ctx, scope, requested);
     case ENDPOINT_TYPE: return planEndpoints(ctx, scope, requested);
@@ -213,16 +215,6 @@ function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, reques
     case ROUTE_TYPE: return planRoutes(ctx, scope, requested);
     default: return [];
   }
-}
-
-/**
- * `requested` undefined means a wildcard subscription. Every key ends with the mesh config's digest: a mesh change
- * (outbound policy, locality LB, auto mTLS, exportTo defaults, extension providers…) regenerates everything, as
- * istiod clears its XDS cache on a mesh change.
- */
-export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
-  const mesh = `|mesh:${meshDigest(ctx.data.mesh)}`;
-  return planByType(ctx, scope, typeUrl, requested).map((p) => ({ name: p.name, key: p.key + mesh }));
 }
 
 export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: string, name: string): ProtoObject | undefined {

@@ -9,7 +9,9 @@
  * - unset → ORIGINAL_DST (whatever address the connection was captured for).
  *
  * Every endpoint that is not localhost is reached from 127.0.0.6, the bind iptables lets through without capturing
- * the proxy's own traffic again.
+ * the proxy's own traffic again. The Sidecar's connection pool (the ingress listener's `connectionPool`, else
+ * `inboundConnectionPool`) sets the circuit breakers and HTTP options of every inbound cluster, as istiod's
+ * buildInboundCluster does with InboundConnectionPoolForPort.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
@@ -18,8 +20,10 @@ import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { LOCALHOST_ADDRESS } from '../../src/model/constants.js';
 import { inboundClusterName } from './names.js';
-import { MAX_U32 } from './traffic-policy.js';
-import type { IngressListener } from './sidecar-scope.js';
+import { MAX_U32, circuitBreakers, httpProtocolOptions, tcpKeepalive } from './traffic-policy.js';
+import { parseDurationMs } from '../../src/model/duration.js';
+import { isHttp2, type Protocol } from '../../src/model/protocol.js';
+import { inboundConnectionPoolForPort, sidecarScope, type IngressListener } from './sidecar-scope.js';
 
 const INBOUND_PASSTHROUGH_BIND = '127.0.0.6';
 const UNIX_PREFIX = 'unix://';
@@ -64,5 +68,18 @@ export function sidecarIngressCluster(ctx: PushContext, scope: ProxyScope, l: In
   }
   const local = ep !== undefined && ('pipe' in ep || ep.address === LOCALHOST_ADDRESS || ep.address === '::1');
   if (!local) cluster.upstream_bind_config = { source_address: { address: INBOUND_PASSTHROUGH_BIND, port_value: 0 } };
+  return applyInboundConnectionPool(ctx, scope, cluster, l.port.number, l.port.protocol);
+}
+
+/** The Sidecar's inbound connection pool for a port, applied to an inbound cluster (unchanged without one). */
+export function applyInboundConnectionPool(ctx: PushContext, scope: ProxyScope, cluster: ProtoObject, port: number, protocol: Protocol): ProtoObject {
+  const cp = inboundConnectionPoolForPort(sidecarScope(ctx, scope), port);
+  if (!cp) return cluster;
+  cluster.circuit_breakers = circuitBreakers(cp);
+  if (cp.tcp?.connectTimeout) cluster.connect_timeout = duration(parseDurationMs(cp.tcp.connectTimeout));
+  const hpo = httpProtocolOptions(cp, isHttp2(protocol));
+  if (hpo) cluster.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': hpo };
+  const keepalive = tcpKeepalive(cp);
+  if (keepalive) cluster.upstream_connection_options = keepalive;
   return cluster;
 }

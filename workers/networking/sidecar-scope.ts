@@ -27,6 +27,8 @@ export interface SidecarScope {
   ingress: IngressListener[];
   /** What of the Sidecar shapes listeners and inbound clusters: part of their cache keys. */
   listenersKey: string;
+  /** `inboundConnectionPool`: every inbound cluster's connection pool unless its ingress listener has its own. */
+  inboundConnectionPool?: any;
   outboundPolicy: OutboundPolicy;
   /** The Sidecar resource's version ('' without one): part of every cache key that depends on the scope. */
   version: string;
@@ -43,6 +45,7 @@ export interface IngressListener {
   bind?: string;
   captureMode: CaptureMode;
   defaultEndpoint?: string;
+  connectionPool?: any;
 }
 
 /** A Sidecar `egress` entry with a port: a listener on that port for its own hosts only. */
@@ -90,6 +93,7 @@ function ingressListeners(spec: any): IngressListener[] {
     if (byPort.has(l.port.number)) continue;
     byPort.set(l.port.number, {
       port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT', defaultEndpoint: l.defaultEndpoint || undefined,
+      connectionPool: l.connectionPool,
     });
   }
   return [...byPort.values()].sort((a, b) => a.port.number - b.port.number);
@@ -125,15 +129,16 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   if (!sidecar) return { ...open, outboundPolicy: meshPolicy, version: '' };
   const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
   const ingress = ingressListeners(sidecar.spec);
-  const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? ''])]);
+  const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]);
+  const inboundConnectionPool = sidecar.spec.inboundConnectionPool;
   // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
-  if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, outboundPolicy, version: sidecar.version, sidecar };
+  if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
   const hostsOf = (l: any): EgressHost[] => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace));
   const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
   const admitted = admit(ctx, scope, visible, all);
   const services = visible.filter((s) => admitted.has(s.hostname));
   const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
-  if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, outboundPolicy, version: sidecar.version, sidecar };
+  if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
   // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
   // catch-all one, if any, its own hosts and their VirtualServices' destinations.
   const egressListeners: EgressListener[] = withPort.map((l) => {
@@ -147,8 +152,13 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, hostsOf(catchAll)) : new Set<string>();
   return {
     services, catchAllServices: visible.filter((s) => catchAllAdmitted.has(s.hostname)), egressListeners, ingress, listenersKey,
-    outboundPolicy, version: sidecar.version, sidecar,
+    inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar,
   };
+}
+
+/** The connection pool of an inbound port (istio SidecarScope.InboundConnectionPoolForPort): the ingress listener's, else the Sidecar's. */
+export function inboundConnectionPoolForPort(sc: SidecarScope, port: number): any {
+  return sc.ingress.find((l) => l.port.number === port)?.connectionPool ?? sc.inboundConnectionPool;
 }
 
 /** The port-specific egress listener for a port, if the Sidecar has one (istiod GetEgressListenerForRDS). */
