@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
-import type { PushContext } from '../../src/model/push-context.js';
+import { meshDigest, type PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import {
@@ -206,8 +206,7 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   return out;
 }
 
-/** `requested` undefined means a wildcard subscription. */
-export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
+function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
   switch (typeUrl) {
     case CLUSTER_TYPE: return planClusters(ctx, scope, requested);
     case ENDPOINT_TYPE: return planEndpoints(ctx, scope, requested);
@@ -215,6 +214,16 @@ export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: stri
     case ROUTE_TYPE: return planRoutes(ctx, scope, requested);
     default: return [];
   }
+}
+
+/**
+ * `requested` undefined means a wildcard subscription. Every key ends with the mesh config's digest: a mesh change
+ * (outbound policy, locality LB, auto mTLS, exportTo defaults, extension providers…) regenerates everything, as
+ * istiod clears its XDS cache on a mesh change.
+ */
+export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
+  const mesh = `|mesh:${meshDigest(ctx.data.mesh)}`;
+  return planByType(ctx, scope, typeUrl, requested).map((p) => ({ name: p.name, key: p.key + mesh }));
 }
 
 export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: string, name: string): ProtoObject | undefined {
