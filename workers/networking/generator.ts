@@ -153,7 +153,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
     switch (p.kind) {
       // Inbound chains come from the service ports or the Sidecar's ingress listeners (binds, instance IP).
-      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${sc.sidecar?.name ?? ''}|${sc.listenersKey}|${scope.instanceIp ?? ''}|${security()}` };
+      case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${sc.ingress.length > 0 ? scope.sidecar : ''}|${sc.listenersKey}|${scope.instanceIp ?? ''}|${security()}` };
       case 'inbound': return { name: p.name, key: `lds|${p.name}|${JSON.stringify(p.inbound)}|${security()}` };
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
       case 'tcp': return {
