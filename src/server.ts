@@ -52,6 +52,8 @@ export interface ServerOptions {
   cache: boolean;
   /** Share one computation among proxies of the same scope (off only for measurement). */
   share: boolean;
+  /** Full pushes only to proxies their changes can affect (off only for measurement). */
+  dependencyFilter?: boolean;
   /** New xDS streams admitted per second (PILOT_MAX_REQUESTS_PER_SECOND); 0 = unlimited. */
   maxRequestsPerSecond: number;
   /** How long a push waits for a proxy's ACK before its lane moves on (pacing). */
@@ -173,6 +175,7 @@ export class MeshpilotServer {
       inlineMax: opts.inlineMax,
       cache: opts.cache,
       share: opts.share,
+      dependencyFilter: opts.dependencyFilter,
       metrics: this.metrics,
     });
     this.baseMesh = this.engine.mesh;

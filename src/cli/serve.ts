@@ -74,6 +74,7 @@ export function serveCommand(): Command {
     .option('--cluster-id <id>', 'cluster ID of the config this instance reads (env CLUSTER_ID)', process.env.CLUSTER_ID ?? d.clusterId)
     .option('--domain-suffix <suffix>', 'Kubernetes DNS domain suffix', d.domainSuffix)
     .option('--no-cache', 'disable the resource cache (for measurement)')
+    .option('--no-push-filter', 'push full changes to every proxy, not only those the change can affect (for measurement)')
     .option('--no-share', 'disable sharing one computation among proxies of the same scope (for measurement)')
     .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
     .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
@@ -113,6 +114,7 @@ export function serveCommand(): Command {
         workloadCertTtlMs: envDuration('DEFAULT_WORKLOAD_CERT_TTL', d.workloadCertTtlMs),
         maxWorkloadCertTtlMs: envDuration('MAX_WORKLOAD_CERT_TTL', d.maxWorkloadCertTtlMs),
         share: o.share !== false,
+        dependencyFilter: o.pushFilter !== false,
         maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),
         pushAckTimeoutMs: o.pushAckTimeout ?? d.pushAckTimeoutMs,
       };

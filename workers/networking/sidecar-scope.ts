@@ -72,11 +72,20 @@ function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname:
   return hosts.some((e) => e.namespace !== '~' && (e.namespace === '*' || e.namespace === namespace) && hostMatches(e.host, hostname));
 }
 
-const memo = new WeakMap<PushContext, Map<string, SidecarScope>>();
+/**
+ * Scopes depend only on services, VirtualServices, Sidecars and mesh settings. An endpoint-only push installs a new
+ * PushContext that keeps those very arrays, so the memo is keyed on them (not on the context) and survives it.
+ */
+interface ScopeMemo { vs: unknown; sidecars: unknown; mesh: unknown; byKey: Map<string, SidecarScope> }
+const memo = new WeakMap<object, ScopeMemo>();
 
 export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
-  let perCtx = memo.get(ctx);
-  if (!perCtx) memo.set(ctx, (perCtx = new Map()));
+  const d = ctx.data;
+  let m = memo.get(d.services);
+  if (!m || m.vs !== d.virtualServices || m.sidecars !== d.sidecars || m.mesh !== d.mesh) {
+    memo.set(d.services, (m = { vs: d.virtualServices, sidecars: d.sidecars, mesh: d.mesh, byKey: new Map() }));
+  }
+  const perCtx = m.byKey;
   const key = `${scope.namespace}|${scope.sidecar ?? ''}`;
   let s = perCtx.get(key);
   if (!s) perCtx.set(key, (s = compute(ctx, scope)));

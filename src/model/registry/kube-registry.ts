@@ -61,7 +61,22 @@ export function sliceEndpointHealthy(conditions: { ready?: boolean | null; servi
   return c.terminating !== true;
 }
 
+/**
+ * Stored objects are replaced, never mutated, on update: what is derived from one is memoised on it, so a rebuild
+ * after one change re-derives (and re-hashes) only the changed objects.
+ */
+const serviceMemo = new WeakMap<StoredConfig, { domainSuffix: string; svc: Service }>();
+const podMemo = new WeakMap<StoredConfig, PodInfo | undefined>();
+
 function toService(c: StoredConfig, domainSuffix: string): Service {
+  const m = serviceMemo.get(c);
+  if (m && m.domainSuffix === domainSuffix) return m.svc;
+  const svc = toServiceUncached(c, domainSuffix);
+  serviceMemo.set(c, { domainSuffix, svc });
+  return svc;
+}
+
+function toServiceUncached(c: StoredConfig, domainSuffix: string): Service {
   const r = c.resource;
   const spec = (r.spec ?? {}) as any;
   const ns = c.key.namespace;
@@ -91,6 +106,13 @@ function toService(c: StoredConfig, domainSuffix: string): Service {
 interface PodInfo { ip: string; labels: Record<string, string>; sa?: string; name: string; namespace: string; ready: boolean; containerPorts: Map<string, number>; nodeName?: string }
 
 function podInfo(c: StoredConfig): PodInfo | undefined {
+  if (podMemo.has(c)) return podMemo.get(c);
+  const p = podInfoUncached(c);
+  podMemo.set(c, p);
+  return p;
+}
+
+function podInfoUncached(c: StoredConfig): PodInfo | undefined {
   const r = c.resource as any;
   const ip: string | undefined = r.status?.podIP;
   if (!ip) return undefined;
