@@ -63,6 +63,14 @@ const SCENARIOS: Record<string, Scenario> = {
       { type: ENDPOINT_TYPE, filter: (n) => n.startsWith('outbound_.') },
     ],
   },
+  'sidecar-listeners': {
+    nodeId: 'sidecar~10.1.0.9~api-0.shop~shop.svc.cluster.local', metadata: { NAMESPACE: 'shop', LABELS: { app: 'api' } },
+    outputs: [
+      { type: LISTENER_TYPE, filter: (n) => n !== 'virtualOutbound' },
+      { type: CLUSTER_TYPE, filter: (n) => n.startsWith('inbound|') },
+      { type: ROUTE_TYPE },
+    ],
+  },
   'service-entry': {
     nodeId: 'sidecar~10.1.0.1~client-0.default~default.svc.cluster.local', metadata: NONE,
     outputs: [{ type: CLUSTER_TYPE, filter: (n) => n.startsWith('outbound|') }, { type: ENDPOINT_TYPE }],
