@@ -41,6 +41,7 @@ const PLURALS: Record<string, { prefix: string; namespaced: boolean }> = {
   Namespace: { prefix: 'api/v1/namespaces', namespaced: false },
   Node: { prefix: 'api/v1/nodes', namespaced: false },
   Secret: { prefix: 'api/v1/secrets', namespaced: true },
+  ConfigMap: { prefix: 'api/v1/configmaps', namespaced: true },
   EndpointSlice: { prefix: 'apis/discovery.k8s.io/v1/endpointslices', namespaced: true },
   Lease: { prefix: 'apis/coordination.k8s.io/v1/leases', namespaced: true },
   VirtualService: { prefix: 'apis/networking.istio.io/v1/virtualservices', namespaced: true },
