@@ -60,10 +60,10 @@ function passthrough(servername: string, alpn: string[] = ['istio']): Promise<{ 
   });
 }
 
-function mtlsGet(client?: { cert: string; key: string }): Promise<{ status: number; body: string; peerSan: string }> {
+function mtlsGet(client?: { cert: string; key: string }, headers: Record<string, string> = {}): Promise<{ status: number; body: string; peerSan: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request({
-      host: '127.0.0.1', port: MTLS_P, path: '/', servername: MESH_HOST, headers: { host: MESH_HOST }, agent: false, timeout: 3000,
+      host: '127.0.0.1', port: MTLS_P, path: '/', servername: MESH_HOST, headers: { host: MESH_HOST, ...headers }, agent: false, timeout: 3000,
       ca: ca.trustBundlePem(), ...(client ?? {}),
       // The gateway's certificate names its SPIFFE identity, not the host: check the identity instead.
       checkServerIdentity: (_h, cert) => (cert.subjectaltname?.includes(`URI:${GW_ID}`) ? undefined : new Error(`unexpected gateway identity ${cert.subjectaltname}`)),
@@ -204,6 +204,12 @@ test('ISTIO_MUTUAL: a client with a mesh certificate gets the routed response fr
   await eventually(async () => { try { r = await mtlsGet(client); return r.status === 200; } catch { return false; } }, 20_000, 200);
   assert.equal(r!.body, 'web');
   assert.match(r!.peerSan, new RegExp(`URI:${GW_ID}`), 'the gateway serves its SDS `default` workload certificate');
+  // SANITIZE_SET: the verified client identity goes upstream in x-forwarded-client-cert; a client-sent one is dropped.
+  const n = web.requests.length;
+  assert.equal((await mtlsGet(client, { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/evil/sa/forged' })).status, 200);
+  const xfcc = String(web.requests[n]?.headers['x-forwarded-client-cert'] ?? '');
+  assert.match(xfcc, new RegExp(`URI=${CLIENT_ID}`), `XFCC carries the client's SPIFFE ID: ${xfcc}`);
+  assert.doesNotMatch(xfcc, /forged/, 'a client-supplied XFCC is not forwarded');
 });
 
 test('ISTIO_MUTUAL: a client without a certificate, or with one from another CA, is refused', async () => {

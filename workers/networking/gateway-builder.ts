@@ -182,10 +182,17 @@ function downstreamTls(tls: any, h2: boolean): ProtoObject {
   return { name: 'envoy.transport_sockets.tls', typed_config: ctx };
 }
 
-/** A gateway's HCM: RDS, and the downstream peer is the client (istiod's httpListenerOpts useRemoteAddress: true). */
+/**
+ * A gateway's HCM (istiod buildGatewayConnectionManager): RDS; the downstream peer is the client
+ * (useRemoteAddress); the client certificate of an mTLS connection is forwarded upstream in
+ * x-forwarded-client-cert, a client-sent one never (SANITIZE_SET, istiod's default without a gatewayTopology).
+ */
 function gatewayHcm(statPrefix: string, route: string, filters: ProtoObject[]): ProtoObject {
   const f = hcm(statPrefix, rds(route), filters);
-  (f.typed_config as ProtoObject).use_remote_address = { value: true };
+  const tc = f.typed_config as ProtoObject;
+  tc.use_remote_address = { value: true };
+  tc.forward_client_cert_details = 'SANITIZE_SET';
+  tc.set_current_client_cert_details = { subject: { value: true }, cert: true, dns: true, uri: true };
   return f;
 }
 
