@@ -145,8 +145,22 @@ export function inboundChainConfigs(ctx: PushContext, scope: ProxyScope): Inboun
   }));
 }
 
-/** Which listeners a sidecar gets; cheap, so the planner can derive cache keys without building anything. */
+const listenerPlans = new WeakMap<PushContext, Map<string, ListenerPlan[]>>();
+
+/**
+ * Which listeners a sidecar gets; cheap, so the planner can derive cache keys without building anything. Memoised
+ * per PushContext and scope: LDS and RDS planning and every listener build read the same plan.
+ */
 export function planSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerPlan[] {
+  let perCtx = listenerPlans.get(ctx);
+  if (!perCtx) listenerPlans.set(ctx, (perCtx = new Map()));
+  const key = JSON.stringify(scope);
+  let plans = perCtx.get(key);
+  if (!plans) perCtx.set(key, (plans = computeSidecarListeners(ctx, scope)));
+  return plans;
+}
+
+function computeSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerPlan[] {
   const bindLocal = scope.interception === 'NONE';
   const base = bindLocal ? LOCALHOST_ADDRESS : WILDCARD_ADDRESS;
   const sc = sidecarScope(ctx, scope);
