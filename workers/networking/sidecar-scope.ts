@@ -4,6 +4,9 @@
  * is admitted when an egress host `NAMESPACE/DNSNAME` matches it (`*` and `.` for the namespace, `*` or `*.suffix`
  * for the name, `~` for none), plus the destinations of admitted VirtualServices (istiod adds those so routes
  * resolve). outboundTrafficPolicy REGISTRY_ONLY makes unknown destinations go to the BlackHoleCluster.
+ * Egress listeners with a port import only their own hosts (istiod's IstioEgressListenerWrapper); the catch-all one
+ * (no port) builds the remaining listeners. Ingress listeners and inboundConnectionPool shape the inbound side
+ * (listener-builder.ts, sidecar-ingress.ts).
  */
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches } from '../../src/model/push-context.js';
