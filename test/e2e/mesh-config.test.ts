@@ -10,6 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { MeshpilotServer, defaultServerOptions } from '../../src/server.js';
@@ -170,4 +173,39 @@ test('an invalid mesh config file at start is a start error naming the field (as
   });
   await assert.rejects(server.start(), /extensionProviders\[0\]\.envoyExtAuthzHttp\.port: port must be in the range \[1, 65535\]/);
   await server.stop();
+});
+
+/** `meshpilot serve --mesh-config FILE [flags]` as a user runs it; resolves with /debug/mesh once ready. */
+async function serveDebugMesh(file: string, flags: string[]): Promise<any> {
+  const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-empty-'));
+  const child = spawn(process.execPath, [main, 'serve', '--config-dir', empty, '--mesh-config', file, '--xds-port', '0', '--secure-xds-port', '-1', '--monitoring-port', '0', '--workers', '0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const ready = await new Promise<any>((resolve, reject) => {
+      const rl = readline.createInterface({ input: child.stdout! });
+      rl.on('line', (l) => { try { const j = JSON.parse(l); if (j.msg === 'meshpilot ready') resolve(j); } catch { /* not JSON */ } });
+      child.once('exit', (c) => reject(new Error(`exited ${c}`)));
+      setTimeout(() => reject(new Error('no ready line in 10 s')), 10_000);
+    });
+    return await (await fetch(`http://127.0.0.1:${ready.monitoringPort}/debug/mesh`)).json();
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
+}
+
+test('meshpilot serve --mesh-config: the file\'s trustDomain unless --trust-domain is given explicitly', async () => {
+  const f = path.join(meshDir, 'cli-mesh.yaml');
+  fs.writeFileSync(f, 'trustDomain: mesh.example\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}\n');
+  const fromFile = await serveDebugMesh(f, []);
+  assert.equal(fromFile.source, f);
+  assert.equal(fromFile.mesh.trustDomain, 'mesh.example');
+  assert.equal(fromFile.mesh.outboundTrafficPolicy, 'REGISTRY_ONLY');
+  const flagWins = await serveDebugMesh(f, ['--trust-domain', 'flag.example']);
+  assert.equal(flagWins.mesh.trustDomain, 'flag.example');
+  assert.equal(flagWins.mesh.outboundTrafficPolicy, 'REGISTRY_ONLY');
 });
