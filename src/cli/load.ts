@@ -68,6 +68,7 @@ export function loadCommand(): Command {
     .option('--mesh <dir>', 'a mesh made by `load gen-mesh`: proxies are placed in its namespaces, churn rewrites its files')
     .option('--namespaces <list>', 'comma-separated namespaces for the proxies (default: the mesh\'s, or "default")', (v: string) => v.split(',').filter(Boolean))
     .option('--churn <spec>', 'changes per second per kind, e.g. endpoints=2,vs=0.5', churnArg)
+    .option('--churn-kubeconfig <file>', 'make each change through this kubeconfig\'s API server (server-side apply) instead of rewriting --mesh files')
     .option('--duration <duration>', 'length of the churn phase', durationArg, d.durationMs)
     .option('--streams-per-conn <n>', 'ADS streams per HTTP/2 connection (1 = as real proxies connect)', intArg(1, 100_000), d.streamsPerConn)
     .option('--connect-rate <n>', 'new streams per second (0 = all at once)', numArg, d.connectRate)
@@ -98,6 +99,7 @@ export function loadCommand(): Command {
         meshDir: o.mesh,
         namespaces: o.namespaces,
         churn: o.churn,
+        churnKubeconfig: o.churnKubeconfig,
         durationMs: o.duration,
         streamsPerConn: o.streamsPerConn,
         connectRate: o.connectRate,

@@ -4,6 +4,8 @@
  * resources a proxy receives, so convergence is detected with Buffer.indexOf on the response bytes.
  */
 import path from 'node:path';
+import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import YAML from 'yaml';
 import { endpointsYaml, virtualServiceYaml, writeAtomic, type MeshManifest, type ServiceInfo } from './mesh-gen.js';
 
 export type ChurnKind = 'endpoints' | 'vs';
@@ -57,19 +59,61 @@ export class MeshChurner {
 
   canChurn(kind: ChurnKind): boolean { return kind === 'endpoints' ? this.mesh.services_.length > 0 : this.vsServices.length > 0; }
 
-  change(kind: ChurnKind): ChurnChange {
+  /** Make the next change in memory: the change and the new text of its file (nothing written yet). */
+  next(kind: ChurnKind): { change: ChurnChange; text: string } {
     const seq = this.seq++;
     if (kind === 'endpoints') {
       // Stride through services so consecutive changes hit different namespaces.
       const svc = this.mesh.services_[(seq * 7919) % this.mesh.services_.length]!;
       const marker = this.uniqueIp(seq);
       svc.endpoints[seq % svc.endpoints.length] = marker;
-      writeAtomic(path.join(this.dir, svc.endpointsFile), endpointsYaml(this.mesh, svc));
-      return { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.endpointsFile };
+      return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.endpointsFile }, text: endpointsYaml(this.mesh, svc) };
     }
     const svc = this.vsServices[(seq * 7919) % this.vsServices.length]!;
     const marker = `mpchurn-${this.runTag}-${String(seq).padStart(6, '0')}`;
-    writeAtomic(path.join(this.dir, svc.vsFile!), virtualServiceYaml(svc, marker));
-    return { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.vsFile! };
+    return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.vsFile! }, text: virtualServiceYaml(svc, marker) };
+  }
+
+  /** Make the next change by rewriting its file (a server watching the directory picks it up). */
+  change(kind: ChurnKind): ChurnChange {
+    const { change, text } = this.next(kind);
+    writeAtomic(path.join(this.dir, change.file), text);
+    return change;
+  }
+
+  /**
+   * Make the next change through a Kubernetes API server (server-side apply of the changed object); resolves when
+   * the API server has accepted it. The file is rewritten too, so the directory keeps mirroring the mesh.
+   */
+  async changeVia(kind: ChurnKind, api: KubeChurnApplier): Promise<ChurnChange> {
+    const { change, text } = this.next(kind);
+    await api.apply(text);
+    writeAtomic(path.join(this.dir, change.file), text);
+    return change;
+  }
+}
+
+/** Server-side apply of churned objects (EndpointSlices, VirtualServices) to the API server of a kubeconfig. */
+export class KubeChurnApplier {
+  private readonly client: KubernetesObjectApi;
+
+  constructor(kubeconfigPath: string, private readonly fieldManager = 'meshpilot-load') {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    this.client = KubernetesObjectApi.makeApiClient(kc);
+  }
+
+  /** Apply every object of a YAML stream; rejects naming the object when the API server refuses it. */
+  async apply(yamlText: string): Promise<void> {
+    for (const doc of YAML.parseAllDocuments(yamlText)) {
+      const obj = doc.toJSON() as KubernetesObject | null;
+      if (!obj) continue;
+      try {
+        await this.client.patch(obj, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply);
+      } catch (e) {
+        const err = e as { code?: number; body?: unknown; message?: string };
+        throw new Error(`churn: applying ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name} failed: ${err.code ?? ''} ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? err.message)}`);
+      }
+    }
   }
 }

@@ -10,7 +10,7 @@ import { DeriveMemo, SimProxy, type ProxyObserver, type XdsMode } from './sim-pr
 import { Http2Pool } from './http2-pool.js';
 import { makeIdentity, type IdentityOptions } from './node-identity.js';
 import { LatencyHistogram, type LatencySummary } from './histogram.js';
-import { MeshChurner, type ChurnChange, type ChurnKind, type ChurnRate } from './churn.js';
+import { KubeChurnApplier, MeshChurner, type ChurnChange, type ChurnKind, type ChurnRate } from './churn.js';
 import { readManifest, type MeshManifest } from './mesh-gen.js';
 import { cpuPercent, sampleProcess, sampleSelf, type ProcSample } from './proc-stats.js';
 import { Recorder, loadRecording } from './recorder.js';
@@ -23,6 +23,8 @@ export interface LoadOptions {
   meshDir?: string;
   namespaces?: string[];
   churn?: ChurnRate[];
+  /** Churn through this kubeconfig's API server (server-side apply) instead of rewriting the mesh's files. */
+  churnKubeconfig?: string;
   /** Length of the churn phase. */
   durationMs: number;
   streamsPerConn: number;
@@ -269,6 +271,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     // Churn.
     phase = 'churn';
     const churner = mesh && o.churn && !floor ? new MeshChurner(o.meshDir!, mesh, randomBytes(3).toString('hex')) : undefined;
+    const kubeChurn = churner && o.churnKubeconfig ? new KubeChurnApplier(o.churnKubeconfig) : undefined;
     let floorIdx = 0;
     let eventIndex = 0;
     const plan = o.churn ? schedule(o.churn, o.durationMs) : [];
@@ -285,7 +288,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         await fetch(`${o.floorControl}/event?i=${floorIdx - 1}`, { method: 'POST' }).then((r) => { if (!r.ok) throw new Error(`floor control: HTTP ${r.status}`); });
       } else {
         if (!churner!.canChurn(step.kind)) throw new Error(`--churn ${step.kind}: the mesh has nothing to change (no VirtualServices?)`);
-        change = churner!.change(step.kind);
+        if (kubeChurn) {
+          // The change time is when the API server accepted it (the apply's response).
+          change = await churner!.changeVia(step.kind, kubeChurn);
+        } else {
+          change = churner!.change(step.kind);
+        }
         tChange = performance.now();
       }
       recorder?.beginEvent(change);
