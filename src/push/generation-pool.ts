@@ -10,12 +10,17 @@ import type { PushContext } from '../model/push-context.js';
 import type { SnapshotRef } from '../model/snapshot-codec.js';
 import type { ProxyScope } from '../model/scope.js';
 import { generateResources, type GeneratedResource } from '../../workers/networking/generate-resources.js';
-import type { GenerateTask } from '../../workers/generate.js';
+import type { GenerateResult, GenerateTask } from '../../workers/generate.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../workers/generate.js');
 
 export interface GenerationPool {
   readonly threads: number;
+  /**
+   * What a task costs beyond the generation itself, in ms (EWMA of round trip minus the worker's own time:
+   * cloning the task and results, message passing, queueing). The engine generates inline below it.
+   */
+  readonly overheadMs?: number;
   generate(ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
   close(): Promise<void>;
 }
@@ -30,12 +35,16 @@ class InlinePool implements GenerationPool {
 
 class WorkerPool implements GenerationPool {
   private readonly piscina: Piscina;
+  overheadMs = 1;
   constructor(readonly threads: number) {
     this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
   }
-  generate(_ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+  async generate(_ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
     const task: GenerateTask = { snapshot, scope, typeUrl, names };
-    return this.piscina.run(task) as Promise<GeneratedResource[]>;
+    const t0 = performance.now();
+    const r = await (this.piscina.run(task) as Promise<GenerateResult>);
+    this.overheadMs += 0.1 * (Math.max(0, performance.now() - t0 - r.ms) - this.overheadMs);
+    return r.resources;
   }
   get queueSize(): number { return this.piscina.queueSize; }
   async close(): Promise<void> { await this.piscina.destroy(); }

@@ -69,7 +69,11 @@ export interface PushEngineOptions {
   log: Logger;
   /** Max proxies being pushed (computed, sent, awaiting ACK) at once (PILOT_PUSH_THROTTLE). */
   pushConcurrency: number;
-  /** Batches of at most this many resources are generated on the main thread, not posted to a worker. */
+  /**
+   * Batches of at most this many resources are generated on the main thread, not posted to a worker. Unset:
+   * adaptive — a batch goes to the pool only when building it inline would cost more than the pool's measured
+   * overhead (so the pool never makes a push slower than inline generation would).
+   */
   inlineMax?: number;
   cache?: boolean;
   /** Share one computation among proxies of the same scope (off only to measure its gain). */
@@ -89,6 +93,8 @@ export interface PushStats {
 
 /** Measured with bench/run.ts: below ~4 resources a worker round trip costs more than generating inline. */
 const INLINE_MAX = 4;
+/** First guess of inline generation cost per resource (ms), until measured (DESIGN.md: 7–18 µs to encode). */
+const INLINE_MS_PER_RESOURCE = 0.015;
 
 const versionMemo = new WeakMap<ComputedResponse, string[]>();
 const indexMemo = new WeakMap<ComputedResponse, Map<string, number>>();
@@ -144,6 +150,8 @@ export class PushEngine {
   private readonly targets = new Set<PushTarget>();
   private readonly memo = new Map<string, Promise<ComputedResponse>>();
   private readonly scopes = new Map<string, ScopeEntry>();
+  /** Cache keys being generated, and the promise of their entry (undefined if generation failed). */
+  private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
   readonly cache: ResourceCache;
   readonly stats: PushStats = {
     pushes: 0, fullPushes: 0, edsPushes: 0, noPushes: 0, generated: 0, generationErrors: 0, lastPushMs: 0,
@@ -275,30 +283,51 @@ export class PushEngine {
   ): Promise<ComputedResponse> {
     const plan = planResources(ctx, scope, typeUrl, names);
     const entries: Array<Buffer | undefined> = plan.map((item) => this.cache.get(item.key));
-    const missing = plan.filter((_, i) => entries[i] === undefined);
+    // Resources another scope group is generating right now (a worker task in flight) are awaited, not built
+    // twice: without this, groups that plan concurrently in a connect storm each generated the same clusters.
+    const waiting: Array<[number, Promise<Buffer | undefined>]> = [];
+    const missing: typeof plan = [];
+    const settle = new Map<string, (b: Buffer | undefined) => void>();
+    for (let i = 0; i < plan.length; i++) {
+      if (entries[i] !== undefined) continue;
+      const key = plan[i]!.key;
+      const pending = this.cache.enabled ? this.inflight.get(key) : undefined;
+      if (pending) { waiting.push([i, pending]); continue; }
+      missing.push(plan[i]!);
+      if (this.cache.enabled) this.inflight.set(key, new Promise((resolve) => settle.set(key, resolve)));
+    }
+    // A hit is a resource not generated for this request (cached, or awaited from another group's generation).
     this.opts.metrics?.cacheLookup(typeUrl, plan.length - missing.length, missing.length);
+    const release = (): void => {
+      for (const [key, resolve] of settle) { this.inflight.delete(key); resolve(this.cache.peek(key)); }
+    };
     if (missing.length > 0) {
-      // A worker round trip (structured clone of the task, message passing, the result back) costs more than
-      // building a handful of resources: small batches are built right here, with the same pure function.
-      const names = missing.map((m) => m.name);
-      const generated = this.opts.pool.threads > 0 && names.length <= (this.opts.inlineMax ?? INLINE_MAX)
-        ? generateResources(ctx, scope, typeUrl, names)
-        : await this.opts.pool.generate(ctx, snapshot, scope, typeUrl, names);
-      const byName = new Map(generated.map((g) => [g.name, g]));
-      for (let i = 0; i < plan.length; i++) {
-        if (entries[i] !== undefined) continue;
-        const g = byName.get(plan[i]!.name);
-        if (g?.error) {
-          this.stats.generationErrors++;
-          this.opts.log.error({ type: shortType(typeUrl), resource: plan[i]!.name, err: g.error }, 'resource generation failed');
+      try {
+        // A worker round trip (structured clone of the task, message passing, the result back) costs more than
+        // building a handful of resources: small batches are built right here, with the same pure function.
+        const names = missing.map((m) => m.name);
+        const generated = this.inline(typeUrl, names.length)
+          ? this.generateInline(ctx, scope, typeUrl, names)
+          : await this.opts.pool.generate(ctx, snapshot, scope, typeUrl, names);
+        const byName = new Map(generated.map((g) => [g.name, g]));
+        for (let i = 0; i < plan.length; i++) {
+          if (entries[i] !== undefined) continue;
+          const g = byName.get(plan[i]!.name);
+          if (g?.error) {
+            this.stats.generationErrors++;
+            this.opts.log.error({ type: shortType(typeUrl), resource: plan[i]!.name, err: g.error }, 'resource generation failed');
+          }
+          if (!g?.any) continue;
+          const entry = resourceEntry(g.any);
+          this.cache.set(plan[i]!.key, entry);
+          entries[i] = entry;
+          this.stats.generated++;
         }
-        if (!g?.any) continue;
-        const entry = resourceEntry(g.any);
-        this.cache.set(plan[i]!.key, entry);
-        entries[i] = entry;
-        this.stats.generated++;
+      } finally {
+        release();
       }
     }
+    for (const [i, p] of waiting) entries[i] = await p;
     const included = plan.filter((_, i) => entries[i] !== undefined);
     const keys = included.map((p) => p.key);
     return {
@@ -307,6 +336,30 @@ export class PushEngine {
       names: included.map((p) => p.name),
       keys,
     };
+  }
+
+  /** Inline generation cost per resource by type (ms, EWMA of measured inline batches). */
+  private readonly inlineCost = new Map<string, number>();
+  readonly dispatch = { inline: 0, pool: 0 };
+
+  /** Generate this batch on the main thread rather than in the pool? */
+  private inline(typeUrl: string, n: number): boolean {
+    const pool = this.opts.pool;
+    if (pool.threads === 0) return false; // the inline pool is the main thread already
+    let r: boolean;
+    if (this.opts.inlineMax !== undefined) r = n <= this.opts.inlineMax;
+    else r = n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
+    if (r) this.dispatch.inline++; else this.dispatch.pool++;
+    return r;
+  }
+
+  private generateInline(ctx: PushContext, scope: ProxyScope, typeUrl: string, names: string[]): ReturnType<typeof generateResources> {
+    const t0 = performance.now();
+    const out = generateResources(ctx, scope, typeUrl, names);
+    const per = (performance.now() - t0) / names.length;
+    const prev = this.inlineCost.get(typeUrl);
+    this.inlineCost.set(typeUrl, prev === undefined ? per : prev + 0.1 * (per - prev));
+    return out;
   }
 
   /** Run one debounced push. */

@@ -17,7 +17,12 @@ export class ResourceCache {
   hits = 0;
   misses = 0;
 
-  constructor(private readonly enabled = true, private readonly keepPushes = 2) {}
+  constructor(readonly enabled = true, private readonly keepPushes = 2) {}
+
+  /** The entry without counting a hit or a miss. */
+  peek(key: string): Buffer | undefined {
+    return this.enabled ? this.map.get(key)?.entry : undefined;
+  }
 
   get(key: string): Buffer | undefined {
     const e = this.enabled ? this.map.get(key) : undefined;
