@@ -36,6 +36,10 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
     reg.services.push(s);
     if (se.endpoints[s.hostname]) reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
   }
+  const svcExport = mesh.defaultServiceExportTo;
+  if (svcExport && !(svcExport.length === 1 && svcExport[0] === '*')) {
+    reg.services = reg.services.map((s) => (s.exportTo.length ? s : { ...s, exportTo: svcExport }));
+  }
   const endpointVersions: Record<string, string> = {};
   for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = contentHash(eps);
   return {

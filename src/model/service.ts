@@ -21,7 +21,7 @@ export interface Service {
   ports: ServicePort[];
   /** Label selector of a Kubernetes Service (undefined for selector-less services). */
   selector?: Record<string, string>;
-  /** networking.istio.io/exportTo annotation; ["*"] when unset. */
+  /** networking.istio.io/exportTo annotation (ServiceEntry exportTo); empty when unset: MeshConfig defaultServiceExportTo, else everywhere. */
   exportTo: string[];
   resolution: Resolution;
   meshExternal: boolean;

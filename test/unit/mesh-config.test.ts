@@ -192,3 +192,27 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v
   assert.deepEqual(subsetClusters(open), ['outbound|9080|v1|reviews.default.svc.cluster.local']);
   assert.deepEqual(subsetClusters(local), []);
 });
+
+test('defaultServiceExportTo applies to Services and ServiceEntries without exportTo; an explicit exportTo wins', () => {
+  const docs = `${SVCS}---
+apiVersion: v1
+kind: Service
+metadata: {name: shared, namespace: default, annotations: {networking.istio.io/exportTo: "*"}}
+spec: {clusterIP: 10.0.0.77, selector: {app: shared}, ports: [{name: http, port: 8080}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: [api.example.com]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+`;
+  const other = parseProxy('sidecar~10.2.0.7~c.other~other.svc.cluster.local', {});
+  const hosts = (c: PushContext, p = other): string[] => [...new Set(planResources(c, scopeFor(p, c), CLUSTER_TYPE)
+    .map((x) => x.name).filter((n) => n.startsWith('outbound|')).map((n) => n.split('|')[3]))].sort();
+  assert.deepEqual(hosts(ctxOf(docs)), ['api.example.com', 'reviews.default.svc.cluster.local', 'shared.default.svc.cluster.local']);
+  const local = ctxOf(docs, mesh('defaultServiceExportTo: ["."]'));
+  assert.deepEqual(hosts(local), ['shared.default.svc.cluster.local'], 'only the explicitly exported service is seen from another namespace');
+  assert.deepEqual(hosts(local, client), ['api.example.com', 'reviews.default.svc.cluster.local', 'shared.default.svc.cluster.local'], 'its own namespace sees all');
+});

@@ -87,7 +87,8 @@ function toServiceUncached(c: StoredConfig, domainSuffix: string): Service {
     protocol: convertProtocol(p.name, p.protocol, p.appProtocol),
   }));
   const clusterIP: string | undefined = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
-  const exportTo = (r.metadata.annotations?.[EXPORT_TO_ANNOTATION] ?? '*').split(',').map((s: string) => s.trim()).filter(Boolean);
+  // Unset stays empty (= everywhere) so that MeshConfig defaultServiceExportTo can apply (build-push-context.ts).
+  const exportTo = (r.metadata.annotations?.[EXPORT_TO_ANNOTATION] ?? '').split(',').map((s: string) => s.trim()).filter(Boolean);
   const external = spec.type === 'ExternalName';
   const svc: Omit<Service, 'version'> = {
     hostname: serviceFqdn(r.metadata.name, ns, domainSuffix),

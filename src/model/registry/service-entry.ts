@@ -81,7 +81,7 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
         namespace: ns,
         address: addresses.length === 1 && !addresses[0]!.includes('/') ? addresses[0] : undefined,
         ports,
-        exportTo: spec.exportTo ?? ['*'],
+        exportTo: spec.exportTo ?? [],
         resolution,
         meshExternal: spec.location !== 'MESH_INTERNAL',
       };
