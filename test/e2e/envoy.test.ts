@@ -146,7 +146,10 @@ test('a capturing sidecar (REDIRECT) accepts virtualOutbound, virtualInbound and
   try {
     const dump = await redirect.waitFor((d) => {
       const listeners = dynamicNames(d, 'ListenersConfigDump', 'dynamic_listeners');
-      return listeners.includes('virtualInbound') && listeners.includes('virtualOutbound') &&
+      // Listeners stay warming until Envoy's initial fetch completes (slower on a loaded machine): wait for active.
+      const active = (d.configs.find((c: any) => c['@type'].endsWith('.ListenersConfigDump'))?.dynamic_listeners ?? [])
+        .filter((l: any) => l.active_state).map((l: any) => l.name);
+      return listeners.includes('virtualInbound') && active.includes('virtualInbound') && active.includes('virtualOutbound') &&
         dynamicNames(d, 'ClustersConfigDump', 'dynamic_active_clusters').includes(`inbound|${port}||`);
     }, 15000);
     assert.deepEqual(rejectedResources(dump), []);
