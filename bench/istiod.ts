@@ -19,7 +19,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import * as grpc from '@grpc/grpc-js';
 import type { LoadReport } from '../src/load/run-load.js';
+import { readManifest } from '../src/load/mesh-gen.js';
+import { makeIdentity } from '../src/load/node-identity.js';
+import { jsonToStruct, messageType } from '../src/proto/encode.js';
 import { startRealApiServer, realApiServerMissing, type RealApiServer } from '../test/helpers/kube-apiserver.js';
 import { freePort } from '../test/helpers/ports.js';
 import { lineChart, type Series } from './plot.js';
@@ -164,6 +168,91 @@ async function runHarness(argv: string[], out: string): Promise<LoadReport> {
   return JSON.parse(fs.readFileSync(out, 'utf8')) as LoadReport;
 }
 
+/** One resource as a server sent it to one proxy. */
+interface ResourceSize { type: string; name: string; bytes: number; chains?: number }
+
+const ENVOY = 'type.googleapis.com/envoy.config.';
+const XDS_TYPES: Record<string, string> = {
+  CDS: 'cluster.v3.Cluster', EDS: 'endpoint.v3.ClusterLoadAssignment', LDS: 'listener.v3.Listener', RDS: 'route.v3.RouteConfiguration',
+};
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+/**
+ * What a server sends one proxy (the harness's proxy 0, same node identity): one raw SotW ADS stream, CDS → EDS for
+ * its EDS clusters, LDS → RDS for the route names its HTTP connection managers use; every resource's encoded size.
+ */
+async function inspectProxy(target: string, meshDir: string): Promise<ResourceSize[]> {
+  const mesh = readManifest(meshDir)!;
+  const apps = new Map<string, string[]>();
+  for (const s of mesh.services_) (apps.get(s.namespace) ?? apps.set(s.namespace, []).get(s.namespace)!).push(s.name);
+  const id = makeIdentity(0, { namespaces: mesh.namespaceNames, appsByNamespace: apps, proxyless: false, istioVersion: '1.29.0', clusterId: 'Kubernetes', interceptionMode: 'REDIRECT', domainSuffix: mesh.domainSuffix });
+  const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+  const RES = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+  const Ctor = grpc.makeGenericClientConstructor({ ads: {
+    path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', requestStream: true, responseStream: true,
+    requestSerialize: (o: object) => Buffer.from(REQ.encode(REQ.fromObject(o)).finish()), requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => RES.decode(b) as unknown as { type_url: string; version_info: string; nonce: string; resources: Array<{ value: Uint8Array }> },
+  } }, 'Ads');
+  const client = new Ctor(target, grpc.credentials.createInsecure());
+  const stream = (client as any).ads() as grpc.ClientDuplexStream<object, { type_url: string; version_info: string; nonce: string; resources: Array<{ value: Uint8Array }> }>;
+  const out = new Map<string, ResourceSize[]>();
+  const typeOf = (url: string): string => Object.entries(XDS_TYPES).find(([, t]) => ENVOY + t === url)?.[0] ?? url;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`inspect ${target}: no complete CDS/EDS/LDS/RDS in 15 s (have ${[...out.keys()].join(',')})`)), 15_000);
+      const names: Record<string, string[]> = { CDS: [], LDS: [], EDS: [], RDS: [] };
+      stream.on('error', (e) => { clearTimeout(timer); reject(e); });
+      stream.on('data', (r: { type_url: string; version_info: string; nonce: string; resources: Array<{ value: Uint8Array }> }) => {
+        const type = typeOf(r.type_url);
+        const M = messageType(`envoy.config.${XDS_TYPES[type]}`);
+        const decoded = r.resources.map((a: { value: Uint8Array }) => ({ a, m: M.decode(a.value) as any }));
+        out.set(type, decoded.map(({ a, m }) => ({ type, name: m.name || m.cluster_name, bytes: a.value.length, chains: type === 'LDS' ? (m.filter_chains ?? []).length : undefined })));
+        stream.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names[type] });
+        if (type === 'CDS' && !out.has('LDS')) {
+          names.EDS = decoded.filter(({ m }) => m.eds_cluster_config || m.type === 3).map(({ m }) => m.eds_cluster_config?.service_name || m.name);
+          stream.write({ type_url: ENVOY + XDS_TYPES.EDS, resource_names: names.EDS });
+          stream.write({ type_url: ENVOY + XDS_TYPES.LDS });
+        }
+        if (type === 'LDS' && !out.has('RDS')) {
+          const routes = new Set<string>();
+          for (const { m } of decoded) for (const fc of m.filter_chains ?? []) for (const f of fc.filters ?? []) {
+            if (f.typed_config?.type_url?.endsWith(HCM)) { const h = messageType(HCM).decode(f.typed_config.value) as any; if (h.rds?.route_config_name) routes.add(h.rds.route_config_name); }
+          }
+          names.RDS = [...routes].sort();
+          stream.write({ type_url: ENVOY + XDS_TYPES.RDS, resource_names: names.RDS });
+        }
+        if (['CDS', 'EDS', 'LDS', 'RDS'].every((t) => out.has(t) || (t === 'EDS' && names.EDS.length === 0 && out.has('CDS')) || (t === 'RDS' && out.has('LDS') && names.RDS.length === 0))) { clearTimeout(timer); resolve(); }
+      });
+      stream.write({ node: { id: id.nodeId, metadata: jsonToStruct(id.metadata) }, type_url: ENVOY + XDS_TYPES.CDS });
+    });
+  } finally {
+    stream.cancel();
+    client.close();
+  }
+  return [...out.values()].flat();
+}
+
+/** Per type and resource-name shape (services folded into svc-*): count and bytes each server sends one proxy. */
+function inspectTable(sizes: Partial<Record<'istiod' | 'meshpilot', ResourceSize[]>>): string[] {
+  const shape = (n: string): string => n.replace(/svc-\d+/g, 'svc-*').replace(/ns-\d+/g, 'ns-*').replace(/\|/g, '\\|');
+  const rows = new Map<string, Record<string, { n: number; bytes: number; chains: number }>>();
+  for (const [server, list] of Object.entries(sizes)) {
+    for (const r of list ?? []) {
+      const k = `${r.type} ${shape(r.name)}`;
+      const row = rows.get(k) ?? rows.set(k, {}).get(k)!;
+      const c = (row[server] ??= { n: 0, bytes: 0, chains: 0 });
+      c.n++; c.bytes += r.bytes; c.chains += r.chains ?? 0;
+    }
+  }
+  const cell = (c: { n: number; bytes: number; chains: number } | undefined): string => (c ? `${c.n > 1 ? `${c.n} × ` : ''}${Math.round(c.bytes / c.n)}${c.chains ? ` (${c.chains / c.n} filter chains)` : ''}` : '–');
+  const total = (server: string): number => (sizes[server as 'istiod'] ?? []).reduce((a, r) => a + r.bytes, 0);
+  return [
+    '| resource (one proxy) | istiod bytes | meshpilot bytes |', '|---|---|---|',
+    ...[...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, row]) => `| ${k} | ${cell(row.istiod)} | ${cell(row.meshpilot)} |`),
+    `| **total** | ${total('istiod')} | ${total('meshpilot')} |`,
+  ];
+}
+
 interface RunResult { server: 'istiod' | 'meshpilot'; proxies: number; report: LoadReport; readyMs: number; loadavg: number[]; serverCmd: string; loadCmd: string }
 
 const f1 = (n: number): string => (Math.round(n * 10) / 10).toString();
@@ -241,6 +330,7 @@ async function main(): Promise<void> {
   if (gen.status !== 0) throw new Error(`gen-mesh failed: ${gen.stderr}`);
   log(gen.stderr.trim());
   const runs: RunResult[] = [];
+  const inspected: Partial<Record<'istiod' | 'meshpilot', ResourceSize[]>> = {};
   let applyMs = 0;
   let objects = 0;
   let api: RealApiServer | undefined;
@@ -260,6 +350,7 @@ async function main(): Promise<void> {
         const srv = await startServer(kind, api, bin, work);
         try {
           log(`${kind}: ready in ${(srv.readyMs / 1000).toFixed(1)} s; ${n} proxies`);
+          if (!inspected[kind]) inspected[kind] = await inspectProxy(srv.xds, meshDir);
           const hargs = ['--target', srv.xds, '--proxies', String(n), '--mesh', meshDir, '--churn', args.churn!, '--duration', args.duration!,
             '--churn-kubeconfig', api.kubeconfigPath, '--event-timeout', args['event-timeout']!, '--server-pid', String(srv.child.pid), '--quiet'];
           const report = await runHarness(hargs, path.join(work, `load-${kind}-${n}.json`));
@@ -315,6 +406,10 @@ async function main(): Promise<void> {
     'What each server sends (bytes as received by the harness, gRPC payloads):',
     '',
     ...bytesTable(runs),
+    '',
+    'One proxy\'s configuration from each server (the harness\'s proxy 0, same node metadata; encoded resource bytes, each server fresh before the load run):',
+    '',
+    ...inspectTable(inspected),
     '',
     'meshpilot / istiod (below 1× = meshpilot lower):',
     '',
