@@ -9,7 +9,7 @@
  *
  *   scripts/install-istiod.sh        # pilot-discovery and Istio's CRDs (module cache), kube-apiserver + etcd
  *   node dist/bench/istiod.js [--proxies 100,1000] [--services 50] [--namespaces 10] [--endpoints 5] [--no-isolation]
- *       [--churn endpoints=1,vs=0.5] [--duration 10s] [--servers istiod,meshpilot] [--no-write]
+ *       [--churn endpoints=1,vs=0.5] [--duration 10s] [--delta] [--servers istiod,meshpilot] [--no-write]
  * PILOT_DISCOVERY and ISTIO_CRDS override where pilot-discovery and crd-all.gen.yaml are found.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     endpoints: { type: 'string', default: '5' },
     'vs-every': { type: 'string', default: '10' },
     'no-isolation': { type: 'boolean', default: false },
+    delta: { type: 'boolean', default: false },
     churn: { type: 'string', default: 'endpoints=1,vs=0.5' },
     duration: { type: 'string', default: '10s' },
     'event-timeout': { type: 'string', default: '15s' },
@@ -352,7 +353,7 @@ async function main(): Promise<void> {
           log(`${kind}: ready in ${(srv.readyMs / 1000).toFixed(1)} s; ${n} proxies`);
           if (!inspected[kind]) inspected[kind] = await inspectProxy(srv.xds, meshDir);
           const hargs = ['--target', srv.xds, '--proxies', String(n), '--mesh', meshDir, '--churn', args.churn!, '--duration', args.duration!,
-            '--churn-kubeconfig', api.kubeconfigPath, '--event-timeout', args['event-timeout']!, '--server-pid', String(srv.child.pid), '--quiet'];
+            '--churn-kubeconfig', api.kubeconfigPath, '--event-timeout', args['event-timeout']!, '--server-pid', String(srv.child.pid), '--quiet', ...(args.delta ? ['--delta'] : [])];
           const report = await runHarness(hargs, path.join(work, `load-${kind}-${n}.json`));
           runs.push({ server: kind, proxies: n, report, readyMs: srv.readyMs, loadavg, serverCmd: srv.cmd, loadCmd: `meshpilot load ${hargs.join(' ')}` });
         } finally {
@@ -399,7 +400,7 @@ async function main(): Promise<void> {
     `Mesh: \`meshpilot load gen-mesh --format kube --services ${args.services} --namespaces ${args.namespaces} --endpoints ${args.endpoints} --vs-every ${args['vs-every']}${isolation ? ' --sidecar-isolation' : ''}\` ` +
       `— ${objects} objects applied with \`kubectl apply --server-side\` (chunks of 250, 3 at a time) in ${(applyMs / 1000).toFixed(1)} s. ` +
       `Churn \`${args.churn}\` for ${args.duration} through the API server (server-side apply; a change's time is the apply's response), ` +
-      'convergence to each affected proxy\'s ACK of the first response carrying the change. SotW, one HTTP/2 connection per proxy.',
+      `convergence to each affected proxy's ACK of the first response carrying the change. ${args.delta ? 'Delta xDS' : 'SotW'}, one HTTP/2 connection per proxy.`,
     '',
     ...mainTable(runs),
     '',
