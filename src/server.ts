@@ -31,6 +31,7 @@ import { meshDigest, type MeshSettings } from './model/push-context.js';
 import { MeshConfigFile } from './sources/file/mesh-config-file.js';
 import { customAuthzProblems } from '../workers/networking/security/authz-builder.js';
 import { KubeSecretCaStore } from './security/ca-store-kube.js';
+import { RootRotator } from './security/root-rotator.js';
 
 export interface ServerOptions {
   configDirs: string[];
@@ -70,6 +71,11 @@ export interface ServerOptions {
   secretDirs?: string[];
   workloadCertTtlMs: number;
   maxWorkloadCertTtlMs: number;
+  /** Self-signed root: lifetime and automatic rotation (istiod's CITADEL_SELF_SIGNED_* env; see root-rotator.ts). */
+  selfSignedRootTtlMs?: number;
+  rootCertCheckIntervalMs?: number;
+  rootCertGracePeriodPercentile?: number;
+  rootCertRotatorJitter?: boolean;
   /** Kubernetes clusters (--kubeconfig / KUBECONFIG / in-cluster): the first is the config cluster. */
   kube?: Pick<KubeSourceOptions, 'kubeconfigs' | 'remoteClusterTimeoutMs' | 'reflector'> & { systemNamespace?: string; leaderElection?: boolean };
   logger?: Logger;
@@ -139,6 +145,8 @@ export class MeshpilotServer {
   sds?: SdsServer;
   /** With a Kubernetes config cluster: the self-signed root in the istio-ca-secret Secret (leader writes). */
   caStore?: KubeSecretCaStore;
+  /** Rotates the self-signed root before it expires (leader only in Kubernetes). */
+  rootRotator?: RootRotator;
   monitoringPort = 0;
   /** Documents rejected by validation since start. */
   configRejected = 0;
@@ -277,11 +285,16 @@ export class MeshpilotServer {
       }
       this.secure = new SecurePort({
         port: o.secureXdsPort, host: o.host, caDir: o.caDir, caStore: this.caStore, caTokenFile: o.caTokenFile, trustDomain: o.trustDomain,
-        workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs,
+        workloadCertTtlMs: o.workloadCertTtlMs, maxWorkloadCertTtlMs: o.maxWorkloadCertTtlMs, rootTtlMs: o.selfSignedRootTtlMs,
         // With a Kubernetes config cluster, service-account tokens are checked with TokenReview (as istiod).
         authenticators: this.kube?.cluster(o.clusterId) ? [new KubeJwtAuthenticator(this.kube.cluster(o.clusterId)!.client, o.trustDomain)] : [],
       }, this.log);
       await this.secure.init();
+      this.rootRotator = new RootRotator({
+        ca: this.secure.ca, checkIntervalMs: o.rootCertCheckIntervalMs, gracePeriodPercentile: o.rootCertGracePeriodPercentile,
+        jitter: o.rootCertRotatorJitter, log: this.log,
+      });
+      if (!this.stopping) this.rootRotator.start();
       const sources = o.secretDirs?.length ? [new FileSecretSource(o.secretDirs)] : [];
       this.sds = new SdsServer({ ca: this.secure.ca, trustDomain: o.trustDomain, log: this.log, sources });
       this.ads.register(this.sds.tap(this.secure.server) as grpc.Server);
@@ -358,6 +371,7 @@ export class MeshpilotServer {
     this.debouncer.close();
     for (const s of this.sources) s.stop();
     this.meshFile?.stop();
+    this.rootRotator?.stop();
     this.caStore?.close();
     await this.leader?.stop();
     this.kube?.stop();

@@ -5,6 +5,8 @@ import { parseDurationFlag } from '../model/duration.js';
 import { LOG_LEVELS } from '../log/logger.js';
 import { inClusterAvailable } from '../sources/kube/kube-client.js';
 import type { KubeconfigSource } from '../sources/kube/multicluster.js';
+import { SELF_SIGNED_ROOT_TTL_MS } from '../security/ca.js';
+import { DEFAULT_ROOT_CHECK_INTERVAL_MS, DEFAULT_ROOT_GRACE_PERIOD_PERCENTILE } from '../security/root-rotator.js';
 
 function intArg(min: number, max: number) {
   return (v: string): number => {
@@ -47,6 +49,20 @@ function envNonNegative(name: string, fallback: number): number {
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a non-negative number`);
+  return n;
+}
+
+function envPositiveDuration(name: string, fallback: number): number {
+  const ms = envDuration(name, fallback);
+  if (ms <= 0) throw new Error(`${name}=${process.env[name]}: expected a duration above 0`);
+  return ms;
+}
+
+function envPercentile(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 100) throw new Error(`${name}=${v}: expected an integer percentage 0..100`);
   return n;
 }
 
@@ -113,6 +129,11 @@ export function serveCommand(): Command {
         meshConfigFile: o.meshConfig,
         workloadCertTtlMs: envDuration('DEFAULT_WORKLOAD_CERT_TTL', d.workloadCertTtlMs),
         maxWorkloadCertTtlMs: envDuration('MAX_WORKLOAD_CERT_TTL', d.maxWorkloadCertTtlMs),
+        // istiod's self-signed root knobs (pilot/pkg/bootstrap/istio_ca.go); see src/security/root-rotator.ts.
+        selfSignedRootTtlMs: envPositiveDuration('CITADEL_SELF_SIGNED_CA_CERT_TTL', SELF_SIGNED_ROOT_TTL_MS),
+        rootCertCheckIntervalMs: envDuration('CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL', DEFAULT_ROOT_CHECK_INTERVAL_MS),
+        rootCertGracePeriodPercentile: envPercentile('CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE', DEFAULT_ROOT_GRACE_PERIOD_PERCENTILE),
+        rootCertRotatorJitter: envBool('CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR', true),
         share: o.share !== false,
         dependencyFilter: o.pushFilter !== false,
         maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),

@@ -289,6 +289,15 @@ export class CertificateAuthority extends EventEmitter {
 
   rootFingerprint(): string { return new NodeX509(this.signingRootPem()).fingerprint256; }
 
+  /** Serial and validity of the root the signing certificate chains to (for the root rotator and logs; no key). */
+  signingRootInfo(): { serialNumber: string; notBefore: Date; notAfter: Date; fingerprint: string } {
+    const c = new NodeX509(this.signingRootPem());
+    return { serialNumber: c.serialNumber, notBefore: new Date(c.validFrom), notAfter: new Date(c.validTo), fingerprint: c.fingerprint256 };
+  }
+
+  /** Would rotateRoot() be allowed here: a self-signed CA whose store this instance writes (the leader in Kubernetes)? */
+  canRotateRoot(): boolean { return this.mode === 'self-signed' && this.store.canWrite(); }
+
   /** The root the current signing certificate chains to. */
   private signingRootPem(): string {
     return this.mode === 'self-signed' ? this.signing.certPem : this.roots[0]!;

@@ -22,6 +22,8 @@ export interface SecurityOptions {
   trustDomain: string;
   workloadCertTtlMs: number;
   maxWorkloadCertTtlMs: number;
+  /** Lifetime of a self-signed root created here (CITADEL_SELF_SIGNED_CA_CERT_TTL; default 10 years). */
+  rootTtlMs?: number;
   /** Extra authenticators (the Kubernetes source adds TokenReview here). */
   authenticators?: Authenticator[];
 }
@@ -49,7 +51,7 @@ export class SecurePort {
   async init(): Promise<void> {
     const o = this.opts;
     this.ca = await CertificateAuthority.load({
-      dir: o.caDir, store: o.caStore, trustDomain: o.trustDomain, defaultTtlMs: o.workloadCertTtlMs, maxTtlMs: o.maxWorkloadCertTtlMs, log: this.log,
+      dir: o.caDir, store: o.caStore, trustDomain: o.trustDomain, defaultTtlMs: o.workloadCertTtlMs, maxTtlMs: o.maxWorkloadCertTtlMs, rootTtlMs: o.rootTtlMs, log: this.log,
     });
     this.authenticators = [new ClientCertAuthenticator(o.trustDomain)];
     if (o.caTokenFile) this.authenticators.push(new TokenFileAuthenticator(o.caTokenFile, o.trustDomain));
