@@ -63,7 +63,7 @@ export const SDS_CAPABLE_METADATA = 'MESHPILOT_SDS_CAPABLE';
 
 /** Label keys PeerAuthentication/AuthorizationPolicy/RequestAuthentication selectors use, plus the tlsMode label. */
 const securityKeysByContext = new WeakMap<PushContext, string[]>();
-function securityLabelKeys(ctx: PushContext): string[] {
+export function securityLabelKeys(ctx: PushContext): string[] {
   let keys = securityKeysByContext.get(ctx);
   if (!keys) {
     const set = new Set<string>(['security.istio.io/tlsMode']);

@@ -13,15 +13,16 @@
  *   A DestinationRule also affects its host's own namespace.
  * - Service: its hostname, as above, plus its own namespace (inbound listeners).
  * - Sidecar, AuthorizationPolicy, RequestAuthentication: its namespace (every namespace for the root namespace).
+ * - Endpoints, EndpointSlices, Pods, WorkloadEntries merged into a full push: left to the engine's endpoint path.
  * - Everything else (ServiceEntry, PeerAuthentication — auto-mTLS reads it on the client side —, Gateway,
- *   Namespace, mesh config, endpoints merged into a full push, …): every proxy. Routers and proxyless gRPC
+ *   Namespace, mesh config, …): every proxy. Routers and proxyless gRPC
  *   clients are always pushed.
  */
 import type { ConfigEntry, PushContext } from '../model/push-context.js';
 import { exportedTo, hostMatches } from '../model/push-context.js';
-import type { ProxyScope } from '../model/scope.js';
+import { securityLabelKeys, type ProxyScope } from '../model/scope.js';
 import { sidecarScope, type SidecarScope } from '../../workers/networking/sidecar-scope.js';
-import { Kind } from '../config/kinds.js';
+import { ENDPOINT_KINDS, Kind } from '../config/kinds.js';
 
 interface ChangedKey { kind: string; namespace: string; name: string }
 
@@ -39,9 +40,22 @@ export class ProxyDependencies {
   readonly all: boolean;
   private readonly memo = new Map<string, boolean>();
 
+  /**
+   * No proxy outside the affected ones can have a new scope: the label keys routes and policies select on and the
+   * locality switch are unchanged, and Sidecar/Service changes affect their whole namespace anyway. Then the
+   * scope a proxy was last pushed with stands for its scope now, and thousands of scopes need not be recomputed
+   * to find the few proxies a change concerns.
+   */
+  readonly scopesStable: boolean;
+
   constructor(private readonly oldCtx: PushContext, private readonly newCtx: PushContext, configsUpdated: Iterable<string>) {
-    this.keys = [...configsUpdated].map(parseKey);
+    // Endpoint changes merged into a full request are the engine's (EDS to watchers, CDS for inline endpoints,
+    // a full push where a workload's scope moved); only when nothing else is left does the request mean "all".
+    this.keys = [...configsUpdated].map(parseKey).filter((k) => !ENDPOINT_KINDS.has(k.kind));
     this.all = this.keys.length === 0 || this.keys.some((k) => !NAMESPACED_ONLY.has(k.kind) && !HOST_SCOPED.has(k.kind));
+    const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+    this.scopesStable = !this.all && oldCtx.localityAware === newCtx.localityAware &&
+      same(oldCtx.sourceLabelKeys, newCtx.sourceLabelKeys) && same(securityLabelKeys(oldCtx), securityLabelKeys(newCtx));
   }
 
   /** Whether a proxy last pushed with `oldScope` (undefined: never pushed) and now in `newScope` needs this push. */

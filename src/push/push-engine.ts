@@ -26,6 +26,7 @@ import { parseClusterName } from '../../workers/networking/names.js';
 import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
 import { ProxyDependencies } from './proxy-dependencies.js';
+import { ENDPOINT_KINDS } from '../config/kinds.js';
 import type { PushRequest } from './debounce.js';
 import type { Logger } from '../log/logger.js';
 import type { XdsMetrics } from '../monitoring/metrics.js';
@@ -395,6 +396,9 @@ export class PushEngine {
         changedHosts = new Set();
         const a = oldCtx.data.endpointVersions, b = this.ctx.data.endpointVersions;
         for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
+        if ([...req.configsUpdated].some((k) => ENDPOINT_KINDS.has(k.slice(0, k.indexOf('/'))))) {
+          workloadsChanged = JSON.stringify(oldCtx.data.workloads) !== JSON.stringify(this.ctx.data.workloads);
+        }
       }
     }
 
@@ -409,8 +413,12 @@ export class PushEngine {
     for (const t of this.targets) {
       if (full) {
         if (!deps) { work.push([t, PUSH_ORDER]); continue; }
-        const now = this.scopeOf(t.proxy);
-        if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }
+        if (deps.scopesStable && t.scope) {
+          if (deps.affects(t.scope, t.scope)) { work.push([t, PUSH_ORDER]); continue; }
+        } else {
+          const now = this.scopeOf(t.proxy);
+          if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }
+        }
         skipped++;
       }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).

@@ -124,3 +124,21 @@ test('a Sidecar change pushes only its namespace; a Service change pushes its na
   const cb = await b.next(CLUSTER_TYPE, 3000, nb);
   for (const c of [ca, cb]) assert.ok(c.resources.some((r) => r.name === `outbound|9081||${ALPHA}`));
 });
+
+test('an endpoint change merged into a full push still reaches its watchers, as EDS only', async () => {
+  await mesh.settle();
+  const nb = b.received.length;
+  const skippedBefore = mesh.server.engine.stats.proxiesSkipped;
+  const fullBefore = mesh.server.engine.stats.fullPushes;
+  // Both writes land in one debounce window: one full request carrying a VirtualService exported only to ns-a
+  // (ns-b imports ns-a's services by now, but cannot see this one) and an EndpointSlice of beta (which ns-b watches).
+  mesh.write('vs-alpha-local.yaml', vs('alpha-local', 'ns-a', ALPHA, 'g1', ['.']));
+  mesh.write('beta.yaml', serviceYaml({ name: 'beta', namespace: 'ns-b', port: 9080, endpoints: [{ ip: '10.0.2.1', port: 9080 }, { ip: '10.0.2.2', port: 9080 }] }));
+  const eds = await b.next(ENDPOINT_TYPE, 3000, nb);
+  assert.equal(eds.resources[0].endpoints[0].lb_endpoints.length, 2, 'ns-b sees the new beta endpoint');
+  b.ack(eds, [`outbound|9080||${BETA}`]);
+  await mesh.settle();
+  assert.equal(mesh.server.engine.stats.fullPushes - fullBefore, 1, 'one merged full push');
+  assert.equal(mesh.server.engine.stats.proxiesSkipped - skippedBefore, 1, 'ns-b left out of the config part');
+  assert.deepEqual(b.received.slice(nb).map((r) => r.type_url), [ENDPOINT_TYPE], 'ns-b: EDS only');
+});

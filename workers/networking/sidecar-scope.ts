@@ -121,7 +121,8 @@ function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: 
   for (const vs of ctx.data.virtualServices) {
     if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
     const hosts = ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace));
-    if (!hosts.some((h) => egressAdmits(egress, vs.namespace, h) || [...admitted].some((a) => hostMatches(h, a)))) continue;
+    const seen = (h: string): boolean => (h.includes('*') ? [...admitted].some((a) => hostMatches(h, a)) : admitted.has(h));
+    if (!hosts.some((h) => egressAdmits(egress, vs.namespace, h) || seen(h))) continue;
     for (const http of (vs.spec.http ?? []) as any[]) {
       for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
         if (d?.destination?.host) admitted.add(ctx.qualify(d.destination.host, vs.namespace));
