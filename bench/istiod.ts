@@ -10,7 +10,8 @@
  *   scripts/install-istiod.sh        # pilot-discovery and Istio's CRDs (module cache), kube-apiserver + etcd
  *   node dist/bench/istiod.js [--proxies 100,1000] [--services 50] [--namespaces 10] [--endpoints 5] [--no-isolation]
  *       [--churn endpoints=1,vs=0.5] [--duration 10s] [--delta] [--servers istiod,meshpilot] [--no-write]
- * PILOT_DISCOVERY and ISTIO_CRDS override where pilot-discovery and crd-all.gen.yaml are found.
+ * PILOT_DISCOVERY and ISTIO_CRDS override where pilot-discovery and crd-all.gen.yaml are found; MESHPILOT_NODE_ARGS
+ * adds node flags to the meshpilot server (e.g. --cpu-prof --cpu-prof-dir=DIR).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -156,7 +157,9 @@ async function startServer(kind: 'istiod' | 'meshpilot', api: RealApiServer, bin
   }
   const argv = ['serve', '--kubeconfig', api.kubeconfigPath, '--xds-port', String(xdsPort), '--secure-xds-port', '-1',
     '--monitoring-port', String(monPort), '--max-requests-per-second', '0', '--log-level', 'warn'];
-  const child = spawn(process.execPath, [MAIN, ...argv], { stdio: ['ignore', out, out], env: { ...process.env, POD_NAMESPACE: 'istio-system' } });
+  // MESHPILOT_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.MESHPILOT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, ...argv], { stdio: ['ignore', out, out], env: { ...process.env, POD_NAMESPACE: 'istio-system' } });
   const readyMs = await waitReady(`http://127.0.0.1:${monPort}/ready`, child, logFile, 120_000);
   return { child, xds: `127.0.0.1:${xdsPort}`, readyMs, logFile, cmd: `POD_NAMESPACE=istio-system meshpilot ${argv.join(' ')}` };
 }
