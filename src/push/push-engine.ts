@@ -422,7 +422,10 @@ export class PushEngine {
         skipped++;
       }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
-      if (workloadsChanged && t.scopeKey !== undefined && t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
+      // Only proxies whose scope reads the workload registry (no labels of their own, or locality-aware
+      // endpoints) can see it move; for the rest the scope is not recomputed for every endpoint change.
+      if (workloadsChanged && t.scopeKey !== undefined && (Object.keys(t.proxy.labels).length === 0 || this.ctx.localityAware) &&
+        t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const cds = inlineHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
       if (cds && inlineHosts.some((h) => edsHosts(cds).has(h))) { work.push([t, [CLUSTER_TYPE, ENDPOINT_TYPE]]); continue; }
       const last = t.lastComputed(ENDPOINT_TYPE);
