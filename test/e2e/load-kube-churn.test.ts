@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +14,11 @@ import YAML from 'yaml';
 import { startMeshpilot } from '../helpers/meshpilot.js';
 import { startRealApiServer, realApiServerMissing } from '../helpers/kube-apiserver.js';
 import { generateMesh, defaultMeshSpec } from '../../src/load/mesh-gen.js';
-import { defaultLoadOptions, runLoad } from '../../src/load/run-load.js';
+import type { LoadReport } from '../../src/load/run-load.js';
 import { KubeChurnApplier } from '../../src/load/churn.js';
 
 const missing = realApiServerMissing();
+const MAIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../src/cli/main.js');
 
 function crd(kind: string, plural: string): Record<string, any> {
   return {
@@ -63,8 +65,14 @@ test('meshpilot load --churn-kubeconfig: endpoint and VirtualService churn appli
     while (!mesh.server.isReady() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.ok(mesh.server.isReady(), 'meshpilot synced the API server');
 
-    const r = await runLoad({ ...defaultLoadOptions(), target: mesh.xdsAddress, proxies: 12, meshDir: dir, churnKubeconfig: kube.kubeconfigPath,
-      churn: [{ kind: 'endpoints', perSecond: 3 }, { kind: 'vs', perSecond: 2 }], durationMs: 1500, streamsPerConn: 12, progress: false });
+    // The CLI, as bench/istiod.ts runs it.
+    const out = path.join(dir, 'report.json');
+    const child = spawn(process.execPath, [MAIN, 'load', '--target', mesh.xdsAddress, '--proxies', '12', '--mesh', dir, '--churn-kubeconfig', kube.kubeconfigPath,
+      '--churn', 'endpoints=3,vs=2', '--duration', '1500ms', '--streams-per-conn', '12', '--quiet', '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c) => { stderr += c; });
+    assert.equal(await new Promise((res) => child.once('exit', res)), 0, stderr);
+    const r = JSON.parse(fs.readFileSync(out, 'utf8')) as LoadReport;
     assert.equal(r.connect.ready, 12, `all proxies configured (errors: ${r.errors.join('; ')})`);
     for (const kind of ['endpoints', 'vs'] as const) {
       const k = r.churn.byKind[kind];
