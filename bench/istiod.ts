@@ -390,6 +390,23 @@ async function main(): Promise<void> {
     if (write) fs.writeFileSync(path.join(RESULTS_DIR, f), lineChart({ title: `istiod vs meshpilot, ${n} proxies: convergence`, xLabel: 'ms from the API server accepting the change to the proxy\'s ACK', yLabel: 'percentile of proxy updates', series }));
     plots.push(f);
   }
+  if (proxyCounts.length > 1) {
+    // Scaling: each server's storm, and its change p99s, against the number of proxies.
+    const pts = (server: string, f: (r: LoadReport) => number): Array<[number, number]> =>
+      runs.filter((r) => r.server === server).map((r) => [r.proxies, f(r.report)]);
+    const charts: Array<[string, string, Series[]]> = [
+      ['storm', 'connect storm to all ACKed, ms', servers.map((sv) => ({ name: `${sv} storm`, points: pts(sv, (r) => r.connect.stormMs) }))],
+      ['p99', 'p99 convergence after a change, ms', servers.flatMap((sv) => [
+        { name: `${sv} EDS p99`, points: pts(sv, (r) => r.churn.byKind.endpoints?.latency.p99 ?? 0) },
+        { name: `${sv} VS p99`, points: pts(sv, (r) => r.churn.byKind.vs?.latency.p99 ?? 0) },
+      ])],
+    ];
+    for (const [name, yLabel, series] of charts) {
+      const f = `${base}-scaling-${name}.svg`;
+      if (write) fs.writeFileSync(path.join(RESULTS_DIR, f), lineChart({ title: `istiod vs meshpilot: ${name} by proxies`, xLabel: 'proxies', yLabel, series }));
+      plots.push(f);
+    }
+  }
   if (write) fs.writeFileSync(path.join(RESULTS_DIR, `${base}.json`), `${JSON.stringify({ args, runs }, null, 1)}\n`);
 
   const argv = process.argv.slice(2).join(' ');
