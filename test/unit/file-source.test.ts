@@ -97,3 +97,42 @@ test('watching: add, edit, invalid edit keeps last good, rename, delete', async 
   src.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('watching nested directories: a new tree is read whole, a removed one takes its objects along, a move keeps them', async () => {
+  const dir = tmpdir();
+  const store = new ConfigStore();
+  fs.mkdirSync(path.join(dir, 'ns-a'));
+  fs.writeFileSync(path.join(dir, 'ns-a', 'a.yaml'), VS('alpha', 'alpha'));
+  const src = new FileSource({ dirs: [dir], store });
+  await src.start();
+  const key = (name: string) => ({ kind: 'VirtualService', namespace: 'default', name });
+  const waitFor = async (what: string, pred: () => boolean): Promise<void> => {
+    const t0 = Date.now();
+    while (!pred()) {
+      if (Date.now() - t0 > 3000) throw new Error(`timeout waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  // A directory tree created in one go (as `cp -r` or an unpacked ConfigMap does): every level is read.
+  const deep = path.join(dir, 'ns-b', 'team', 'x');
+  fs.mkdirSync(deep, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'ns-b', 'b.yaml'), VS('beta', 'beta'));
+  fs.writeFileSync(path.join(deep, 'c.yaml'), VS('gamma', 'gamma'));
+  await waitFor('beta and gamma', () => store.get(key('beta')) !== undefined && store.get(key('gamma')) !== undefined);
+  // A later file in the new deepest directory is seen (it is watched now).
+  fs.writeFileSync(path.join(deep, 'd.yaml'), VS('delta', 'delta'));
+  await waitFor('delta', () => store.get(key('delta')) !== undefined);
+  // Editing one file in one directory leaves the others' objects alone.
+  fs.writeFileSync(path.join(dir, 'ns-a', 'a.yaml'), VS('alpha', 'alpha', 50, 50));
+  await waitFor('alpha edit', () => store.get(key('alpha'))?.resource.spec.http[0].route[0].weight === 50);
+  assert.ok(store.get(key('gamma')) && store.get(key('delta')) && store.get(key('beta')));
+  // Removing a whole subtree deletes what its files defined, and only that.
+  fs.rmSync(path.join(dir, 'ns-b', 'team'), { recursive: true });
+  await waitFor('gamma and delta gone', () => store.get(key('gamma')) === undefined && store.get(key('delta')) === undefined);
+  assert.ok(store.get(key('beta')) && store.get(key('alpha')));
+  // Moving a directory: its objects stay, now owned by the new path.
+  fs.renameSync(path.join(dir, 'ns-a'), path.join(dir, 'ns-c'));
+  await waitFor('alpha moved', () => store.get(key('alpha'))?.source === path.join(dir, 'ns-c', 'a.yaml'));
+  src.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

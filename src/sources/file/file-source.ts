@@ -1,9 +1,10 @@
 /**
  * Watches one or more directories of Kubernetes YAML and keeps ConfigStore in step with them.
  *
- * Any change (add, edit, delete, rename, an editor's write-to-temp-then-rename) triggers a short-debounced rescan;
- * a rescan re-reads only files whose size or mtime changed and diffs each file's objects against what it owned
- * before. An invalid document is reported and its object's last good state stays in force.
+ * Any change (add, edit, delete, rename, an editor's write-to-temp-then-rename) triggers a short-debounced rescan of
+ * the directories the watcher reported (a watcher error rescans everything); a rescan re-reads only files whose
+ * size or mtime changed and diffs each file's objects against what it owned before. An invalid document is reported
+ * and its object's last good state stays in force.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,8 @@ import type { ConfigValidationError } from '../../config/errors.js';
 import { CLUSTER_SCOPED } from '../../config/kinds.js';
 
 const MANIFEST_EXT = new Set(['.yaml', '.yml', '.json']);
-const RESCAN_DELAY_MS = 30;
+/** Coalesces the events of one write (and of an editor's temp-file rename) into one rescan. */
+const RESCAN_DELAY_MS = 15;
 
 interface FileState { mtimeMs: number; size: number; keys: Map<string, ConfigKey> }
 
@@ -32,6 +34,9 @@ export class FileSource {
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
   private rescanPending = false;
+  /** Directories with events since the last rescan; `fullRescan` when something needs the whole tree read. */
+  private readonly dirty = new Set<string>();
+  private fullRescan = false;
   /** Count of rejected documents since start (exported as a metric). */
   rejected = 0;
 
@@ -49,7 +54,7 @@ export class FileSource {
   private watchDir(dir: string): void {
     if (!this.watching || this.watchers.has(dir)) return;
     try {
-      const w = fs.watch(dir, { persistent: false }, () => this.scheduleRescan());
+      const w = fs.watch(dir, { persistent: false }, () => this.scheduleRescan(dir));
       w.on('error', () => { w.close(); this.watchers.delete(dir); this.scheduleRescan(); });
       this.watchers.set(dir, w);
     } catch {
@@ -64,13 +69,85 @@ export class FileSource {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  private scheduleRescan(): void {
+  private scheduleRescan(dir?: string): void {
+    if (dir === undefined) this.fullRescan = true; else this.dirty.add(dir);
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.scanning) { this.rescanPending = true; return; }
-      this.scan();
+      this.rescan();
     }, RESCAN_DELAY_MS);
+  }
+
+  private rescan(): void {
+    const dirs = [...this.dirty].sort();
+    const full = this.fullRescan;
+    this.dirty.clear();
+    this.fullRescan = false;
+    if (full) this.scan(); else this.scanDirs(dirs);
+  }
+
+  /**
+   * Rescan only directories that had events: their files (changed ones re-read), subdirectories that appeared
+   * (read whole and watched) and ones that went (their files' objects deleted). With thousands of files this is
+   * what keeps a one-file edit from costing a walk and a stat of the whole tree.
+   */
+  private scanDirs(dirs: string[]): void {
+    this.scanning = true;
+    try {
+      for (const dir of dirs) {
+        let entries: fs.Dirent[];
+        try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { this.dropUnder(dir); continue; }
+        const files = new Set<string>();
+        const subdirs = new Set<string>();
+        for (const e of entries) {
+          if (e.name.startsWith('.')) continue;
+          const p = path.join(dir, e.name);
+          if (e.isDirectory()) {
+            subdirs.add(p);
+            if (this.watchers.has(p)) continue;
+            const inside: string[] = [];
+            this.listFiles(p, inside, new Set());
+            for (const f of inside.sort()) this.consider(f);
+          } else if (MANIFEST_EXT.has(path.extname(e.name))) {
+            files.add(p);
+            this.consider(p);
+          }
+        }
+        for (const file of [...this.files.keys()]) if (path.dirname(file) === dir && !files.has(file)) this.dropFile(file);
+        for (const w of [...this.watchers.keys()]) if (path.dirname(w) === dir && w !== dir && !subdirs.has(w)) this.dropUnder(w);
+      }
+    } finally {
+      this.scanning = false;
+      if (this.rescanPending) { this.rescanPending = false; this.scheduleRescan(undefined); }
+    }
+  }
+
+  /** Re-read one file if its size or mtime changed. */
+  private consider(file: string): void {
+    let st: fs.Stats;
+    try { st = fs.statSync(file); } catch { return; }
+    const prev = this.files.get(file);
+    if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) return;
+    let text: string;
+    try { text = fs.readFileSync(file, 'utf8'); } catch { return; }
+    this.loadFile(file, text, st, prev);
+  }
+
+  private dropFile(file: string): void {
+    const state = this.files.get(file);
+    if (!state) return;
+    for (const key of state.keys.values()) this.opts.store.delete(key, file);
+    this.files.delete(file);
+  }
+
+  /** A directory went away: forget its files and stop watching it and everything under it. */
+  private dropUnder(dir: string): void {
+    const prefix = dir + path.sep;
+    for (const file of [...this.files.keys()]) if (file.startsWith(prefix)) this.dropFile(file);
+    for (const [d, w] of [...this.watchers]) {
+      if (d === dir || d.startsWith(prefix)) { w.close(); this.watchers.delete(d); }
+    }
   }
 
   private listFiles(dir: string, out: string[], dirs: Set<string>): void {
@@ -97,22 +174,12 @@ export class FileSource {
       for (const [dir, w] of this.watchers) if (!dirs.has(dir)) { w.close(); this.watchers.delete(dir); }
       for (const file of all.sort()) {
         seen.add(file);
-        let st: fs.Stats;
-        try { st = fs.statSync(file); } catch { continue; }
-        const prev = this.files.get(file);
-        if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) continue;
-        let text: string;
-        try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
-        this.loadFile(file, text, st, prev);
+        this.consider(file);
       }
-      for (const [file, state] of this.files) {
-        if (seen.has(file)) continue;
-        for (const key of state.keys.values()) this.opts.store.delete(key, file);
-        this.files.delete(file);
-      }
+      for (const file of [...this.files.keys()]) if (!seen.has(file)) this.dropFile(file);
     } finally {
       this.scanning = false;
-      if (this.rescanPending) { this.rescanPending = false; this.scheduleRescan(); }
+      if (this.rescanPending) { this.rescanPending = false; this.scheduleRescan(undefined); }
     }
   }
 
