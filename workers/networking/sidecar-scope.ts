@@ -118,22 +118,58 @@ function ingressListeners(spec: any): IngressListener[] {
 function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: readonly EgressHost[]): Set<string> {
   const admitted = new Set<string>();
   for (const svc of visible) if (egressAdmits(egress, svc.namespace, svc.hostname)) admitted.add(svc.hostname);
-  for (const vs of ctx.data.virtualServices) {
+  for (const { vs, hosts, destinations } of qualifiedVirtualServices(ctx)) {
     if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
-    const hosts = ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace));
     const seen = (h: string): boolean => (h.includes('*') ? [...admitted].some((a) => hostMatches(h, a)) : admitted.has(h));
     if (!hosts.some((h) => egressAdmits(egress, vs.namespace, h) || seen(h))) continue;
-    for (const http of (vs.spec.http ?? []) as any[]) {
-      for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
-        if (d?.destination?.host) admitted.add(ctx.qualify(d.destination.host, vs.namespace));
-      }
-    }
+    for (const d of destinations) admitted.add(d);
   }
   return admitted;
 }
 
+/** Each VirtualService's qualified hosts and HTTP destinations, once per VirtualService list (not per namespace). */
+interface QualifiedVs { vs: ConfigEntry; hosts: string[]; destinations: string[] }
+const qualifiedMemo = new WeakMap<object, QualifiedVs[]>();
+function qualifiedVirtualServices(ctx: PushContext): QualifiedVs[] {
+  let q = qualifiedMemo.get(ctx.data.virtualServices);
+  if (!q) {
+    q = ctx.data.virtualServices.map((vs) => {
+      const destinations: string[] = [];
+      for (const http of (vs.spec.http ?? []) as any[]) {
+        for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
+          if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
+        }
+      }
+      return { vs, hosts: ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)), destinations };
+    });
+    qualifiedMemo.set(ctx.data.virtualServices, q);
+  }
+  return q;
+}
+
+/**
+ * Services visible from a namespace. A rebuild after a change that left every Service alone yields the very same
+ * Service objects (they are memoised on the stored objects), so the lists survive it: checked by identity.
+ */
+let lastServices: readonly Service[] | undefined;
+let lastDomain = '';
+let visibleByNs = new Map<string, Service[]>();
+function visibleIn(ctx: PushContext, namespace: string): Service[] {
+  const svcs = ctx.services;
+  if (svcs !== lastServices) {
+    const prev = lastServices;
+    const same = prev !== undefined && prev.length === svcs.length && lastDomain === ctx.data.mesh.domainSuffix && svcs.every((s, i) => s === prev[i]);
+    if (!same) visibleByNs = new Map();
+    lastServices = svcs;
+    lastDomain = ctx.data.mesh.domainSuffix;
+  }
+  let v = visibleByNs.get(namespace);
+  if (!v) { v = svcs.filter((svc) => visibleTo(svc, namespace)); visibleByNs.set(namespace, v); }
+  return v;
+}
+
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
-  const visible = ctx.services.filter((svc) => visibleTo(svc, scope.namespace));
+  const visible = visibleIn(ctx, scope.namespace);
   const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
   const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
   const open = { services: visible, catchAllServices: visible, egressListeners: [], ingress: [], listenersKey: '' };
