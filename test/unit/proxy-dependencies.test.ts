@@ -1,0 +1,162 @@
+/**
+ * ProxyNeedsPush soundness: whenever the dependency check (src/push/proxy-dependencies.ts) lets a proxy skip a full
+ * push, every resource that proxy would get from the new PushContext must be byte-for-byte what it got from the old
+ * one. Checked for each kind of change the check reasons about, for sidecars inside and outside Sidecar isolation,
+ * plus the expected verdicts (so the check is not vacuously "everyone").
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigStore } from '../../src/config/store.js';
+import { parseManifests } from '../../src/sources/file/parse.js';
+import { buildPushContextData } from '../../src/model/build-push-context.js';
+import { PushContext } from '../../src/model/push-context.js';
+import { parseProxy } from '../../src/model/proxy.js';
+import { scopeFor } from '../../src/model/scope.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
+import { buildResource, planResources } from '../../workers/networking/generator.js';
+import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
+
+const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
+
+function ctxOf(docs: Record<string, string>): PushContext {
+  const store = new ConfigStore();
+  for (const [file, text] of Object.entries(docs)) {
+    const parsed = parseManifests(file, text);
+    assert.deepEqual(parsed.errors ?? [], [], `${file} parses`);
+    for (const d of parsed.docs) store.upsert(d.resource, file);
+  }
+  return new PushContext(buildPushContextData(store, MESH, 'v1', 'Kubernetes'));
+}
+
+function svc(name: string, ns: string, ip: string, ports = [9080]): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  clusterIP: 10.0.${ip}
+  selector: {app: ${name}}
+  ports: [${ports.map((p) => `{name: http-${p}, port: ${p}}`).join(', ')}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ${name}-0, namespace: ${ns}, labels: {app: ${name}, version: v1}}
+spec: {containers: [{name: c, image: i}]}
+status: {phase: Running, podIP: 10.1.${ip}}
+`;
+}
+
+const sidecar = (ns: string, hosts: string[]): string => `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: ${ns}}
+spec:
+  egress: [{hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]}]
+`;
+
+const vs = (name: string, ns: string, host: string, header: string, extra = ''): string => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  hosts: [${host}]
+${extra}  http:
+  - match: [{headers: {x-h: {exact: ${header}}}}]
+    route: [{destination: {host: ${host}}}]
+  - route: [{destination: {host: ${host}}}]
+`;
+
+const BASE: Record<string, string> = {
+  'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1'), svc('gamma', 'ns-c', '3.1')].join('---\n'),
+  'sidecar-a.yaml': sidecar('ns-a', ['./*']),
+  'sidecar-b.yaml': sidecar('ns-b', ['./*']),
+  'vs-alpha.yaml': vs('alpha', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'one'),
+};
+
+const PROXIES = [
+  parseProxy('sidecar~10.1.1.1~alpha-0.ns-a~ns-a.svc.cluster.local', { NAMESPACE: 'ns-a', LABELS: { app: 'alpha', version: 'v1' } }),
+  parseProxy('sidecar~10.1.2.1~beta-0.ns-b~ns-b.svc.cluster.local', { NAMESPACE: 'ns-b', LABELS: { app: 'beta', version: 'v1' } }),
+  parseProxy('sidecar~10.1.3.1~gamma-0.ns-c~ns-c.svc.cluster.local', { NAMESPACE: 'ns-c', LABELS: { app: 'gamma', version: 'v1' } }),
+];
+
+/** Everything a proxy receives (all four types, wildcard), as JSON per resource. */
+function configOf(ctx: PushContext, proxyIndex: number): Map<string, string> {
+  const scope = scopeFor(PROXIES[proxyIndex]!, ctx);
+  const out = new Map<string, string>();
+  for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) {
+    for (const item of planResources(ctx, scope, type)) {
+      out.set(`${type} ${item.name}`, JSON.stringify(buildResource(ctx, scope, type, item.name) ?? null));
+    }
+  }
+  return out;
+}
+
+interface Case { name: string; key: string; files: Record<string, string | undefined>; affected: boolean[] }
+
+const CASES: Case[] = [
+  { name: 'VirtualService edited in ns-a', key: 'VirtualService/ns-a/alpha',
+    files: { 'vs-alpha.yaml': vs('alpha', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'two') }, affected: [true, false, true] },
+  { name: 'VirtualService exported only to its namespace (was everywhere)', key: 'VirtualService/ns-a/alpha',
+    files: { 'vs-alpha.yaml': vs('alpha', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'one', '  exportTo: ["."]\n') }, affected: [true, false, true] },
+  { name: 'VirtualService deleted', key: 'VirtualService/ns-a/alpha', files: { 'vs-alpha.yaml': undefined }, affected: [true, false, true] },
+  { name: 'VirtualService bound only to a gateway', key: 'VirtualService/ns-a/gw',
+    files: { 'vs-gw.yaml': vs('gw', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'g', '  gateways: [ns-a/gw]\n') }, affected: [false, false, false] },
+  // ns-a's egress `./*` imports every VirtualService of ns-a whatever its host, and with it its destinations.
+  { name: 'VirtualService in ns-a for ns-b\'s host', key: 'VirtualService/ns-a/beta-from-a',
+    files: { 'vs-b.yaml': vs('beta-from-a', 'ns-a', 'beta.ns-b.svc.cluster.local', 'b') }, affected: [true, true, true] },
+  { name: 'VirtualService in ns-c for ns-b\'s host', key: 'VirtualService/ns-c/beta-from-c',
+    files: { 'vs-c.yaml': vs('beta-from-c', 'ns-c', 'beta.ns-b.svc.cluster.local', 'c') }, affected: [false, true, true] },
+  { name: 'DestinationRule with a subset for alpha', key: 'DestinationRule/ns-a/alpha',
+    files: { 'dr.yaml': `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: alpha, namespace: ns-a}
+spec:
+  host: alpha
+  subsets: [{name: v1, labels: {version: v1}}]
+` }, affected: [true, false, true] },
+  { name: 'Service beta gains a port', key: 'Service/ns-b/beta',
+    files: { 'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [9080, 9090]), svc('gamma', 'ns-c', '3.1')].join('---\n') }, affected: [false, true, true] },
+  { name: 'ns-b\'s Sidecar imports ns-a', key: 'Sidecar/ns-b/default',
+    files: { 'sidecar-b.yaml': sidecar('ns-b', ['./*', 'ns-a/*']) }, affected: [false, true, false] },
+  { name: 'AuthorizationPolicy in ns-a', key: 'AuthorizationPolicy/ns-a/deny',
+    files: { 'ap.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: ns-a}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: [/admin]}}]}]
+` }, affected: [true, false, false] },
+  { name: 'AuthorizationPolicy in the root namespace', key: 'AuthorizationPolicy/istio-system/deny',
+    files: { 'ap-root.yaml': `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: istio-system}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: [/admin]}}]}]
+` }, affected: [true, true, true] },
+];
+
+for (const c of CASES) {
+  test(`ProxyNeedsPush: ${c.name}`, () => {
+    const oldCtx = ctxOf(BASE);
+    const next = { ...BASE };
+    for (const [f, text] of Object.entries(c.files)) { if (text === undefined) delete next[f]; else next[f] = text; }
+    const newCtx = ctxOf(next);
+    const deps = new ProxyDependencies(oldCtx, newCtx, [c.key]);
+    assert.equal(deps.all, false, 'a change the check reasons about');
+    const verdicts = PROXIES.map((p) => deps.affects(scopeFor(p, oldCtx), scopeFor(p, newCtx)));
+    assert.deepEqual(verdicts, c.affected, 'affected proxies (ns-a, ns-b, ns-c without a Sidecar)');
+    for (let i = 0; i < PROXIES.length; i++) {
+      if (verdicts[i]) continue;
+      // Skipped: what the new context would give this proxy must be exactly what it has.
+      assert.deepEqual(configOf(newCtx, i), configOf(oldCtx, i), `${PROXIES[i]!.id} skipped but its config changed`);
+    }
+  });
+}
+
+test('ProxyNeedsPush: kinds it does not reason about push to everyone', () => {
+  const ctx = ctxOf(BASE);
+  for (const key of ['ServiceEntry/ns-a/ext', 'PeerAuthentication/ns-a/default', 'Gateway/ns-a/gw', 'Namespace//ns-a', 'MeshConfig//mesh']) {
+    assert.equal(new ProxyDependencies(ctx, ctx, [key]).all, true, key);
+  }
+  // Endpoint kinds alone leave nothing for the config check: the request means "all" (the engine's EDS path decides).
+  assert.equal(new ProxyDependencies(ctx, ctx, ['EndpointSlice/ns-a/alpha-1']).all, true);
+  assert.equal(new ProxyDependencies(ctx, ctx, ['EndpointSlice/ns-a/alpha-1', 'VirtualService/ns-a/alpha']).all, false);
+});
