@@ -48,6 +48,22 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
     services: reg.services,
     endpoints: reg.endpoints,
     endpointVersions,
+    ...buildConfigLists(store, mesh),
+    workloads: reg.workloads,
+  };
+}
+
+/** Istio kinds that never reach the service registry: a change to only these can keep the registry part. */
+export const CONFIG_ONLY_KINDS: ReadonlySet<string> = new Set([
+  Kind.VirtualService, Kind.DestinationRule, Kind.Gateway, Kind.Sidecar,
+  Kind.PeerAuthentication, Kind.AuthorizationPolicy, Kind.RequestAuthentication,
+]);
+
+type ConfigLists = Pick<PushContextData, 'virtualServices' | 'destinationRules' | 'gateways' | 'sidecars' | 'peerAuthentications' | 'authorizationPolicies' | 'requestAuthentications'>;
+
+/** The Istio config part of a PushContext (everything but services, endpoints and workloads). */
+export function buildConfigLists(store: ConfigStore, mesh: MeshSettings): ConfigLists {
+  return {
     virtualServices: withDefaultExportTo(entries(store, Kind.VirtualService), mesh.defaultVirtualServiceExportTo),
     destinationRules: withDefaultExportTo(entries(store, Kind.DestinationRule), mesh.defaultDestinationRuleExportTo),
     gateways: entries(store, Kind.Gateway),
@@ -55,6 +71,5 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
     peerAuthentications: entries(store, Kind.PeerAuthentication),
     authorizationPolicies: entries(store, Kind.AuthorizationPolicy),
     requestAuthentications: entries(store, Kind.RequestAuthentication),
-    workloads: reg.workloads,
   };
 }

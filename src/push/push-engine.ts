@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../config/store.js';
 import { PushContext, type MeshSettings, type PushContextData } from '../model/push-context.js';
-import { buildPushContextData } from '../model/build-push-context.js';
+import { buildConfigLists, buildPushContextData, CONFIG_ONLY_KINDS } from '../model/build-push-context.js';
 import type { ClusterRegistrySet } from '../model/registry/aggregate.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
 import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
@@ -185,11 +185,20 @@ export class PushEngine {
   /** A new mesh config: the next rebuild uses it (the caller requests the full push it needs). */
   setMesh(mesh: MeshSettings): void { this.opts.mesh = mesh; }
 
-  /** Build a new PushContext from the store (istiod's initPushContext). */
-  rebuild(): PushContext {
+  /**
+   * Build a new PushContext from the store (istiod's initPushContext). When every changed config is an Istio kind
+   * that never reaches the service registry (`configsUpdated`, same mesh settings), services, endpoints and
+   * workloads are taken from the current context instead of rebuilding and re-hashing the whole registry.
+   */
+  rebuild(configsUpdated?: Iterable<string>): PushContext {
     const t0 = performance.now();
     this.configSeq++;
-    this.install(buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId, this.opts.clusters));
+    const keys = configsUpdated ? [...configsUpdated] : [];
+    const configOnly = this.ctx !== undefined && this.ctx.data.mesh === this.opts.mesh && keys.length > 0 &&
+      keys.every((k) => CONFIG_ONLY_KINDS.has(k.slice(0, k.indexOf('/'))));
+    this.install(configOnly
+      ? { ...this.ctx.data, ...buildConfigLists(this.opts.store, this.opts.mesh), version: this.nextVersion() }
+      : buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId, this.opts.clusters));
     this.stats.pushContextInitMs = performance.now() - t0;
     this.opts.metrics?.pushContextInit(this.stats.pushContextInitMs);
     return this.ctx;
@@ -384,7 +393,7 @@ export class PushEngine {
       }
     }
     const oldCtx = this.ctx;
-    if (full) this.rebuild();
+    if (full) this.rebuild(req.configsUpdated);
     const info: PushInfo = { pushVersion: this.ctx.version, full, start: req.start };
     // A full push goes only to proxies the changed configs can affect; endpoint changes merged into the same
     // request still reach every proxy watching them (as EDS).

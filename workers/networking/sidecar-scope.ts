@@ -79,14 +79,16 @@ function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname:
  * Scopes depend only on services, VirtualServices, Sidecars and mesh settings. An endpoint-only push installs a new
  * PushContext that keeps those very arrays, so the memo is keyed on them (not on the context) and survives it.
  */
-interface ScopeMemo { vs: unknown; sidecars: unknown; mesh: unknown; byKey: Map<string, SidecarScope> }
+// Keyed on the VirtualService list, which every rebuild replaces (a config-only rebuild keeps the services array,
+// so keying on that would make the old and the new context evict each other while a push compares them).
+interface ScopeMemo { services: unknown; sidecars: unknown; mesh: unknown; byKey: Map<string, SidecarScope> }
 const memo = new WeakMap<object, ScopeMemo>();
 
 export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const d = ctx.data;
-  let m = memo.get(d.services);
-  if (!m || m.vs !== d.virtualServices || m.sidecars !== d.sidecars || m.mesh !== d.mesh) {
-    memo.set(d.services, (m = { vs: d.virtualServices, sidecars: d.sidecars, mesh: d.mesh, byKey: new Map() }));
+  let m = memo.get(d.virtualServices);
+  if (!m || m.services !== d.services || m.sidecars !== d.sidecars || m.mesh !== d.mesh) {
+    memo.set(d.virtualServices, (m = { services: d.services, sidecars: d.sidecars, mesh: d.mesh, byKey: new Map() }));
   }
   const perCtx = m.byKey;
   const key = `${scope.namespace}|${scope.sidecar ?? ''}`;
