@@ -25,6 +25,11 @@ export function keyString(k: ConfigKey): string {
   return `${k.kind}/${k.namespace}/${k.name}`;
 }
 
+/** The kind of a key made by keyString (push requests carry keys as strings). */
+export function kindOfKey(ks: string): string {
+  return ks.slice(0, ks.indexOf('/'));
+}
+
 export function keyOf(r: KubeResource): ConfigKey {
   return {
     kind: r.kind,

@@ -3,10 +3,10 @@
  * PushRequests into pushes, and computes each proxy's responses through the resource cache and the generation
  * pool. Proxies with the same scope share one computation per (push version, type, requested names).
  *
- * istiod's push decision, here: a full push rebuilds the PushContext and offers every type to every proxy (each
- * connection sends only what changed for it); an endpoint-only request skips the rebuild, swaps in new endpoints,
- * and offers EDS only to proxies that watch a changed service (incremental EDS); a request that changes nothing a
- * proxy can observe pushes nothing.
+ * istiod's push decision, here: a full push rebuilds the PushContext and offers every type to the proxies the
+ * changed configs can affect (src/push/proxy-dependencies.ts; each connection sends only what changed for it); an
+ * endpoint-only request skips the rebuild, swaps in new endpoints, and offers EDS only to proxies that watch a
+ * changed service (incremental EDS); a request that changes nothing a proxy can observe pushes nothing.
  */
 import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../config/store.js';
@@ -27,6 +27,7 @@ import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
 import { ProxyDependencies } from './proxy-dependencies.js';
 import { ENDPOINT_KINDS } from '../config/kinds.js';
+import { kindOfKey } from '../config/store.js';
 import type { PushRequest } from './debounce.js';
 import type { Logger } from '../log/logger.js';
 import type { XdsMetrics } from '../monitoring/metrics.js';
@@ -103,6 +104,16 @@ const hostsMemo = new WeakMap<ComputedResponse, Set<string>>();
 
 function digest(parts: readonly string[]): string {
   return createHash('sha1').update(parts.join('\n')).digest('base64url').slice(0, 16);
+}
+
+/** Services whose endpoints differ between two contexts, and (when asked) whether the workload registry moved. */
+function endpointChanges(old: PushContextData, fresh: PushContextData, compareWorkloads: boolean): { changedHosts: Set<string>; workloadsChanged: boolean } {
+  const changedHosts = new Set<string>();
+  const a = old.endpointVersions, b = fresh.endpointVersions;
+  for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
+  const workloadsChanged = compareWorkloads && old.workloads !== fresh.workloads &&
+    JSON.stringify(old.workloads) !== JSON.stringify(fresh.workloads);
+  return { changedHosts, workloadsChanged };
 }
 
 /** A proxy's scope; `key` groups proxies for every type, `outboundKey` (inbound ports left out) for EDS and RDS. */
@@ -195,7 +206,7 @@ export class PushEngine {
     this.configSeq++;
     const keys = configsUpdated ? [...configsUpdated] : [];
     const configOnly = this.ctx !== undefined && this.ctx.data.mesh === this.opts.mesh && keys.length > 0 &&
-      keys.every((k) => CONFIG_ONLY_KINDS.has(k.slice(0, k.indexOf('/'))));
+      keys.every((k) => CONFIG_ONLY_KINDS.has(kindOfKey(k)));
     this.install(configOnly
       ? { ...this.ctx.data, ...buildConfigLists(this.opts.store, this.opts.mesh), version: this.nextVersion() }
       : buildPushContextData(this.opts.store, this.opts.mesh, this.nextVersion(), this.opts.clusterId, this.opts.clusters));
@@ -214,11 +225,7 @@ export class PushEngine {
     const servicesChanged = fresh.services.length !== old.services.length ||
       fresh.services.some((s, i) => s.version !== old.services[i]!.version);
     if (servicesChanged) throw new Error('services changed in an endpoint-only push');
-    const changedHosts = new Set<string>();
-    for (const h of new Set([...Object.keys(fresh.endpointVersions), ...Object.keys(old.endpointVersions)])) {
-      if (fresh.endpointVersions[h] !== old.endpointVersions[h]) changedHosts.add(h);
-    }
-    const workloadsChanged = JSON.stringify(fresh.workloads) !== JSON.stringify(old.workloads);
+    const { changedHosts, workloadsChanged } = endpointChanges(old, fresh, true);
     if (changedHosts.size === 0 && !workloadsChanged) return { changedHosts, workloadsChanged };
     this.install({ ...old, endpoints: fresh.endpoints, endpointVersions: fresh.endpointVersions, workloads: fresh.workloads, version: this.nextVersion() });
     return { changedHosts, workloadsChanged };
@@ -402,12 +409,9 @@ export class PushEngine {
       deps = new ProxyDependencies(oldCtx, this.ctx, req.configsUpdated);
       if (deps.all) deps = undefined;
       else {
-        changedHosts = new Set();
-        const a = oldCtx.data.endpointVersions, b = this.ctx.data.endpointVersions;
-        for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
-        if ([...req.configsUpdated].some((k) => ENDPOINT_KINDS.has(k.slice(0, k.indexOf('/'))))) {
-          workloadsChanged = JSON.stringify(oldCtx.data.workloads) !== JSON.stringify(this.ctx.data.workloads);
-        }
+        // Workloads only move with endpoint kinds; without them the (costly) comparison is skipped.
+        const withEndpoints = [...req.configsUpdated].some((k) => ENDPOINT_KINDS.has(kindOfKey(k)));
+        ({ changedHosts, workloadsChanged } = endpointChanges(oldCtx.data, this.ctx.data, withEndpoints));
       }
     }
 

@@ -78,9 +78,9 @@ function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname:
 /**
  * Scopes depend only on services, VirtualServices, Sidecars and mesh settings. An endpoint-only push installs a new
  * PushContext that keeps those very arrays, so the memo is keyed on them (not on the context) and survives it.
+ * The key is the VirtualService list, which every rebuild replaces: a config-only rebuild keeps the services array,
+ * and keying on that would make the old and the new context evict each other while a push compares them.
  */
-// Keyed on the VirtualService list, which every rebuild replaces (a config-only rebuild keeps the services array,
-// so keying on that would make the old and the new context evict each other while a push compares them).
 interface ScopeMemo { services: unknown; sidecars: unknown; mesh: unknown; byKey: Map<string, SidecarScope> }
 const memo = new WeakMap<object, ScopeMemo>();
 
