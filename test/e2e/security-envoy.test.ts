@@ -13,10 +13,10 @@ import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
-import { startEnvoy, rejectedResources, type EnvoyHandle } from '../helpers/envoy.js';
+import { startEnvoy, rejectedResources, type EnvoyHandle, xdsTlsFrom } from '../helpers/envoy.js';
 import { freePort } from '../helpers/ports.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
-import { WorkloadCertFiles, ISTIOD_SAN } from '../../src/security/workload-agent.js';
+import { WorkloadCertFiles } from '../../src/security/workload-agent.js';
 
 const SLEEP_ID = 'spiffe://cluster.local/ns/default/sa/sleep';
 let mesh: TestMesh;
@@ -118,7 +118,7 @@ before(async () => {
   await agent.start();
   envoy = await startEnvoy({
     xdsPort: mesh.server.secureXdsPort,
-    xdsTls: { certChainFile: agent.files.certChain, keyFile: agent.files.key, caFile: agent.files.root, serverName: ISTIOD_SAN },
+    xdsTls: xdsTlsFrom(agent.files),
     nodeId: 'sidecar~127.0.0.1~sleep-0.default~default.svc.cluster.local',
     metadata: { INTERCEPTION_MODE: 'NONE', NAMESPACE: 'default', ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });
@@ -188,7 +188,7 @@ spec:
   await echoAgent.start();
   const sidecar = await startEnvoy({
     xdsPort: mesh.server.secureXdsPort,
-    xdsTls: { certChainFile: echoAgent.files.certChain, keyFile: echoAgent.files.key, caFile: echoAgent.files.root, serverName: ISTIOD_SAN },
+    xdsTls: xdsTlsFrom(echoAgent.files),
     nodeId: 'sidecar~127.0.0.1~echo-0.default~default.svc.cluster.local',
     metadata: { NAMESPACE: 'default', LABELS: { app: 'echo' }, ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });
@@ -217,7 +217,7 @@ test('SDS on a delta xDS stream: an Envoy with DELTA_GRPC gets its secrets and c
   const deltaEnvoy = await startEnvoy({
     xdsPort: mesh.server.secureXdsPort,
     adsApiType: 'DELTA_GRPC',
-    xdsTls: { certChainFile: agent.files.certChain, keyFile: agent.files.key, caFile: agent.files.root, serverName: ISTIOD_SAN },
+    xdsTls: xdsTlsFrom(agent.files),
     nodeId: 'sidecar~127.0.0.1~sleep-1.default~default.svc.cluster.local',
     metadata: { INTERCEPTION_MODE: 'NONE', NAMESPACE: 'default', ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });

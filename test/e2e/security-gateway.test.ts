@@ -12,10 +12,10 @@ import path from 'node:path';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
-import { startEnvoy, rejectedResources, type EnvoyHandle } from '../helpers/envoy.js';
+import { startEnvoy, rejectedResources, type EnvoyHandle, xdsTlsFrom } from '../helpers/envoy.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
 import { freePort } from '../helpers/ports.js';
-import { WorkloadCertFiles, ISTIOD_SAN } from '../../src/security/workload-agent.js';
+import { WorkloadCertFiles } from '../../src/security/workload-agent.js';
 import type { CertificateAuthority } from '../../src/security/ca.js';
 
 const HOST = 'secure.example.test';
@@ -133,7 +133,7 @@ spec:
   await agent.start();
   gw = await startEnvoy({
     xdsPort: mesh.server.secureXdsPort,
-    xdsTls: { certChainFile: agent.files.certChain, keyFile: agent.files.key, caFile: agent.files.root, serverName: ISTIOD_SAN },
+    xdsTls: xdsTlsFrom(agent.files),
     nodeId: 'router~127.0.0.1~ingress-0.istio-system~istio-system.svc.cluster.local',
     metadata: { NAMESPACE: 'istio-system', LABELS: { istio: 'ingressgateway' }, ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });

@@ -19,11 +19,11 @@ import path from 'node:path';
 import https from 'node:https';
 import net from 'node:net';
 import { startMeshpilot, type TestMesh } from '../helpers/meshpilot.js';
-import { startEnvoy, rejectedResources, rejectedUpdateStats, type EnvoyHandle } from '../helpers/envoy.js';
+import { startEnvoy, rejectedResources, rejectedUpdateStats, type EnvoyHandle, xdsTlsFrom } from '../helpers/envoy.js';
 import { freePort } from '../helpers/ports.js';
 import { httpGet, until, type Reply } from '../helpers/http-probe.js';
 import { startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
-import { WorkloadCertFiles, ISTIOD_SAN } from '../../src/security/workload-agent.js';
+import { WorkloadCertFiles } from '../../src/security/workload-agent.js';
 
 const HOST = 'server.default.svc.cluster.local';
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/server';
@@ -106,7 +106,7 @@ async function sidecar(name: string, sa: string, token: string): Promise<EnvoyHa
   await agent.start();
   return startEnvoy({
     xdsPort: mesh.server.secureXdsPort,
-    xdsTls: { certChainFile: agent.files.certChain, keyFile: agent.files.key, caFile: agent.files.root, serverName: ISTIOD_SAN },
+    xdsTls: xdsTlsFrom(agent.files),
     nodeId: `sidecar~127.0.0.1~${name}-0.default~default.svc.cluster.local`,
     metadata: { INTERCEPTION_MODE: 'NONE', NAMESPACE: 'default', LABELS: { app: name }, ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes' },
   });

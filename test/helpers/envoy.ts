@@ -9,6 +9,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ISTIOD_SAN, type CertFiles } from "../../src/security/workload-agent.js";
 
 // ---------------------------------------------------------------------------
 // Locations
@@ -37,6 +38,11 @@ const VENV_PYTHON = path.join(PROJECT_ROOT, ".peers", "venv", "bin", "python");
 // ---------------------------------------------------------------------------
 // Public API
 // ---------------------------------------------------------------------------
+
+/** ADS over meshpilot's secure port with a workload agent's certificate files, expecting istiod's SAN. */
+export function xdsTlsFrom(files: CertFiles): NonNullable<EnvoyOptions["xdsTls"]> {
+  return { certChainFile: files.certChain, keyFile: files.key, caFile: files.root, serverName: ISTIOD_SAN };
+}
 
 export interface EnvoyOptions {
   xdsPort: number;
