@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMeshpilot, serviceYaml, type TestMesh } from '../helpers/meshpilot.js';
 import { AdsTestClient, type Response } from '../helpers/ads-client.js';
+import { egressSidecarYaml, headerRouteVsYaml } from '../helpers/istio-yaml.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 
 let mesh: TestMesh;
@@ -14,28 +15,9 @@ const clients: AdsTestClient[] = [];
 const ALPHA = 'alpha.ns-a.svc.cluster.local';
 const BETA = 'beta.ns-b.svc.cluster.local';
 
-function sidecar(ns: string, hosts: string[]): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: ${ns}}
-spec:
-  egress:
-  - hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]
-`;
-}
-
-function vs(name: string, ns: string, host: string, header: string, exportTo?: string[]): string {
-  return `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  hosts: [${host}]
-${exportTo ? `  exportTo: [${exportTo.map((e) => JSON.stringify(e)).join(', ')}]\n` : ''}  http:
-  - match: [{headers: {x-marker: {exact: ${header}}}}]
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
-}
+const sidecar = egressSidecarYaml;
+const vs = (name: string, ns: string, host: string, header: string, exportTo?: string[]): string =>
+  headerRouteVsYaml(name, ns, host, header, exportTo ? `  exportTo: [${exportTo.map((e) => JSON.stringify(e)).join(', ')}]\n` : '');
 
 before(async () => {
   mesh = await startMeshpilot({

@@ -15,6 +15,7 @@ import { scopeFor } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
+import { egressSidecarYaml, headerRouteVsYaml } from '../helpers/istio-yaml.js';
 
 const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
 
@@ -45,23 +46,8 @@ status: {phase: Running, podIP: 10.1.${ip}}
 `;
 }
 
-const sidecar = (ns: string, hosts: string[]): string => `apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: ${ns}}
-spec:
-  egress: [{hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]}]
-`;
-
-const vs = (name: string, ns: string, host: string, header: string, extra = ''): string => `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  hosts: [${host}]
-${extra}  http:
-  - match: [{headers: {x-h: {exact: ${header}}}}]
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
+const sidecar = egressSidecarYaml;
+const vs = headerRouteVsYaml;
 
 const BASE: Record<string, string> = {
   'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1'), svc('gamma', 'ns-c', '3.1')].join('---\n'),
