@@ -357,17 +357,13 @@ export class PushEngine {
 
   /** Inline generation cost per resource by type (ms, EWMA of measured inline batches). */
   private readonly inlineCost = new Map<string, number>();
-  readonly dispatch = { inline: 0, pool: 0 };
 
   /** Generate this batch on the main thread rather than in the pool? */
   private inline(typeUrl: string, n: number): boolean {
     const pool = this.opts.pool;
     if (pool.threads === 0) return false; // the inline pool is the main thread already
-    let r: boolean;
-    if (this.opts.inlineMax !== undefined) r = n <= this.opts.inlineMax;
-    else r = n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
-    if (r) this.dispatch.inline++; else this.dispatch.pool++;
-    return r;
+    if (this.opts.inlineMax !== undefined) return n <= this.opts.inlineMax;
+    return n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
   }
 
   private generateInline(ctx: PushContext, scope: ProxyScope, typeUrl: string, names: string[]): ReturnType<typeof generateResources> {
