@@ -203,7 +203,7 @@ export class MeshpilotServer {
       full: !ENDPOINT_KINDS.has(ev.key.kind),
       configsUpdated: new Set([keyString(ev.key)]),
       reasons: new Map([[ev.key.kind, 1]]),
-      start: performance.now(),
+      start: ev.observedAt ?? performance.now(),
       events: 1,
     };
     this.debouncer.enqueue(req);

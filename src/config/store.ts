@@ -19,7 +19,8 @@ export interface StoredConfig {
   hash: string;
 }
 
-export type ConfigEvent = { op: 'add' | 'update' | 'delete'; key: ConfigKey; source: string };
+/** `observedAt`: when the source first saw this change (performance.now()), if it knows better than the event's arrival. */
+export type ConfigEvent = { op: 'add' | 'update' | 'delete'; key: ConfigKey; source: string; observedAt?: number };
 
 export function keyString(k: ConfigKey): string {
   return `${k.kind}/${k.namespace}/${k.name}`;
@@ -44,9 +45,19 @@ export function contentHash(value: unknown): string {
 
 export class ConfigStore extends EventEmitter {
   private readonly byKind = new Map<string, Map<string, StoredConfig>>();
+  private readonly revisions = new Map<string, number>();
+
+  /** Moves whenever an object of this kind is added, changed or deleted (lets derived views skip unchanged kinds). */
+  revision(kind: string): number {
+    return this.revisions.get(kind) ?? 0;
+  }
+
+  private bump(kind: string): void {
+    this.revisions.set(kind, this.revision(kind) + 1);
+  }
 
   /** Insert or replace. Returns false when the content is unchanged (no event). */
-  upsert(resource: KubeResource, source: string): boolean {
+  upsert(resource: KubeResource, source: string, observedAt?: number): boolean {
     const key = keyOf(resource);
     const ks = keyString(key);
     let m = this.byKind.get(key.kind);
@@ -55,17 +66,19 @@ export class ConfigStore extends EventEmitter {
     const prev = m.get(ks);
     if (prev && prev.hash === hash && prev.source === source) return false;
     m.set(ks, { key, resource, source, hash });
-    this.emit('change', { op: prev ? 'update' : 'add', key, source } satisfies ConfigEvent);
+    this.bump(key.kind);
+    this.emit('change', { op: prev ? 'update' : 'add', key, source, observedAt } satisfies ConfigEvent);
     return true;
   }
 
-  delete(key: ConfigKey, source?: string): boolean {
+  delete(key: ConfigKey, source?: string, observedAt?: number): boolean {
     const m = this.byKind.get(key.kind);
     const ks = keyString(key);
     const prev = m?.get(ks);
     if (!prev || (source !== undefined && prev.source !== source)) return false;
     m!.delete(ks);
-    this.emit('change', { op: 'delete', key, source: prev.source } satisfies ConfigEvent);
+    this.bump(key.kind);
+    this.emit('change', { op: 'delete', key, source: prev.source, observedAt } satisfies ConfigEvent);
     return true;
   }
 

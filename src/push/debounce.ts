@@ -10,7 +10,11 @@ export interface PushRequest {
   configsUpdated: Set<string>;
   /** Why: kind → count (pilot_push_triggers). */
   reasons: Map<string, number>;
-  /** When the first event of this batch arrived (for pilot_debounce_time and convergence). */
+  /**
+   * When the first change of this batch was observed (performance.now() clock): the source's first notification
+   * (a file watcher's event, before the source's own coalescing), so the quiet period and convergence count from
+   * the change rather than from when the source finished reading it.
+   */
   start: number;
   /** Events merged into this request. */
   events: number;
@@ -47,10 +51,13 @@ export class Debouncer {
   enqueue(req: PushRequest): void {
     if (this.closed) return;
     this.pending = mergeRequests(this.pending, req);
-    this.lastEventAt = this.now();
+    const now = this.now();
+    // The quiet period runs from when the change was observed (a source that coalesces its own notifications
+    // reports the first one's time), never from the future.
+    this.lastEventAt = Math.max(this.lastEventAt, Math.min(now, req.start));
     // istiod: with EDS debounce disabled, endpoint-only changes skip the quiet period.
     if (this.opts.enableEdsDebounce === false && !this.pending.full) { this.schedule(0); return; }
-    if (!this.timer) this.schedule(this.opts.afterMs);
+    if (!this.timer) this.schedule(Math.max(0, this.opts.afterMs - (now - this.lastEventAt)));
   }
 
   private schedule(ms: number): void {

@@ -32,8 +32,10 @@ export class FileSource {
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private watching = false;
   private timer: NodeJS.Timeout | undefined;
-  private scanning = false;
-  private rescanPending = false;
+  /** When the first watcher event of the pending rescan arrived: the time the changes it finds were observed. */
+  private firstEventAt: number | undefined;
+  /** While a rescan runs: that time, passed on with every store change it makes. */
+  private observedAt: number | undefined;
   /** Directories with events since the last rescan; `fullRescan` when something needs the whole tree read. */
   private readonly dirty = new Set<string>();
   private fullRescan = false;
@@ -71,10 +73,11 @@ export class FileSource {
 
   private scheduleRescan(dir?: string): void {
     if (dir === undefined) this.fullRescan = true; else this.dirty.add(dir);
+    this.firstEventAt ??= performance.now();
     if (this.timer) clearTimeout(this.timer);
+    // Scans are synchronous, so a rescan never overlaps another.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.scanning) { this.rescanPending = true; return; }
       this.rescan();
     }, RESCAN_DELAY_MS);
   }
@@ -84,7 +87,13 @@ export class FileSource {
     const full = this.fullRescan;
     this.dirty.clear();
     this.fullRescan = false;
-    if (full) this.scan(); else this.scanDirs(dirs);
+    this.observedAt = this.firstEventAt;
+    this.firstEventAt = undefined;
+    try {
+      if (full) this.scan(); else this.scanDirs(dirs);
+    } finally {
+      this.observedAt = undefined;
+    }
   }
 
   /**
@@ -93,33 +102,27 @@ export class FileSource {
    * what keeps a one-file edit from costing a walk and a stat of the whole tree.
    */
   private scanDirs(dirs: string[]): void {
-    this.scanning = true;
-    try {
-      for (const dir of dirs) {
-        let entries: fs.Dirent[];
-        try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { this.dropUnder(dir); continue; }
-        const files = new Set<string>();
-        const subdirs = new Set<string>();
-        for (const e of entries) {
-          if (e.name.startsWith('.')) continue;
-          const p = path.join(dir, e.name);
-          if (e.isDirectory()) {
-            subdirs.add(p);
-            if (this.watchers.has(p)) continue;
-            const inside: string[] = [];
-            this.listFiles(p, inside, new Set());
-            for (const f of inside.sort()) this.consider(f);
-          } else if (MANIFEST_EXT.has(path.extname(e.name))) {
-            files.add(p);
-            this.consider(p);
-          }
+    for (const dir of dirs) {
+      let entries: fs.Dirent[];
+      try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { this.dropUnder(dir); continue; }
+      const files = new Set<string>();
+      const subdirs = new Set<string>();
+      for (const e of entries) {
+        if (e.name.startsWith('.')) continue;
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) {
+          subdirs.add(p);
+          if (this.watchers.has(p)) continue;
+          const inside: string[] = [];
+          this.listFiles(p, inside, new Set());
+          for (const f of inside.sort()) this.consider(f);
+        } else if (MANIFEST_EXT.has(path.extname(e.name))) {
+          files.add(p);
+          this.consider(p);
         }
-        for (const file of [...this.files.keys()]) if (path.dirname(file) === dir && !files.has(file)) this.dropFile(file);
-        for (const w of [...this.watchers.keys()]) if (path.dirname(w) === dir && w !== dir && !subdirs.has(w)) this.dropUnder(w);
       }
-    } finally {
-      this.scanning = false;
-      if (this.rescanPending) { this.rescanPending = false; this.scheduleRescan(undefined); }
+      for (const file of [...this.files.keys()]) if (path.dirname(file) === dir && !files.has(file)) this.dropFile(file);
+      for (const w of [...this.watchers.keys()]) if (path.dirname(w) === dir && w !== dir && !subdirs.has(w)) this.dropUnder(w);
     }
   }
 
@@ -137,7 +140,7 @@ export class FileSource {
   private dropFile(file: string): void {
     const state = this.files.get(file);
     if (!state) return;
-    for (const key of state.keys.values()) this.opts.store.delete(key, file);
+    for (const key of state.keys.values()) this.opts.store.delete(key, file, this.observedAt);
     this.files.delete(file);
   }
 
@@ -165,22 +168,16 @@ export class FileSource {
 
   /** Synchronous: a scan is one consistent step, and ConfigStore events come out in file order. */
   scan(): void {
-    this.scanning = true;
-    try {
-      const seen = new Set<string>();
-      const all: string[] = [];
-      const dirs = new Set<string>();
-      for (const dir of this.opts.dirs) this.listFiles(path.resolve(dir), all, dirs);
-      for (const [dir, w] of this.watchers) if (!dirs.has(dir)) { w.close(); this.watchers.delete(dir); }
-      for (const file of all.sort()) {
-        seen.add(file);
-        this.consider(file);
-      }
-      for (const file of [...this.files.keys()]) if (!seen.has(file)) this.dropFile(file);
-    } finally {
-      this.scanning = false;
-      if (this.rescanPending) { this.rescanPending = false; this.scheduleRescan(undefined); }
+    const seen = new Set<string>();
+    const all: string[] = [];
+    const dirs = new Set<string>();
+    for (const dir of this.opts.dirs) this.listFiles(path.resolve(dir), all, dirs);
+    for (const [dir, w] of this.watchers) if (!dirs.has(dir)) { w.close(); this.watchers.delete(dir); }
+    for (const file of all.sort()) {
+      seen.add(file);
+      this.consider(file);
     }
+    for (const file of [...this.files.keys()]) if (!seen.has(file)) this.dropFile(file);
   }
 
   private loadFile(file: string, text: string, st: fs.Stats, prev: FileState | undefined): void {
@@ -193,7 +190,7 @@ export class FileSource {
     for (const { resource } of parsed.docs) {
       const key = keyOf(resource);
       keys.set(keyString(key), key);
-      this.opts.store.upsert(resource, file);
+      this.opts.store.upsert(resource, file, this.observedAt);
     }
     // An invalid document keeps its object's last good state: do not delete what it replaced.
     for (const k of parsed.invalidKeys) {
@@ -202,7 +199,7 @@ export class FileSource {
       if (prev?.keys.has(ks)) keys.set(ks, key);
     }
     if (prev) {
-      for (const [ks, key] of prev.keys) if (!keys.has(ks)) this.opts.store.delete(key, file);
+      for (const [ks, key] of prev.keys) if (!keys.has(ks)) this.opts.store.delete(key, file, this.observedAt);
     }
     this.files.set(file, { mtimeMs: st.mtimeMs, size: st.size, keys });
   }
