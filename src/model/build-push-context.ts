@@ -25,6 +25,15 @@ function withDefaultExportTo(list: ConfigEntry[], exportTo: string[] | undefined
   return list.map((c) => (c.spec.exportTo?.length ? c : { ...c, spec: { ...c.spec, exportTo } }));
 }
 
+/** Endpoint lists are never mutated once built, and the registry hands back the same array for an unchanged host. */
+const endpointsVersions = new WeakMap<readonly unknown[], string>();
+
+function endpointsVersion(eps: readonly unknown[]): string {
+  let v = endpointsVersions.get(eps);
+  if (v === undefined) { v = contentHash(eps); endpointsVersions.set(eps, v); }
+  return v;
+}
+
 /** `clusters`: Kubernetes clusters whose registries join the main store's (services by hostname, endpoints per cluster). */
 export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string, clusters?: ClusterRegistrySet): PushContextData {
   const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
@@ -41,7 +50,7 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
     reg.services = reg.services.map((s) => (s.exportTo.length ? s : { ...s, exportTo: svcExport }));
   }
   const endpointVersions: Record<string, string> = {};
-  for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = contentHash(eps);
+  for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = endpointsVersion(eps);
   return {
     version,
     mesh,

@@ -143,11 +143,31 @@ function resolveTargetPort(sp: ServicePort, pod: PodInfo | undefined): number | 
   return sp.port;
 }
 
-export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clusterId: string, opts: KubeRegistryOptions = {}): KubeRegistryResult {
-  const services = store.list(Kind.Service).map((c) => toService(c, domainSuffix));
-  services.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
-  const byNsName = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+/** What one registry build derived from pods and nodes; reused while neither kind has changed in the store. */
+interface PodView {
+  podRev: number; nodeRev: number;
+  pods: Map<string, PodInfo>; podsByIp: Map<string, PodInfo>; nodes: Map<string, Record<string, string>>;
+  workloads: Workload[];
+  /** Identifies this view in the per-object memos below (a new view invalidates what was derived with the old). */
+  epoch: number;
+}
 
+/** Per store and build options: the pod view and, per host, the contributions its last endpoint list was sorted from. */
+interface RegistryMemo { view?: PodView; hosts: Map<string, { parts: Endpoint[][]; list: Endpoint[] }> }
+
+const registryMemos = new WeakMap<ConfigStore, Map<string, RegistryMemo>>();
+let nextEpoch = 1;
+/**
+ * The endpoints one EndpointSlice / Endpoints object contributes, valid for the service object, pod view and build
+ * options they were derived with. With them an endpoint change re-derives only the objects that changed, and every
+ * host whose contributions are all the same objects keeps its previous (sorted) list — the same array, so its
+ * version hash is not recomputed either (build-push-context.ts).
+ */
+const contributionMemo = new WeakMap<StoredConfig | Service, { svc: Service; epoch: number; opts: string; eps: Endpoint[] }>();
+
+function podView(store: ConfigStore, memo: RegistryMemo): PodView {
+  const podRev = store.revision(Kind.Pod), nodeRev = store.revision(NODE_KIND);
+  if (memo.view && memo.view.podRev === podRev && memo.view.nodeRev === nodeRev) return memo.view;
   const pods = new Map<string, PodInfo>(); // ns/name → pod
   const podsByIp = new Map<string, PodInfo>();
   for (const c of store.list(Kind.Pod)) {
@@ -156,13 +176,51 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     pods.set(`${p.namespace}/${p.name}`, p);
     podsByIp.set(p.ip, p);
   }
-
-  const endpoints: Record<string, Endpoint[]> = {};
-  const covered = new Set<string>();
-  const add = (svc: Service, ep: Endpoint): void => { (endpoints[svc.hostname] ??= []).push(ep); };
-
   const nodes = new Map<string, Record<string, string>>();
   for (const c of store.list(NODE_KIND)) nodes.set(c.key.name, c.resource.metadata.labels ?? {});
+  const workloads: Workload[] = [...pods.values()].map((p) => {
+    const l = podLocality(p.labels, undefined, nodes.get(p.nodeName ?? ''));
+    return {
+      name: p.name, namespace: p.namespace, ip: p.ip, labels: p.labels,
+      serviceAccount: p.sa, locality: [l.region, l.zone, l.subzone].join('/'),
+    };
+  });
+  memo.view = { podRev, nodeRev, pods, podsByIp, nodes, workloads, epoch: nextEpoch++ };
+  return memo.view;
+}
+
+const byHostname = (a: Service, b: Service): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0);
+const byAddressPort = (a: Endpoint, b: Endpoint): number => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1);
+
+export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clusterId: string, opts: KubeRegistryOptions = {}): KubeRegistryResult {
+  const services = store.list(Kind.Service).map((c) => toService(c, domainSuffix));
+  services.sort(byHostname);
+  const byNsName = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+
+  const optsKey = `${domainSuffix}|${clusterId}|${opts.network ?? ''}|${opts.kubernetes === true}`;
+  let memos = registryMemos.get(store);
+  if (!memos) registryMemos.set(store, (memos = new Map()));
+  let memo = memos.get(optsKey);
+  if (!memo) memos.set(optsKey, (memo = { hosts: new Map() }));
+  const { pods, podsByIp, nodes, workloads, epoch } = podView(store, memo);
+
+  /** Each host's contributions in derivation order (their concatenation, sorted, is its endpoint list). */
+  const parts = new Map<string, Endpoint[][]>();
+  const covered = new Set<string>();
+  const contribute = (svc: Service, eps: Endpoint[]): void => {
+    if (eps.length === 0) return;
+    const l = parts.get(svc.hostname);
+    if (l) l.push(eps); else parts.set(svc.hostname, [eps]);
+  };
+  /** Endpoints derived from `from` (an object, or a service for pod-derived ones), memoised as above. */
+  const derived = (from: StoredConfig | Service, svc: Service, derive: () => Endpoint[]): Endpoint[] => {
+    const m = contributionMemo.get(from);
+    if (m && m.svc === svc && m.epoch === epoch && m.opts === optsKey) return m.eps;
+    const eps = derive();
+    contributionMemo.set(from, { svc, epoch, opts: optsKey, eps });
+    return eps;
+  };
+
   const extraLabels: Record<string, string> | undefined = opts.kubernetes
     ? { [CLUSTER_LABEL]: clusterId, ...(opts.network ? { [NETWORK_LABEL]: opts.network } : {}) }
     : undefined;
@@ -185,7 +243,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
     if (!svc) continue;
     covered.add(svc.hostname);
-    for (const sp of svc.ports) add(svc, mkEndpoint(svc, sp, spec.externalName, sp.port, true, undefined));
+    contribute(svc, svc.ports.map((sp) => mkEndpoint(svc, sp, spec.externalName, sp.port, true, undefined)));
   }
 
   for (const c of store.list(Kind.EndpointSlice)) {
@@ -194,35 +252,43 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     const svc = svcName ? byNsName.get(`${c.key.namespace}/${svcName}`) : undefined;
     if (!svc) continue;
     covered.add(svc.hostname);
-    const slicePorts: any[] = r.ports ?? [];
-    for (const e of (r.endpoints ?? []) as any[]) {
-      const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
-      const healthy = sliceEndpointHealthy(e.conditions);
-      for (const address of (e.addresses ?? []) as string[]) {
-        for (const sp of svc.ports) {
-          const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
-          if (!slicePort) continue;
-          add(svc, mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone, e.nodeName));
+    contribute(svc, derived(c, svc, () => {
+      const eps: Endpoint[] = [];
+      const slicePorts: any[] = r.ports ?? [];
+      for (const e of (r.endpoints ?? []) as any[]) {
+        const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
+        const healthy = sliceEndpointHealthy(e.conditions);
+        for (const address of (e.addresses ?? []) as string[]) {
+          for (const sp of svc.ports) {
+            const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
+            if (!slicePort) continue;
+            eps.push(mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone, e.nodeName));
+          }
         }
       }
-    }
+      return eps;
+    }));
   }
 
   for (const c of store.list(Kind.Endpoints)) {
     const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
     if (!svc || covered.has(svc.hostname)) continue; // EndpointSlices win when both exist, as in istiod
-    for (const subset of ((c.resource as any).subsets ?? []) as any[]) {
-      const groups: Array<[any[], boolean]> = [[subset.addresses ?? [], true], [subset.notReadyAddresses ?? [], false]];
-      for (const [addrs, healthy] of groups) {
-        for (const a of addrs) {
-          const pod = a.targetRef?.kind === 'Pod' ? pods.get(`${a.targetRef.namespace ?? c.key.namespace}/${a.targetRef.name}`) : podsByIp.get(a.ip);
-          for (const sp of svc.ports) {
-            const ep = ((subset.ports ?? []) as any[]).find((p) => (p.name ?? '') === sp.name);
-            if (ep) add(svc, mkEndpoint(svc, sp, a.ip, ep.port, healthy, pod));
+    contribute(svc, derived(c, svc, () => {
+      const eps: Endpoint[] = [];
+      for (const subset of ((c.resource as any).subsets ?? []) as any[]) {
+        const groups: Array<[any[], boolean]> = [[subset.addresses ?? [], true], [subset.notReadyAddresses ?? [], false]];
+        for (const [addrs, healthy] of groups) {
+          for (const a of addrs) {
+            const pod = a.targetRef?.kind === 'Pod' ? pods.get(`${a.targetRef.namespace ?? c.key.namespace}/${a.targetRef.name}`) : podsByIp.get(a.ip);
+            for (const sp of svc.ports) {
+              const ep = ((subset.ports ?? []) as any[]).find((p) => (p.name ?? '') === sp.name);
+              if (ep) eps.push(mkEndpoint(svc, sp, a.ip, ep.port, healthy, pod));
+            }
           }
         }
       }
-    }
+      return eps;
+    }));
     covered.add(svc.hostname);
   }
 
@@ -230,26 +296,32 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
   // endpoints from matching running pods, as the Kubernetes endpoints controller would.
   for (const svc of opts.kubernetes ? [] : services) {
     if (covered.has(svc.hostname) || !svc.selector || Object.keys(svc.selector).length === 0) continue;
-    for (const pod of pods.values()) {
-      if (pod.namespace !== svc.namespace) continue;
-      if (!Object.entries(svc.selector).every(([k, v]) => pod.labels[k] === v)) continue;
-      for (const sp of svc.ports) {
-        const port = resolveTargetPort(sp, pod);
-        if (port !== undefined) add(svc, mkEndpoint(svc, sp, pod.ip, port, pod.ready, pod));
+    contribute(svc, derived(svc, svc, () => {
+      const eps: Endpoint[] = [];
+      for (const pod of pods.values()) {
+        if (pod.namespace !== svc.namespace) continue;
+        if (!Object.entries(svc.selector!).every(([k, v]) => pod.labels[k] === v)) continue;
+        for (const sp of svc.ports) {
+          const port = resolveTargetPort(sp, pod);
+          if (port !== undefined) eps.push(mkEndpoint(svc, sp, pod.ip, port, pod.ready, pod));
+        }
       }
-    }
+      return eps;
+    }));
   }
 
-  for (const list of Object.values(endpoints)) {
-    list.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  // Each host's list: its contributions concatenated and sorted (stable: ties keep derivation order); the previous
+  // list when every contribution is the same array as last time.
+  const endpoints: Record<string, Endpoint[]> = {};
+  const hosts = new Map<string, { parts: Endpoint[][]; list: Endpoint[] }>();
+  for (const [host, ps] of parts) {
+    const prev = memo.hosts.get(host);
+    let list: Endpoint[];
+    if (prev && prev.parts.length === ps.length && prev.parts.every((p, i) => p === ps[i])) list = prev.list;
+    else list = (ps.length === 1 ? [...ps[0]!] : ps.flat()).sort(byAddressPort);
+    endpoints[host] = list;
+    hosts.set(host, { parts: ps, list });
   }
-
-  const workloads: Workload[] = [...pods.values()].map((p) => {
-    const l = podLocality(p.labels, undefined, nodes.get(p.nodeName ?? ''));
-    return {
-      name: p.name, namespace: p.namespace, ip: p.ip, labels: p.labels,
-      serviceAccount: p.sa, locality: [l.region, l.zone, l.subzone].join('/'),
-    };
-  });
+  memo.hosts = hosts;
   return { services, endpoints, workloads };
 }

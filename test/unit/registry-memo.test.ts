@@ -1,0 +1,122 @@
+/**
+ * The registry's memos (per-object endpoint contributions, per-host sorted lists, the pod view) must never change what
+ * it derives: after every change in a long random sequence, the registry built from the live store (memos warm) equals
+ * the one built from a copy of the store's objects (memos cold), and a host whose inputs did not change keeps the very
+ * same endpoint array (which is what lets its version hash be skipped).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigStore } from '../../src/config/store.js';
+import { buildKubeRegistry } from '../../src/model/registry/kube-registry.js';
+import type { KubeResource } from '../../src/config/schema/index.js';
+
+/** A small deterministic PRNG (mulberry32), so a failure replays. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const NS = ['a', 'b'];
+const SVCS = ['s0', 's1', 's2', 's3'];
+
+function service(ns: string, name: string, port: number, selector: boolean): KubeResource {
+  return {
+    apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns },
+    spec: { ports: [{ name: 'http', port, targetPort: 8080 }, { name: 'tcp', port: 9000 }], ...(selector ? { selector: { app: name } } : {}) },
+  } as unknown as KubeResource;
+}
+
+function slice(ns: string, svc: string, idx: number, ips: string[], ready: boolean[], pods: Array<string | undefined>): KubeResource {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `${svc}-${idx}`, namespace: ns, labels: { 'kubernetes.io/service-name': svc } },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080 }, { name: 'tcp', port: 9000 }],
+    endpoints: ips.map((ip, i) => ({
+      addresses: [ip], conditions: { ready: ready[i] },
+      ...(pods[i] ? { targetRef: { kind: 'Pod', name: pods[i], namespace: ns } } : {}),
+    })),
+  } as unknown as KubeResource;
+}
+
+function endpointsObj(ns: string, svc: string, ips: string[]): KubeResource {
+  return {
+    apiVersion: 'v1', kind: 'Endpoints', metadata: { name: svc, namespace: ns },
+    subsets: [{ addresses: ips.map((ip) => ({ ip })), ports: [{ name: 'http', port: 8080 }] }],
+  } as unknown as KubeResource;
+}
+
+function pod(ns: string, name: string, ip: string, app: string, node: string, ready: boolean): KubeResource {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: { app, version: name.slice(-1) } },
+    spec: { nodeName: node, serviceAccountName: `sa-${app}`, containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }] }] },
+    status: { podIP: ip, phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  } as unknown as KubeResource;
+}
+
+function node(name: string, zone: string): KubeResource {
+  return { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'topology.kubernetes.io/region': 'r1', 'topology.kubernetes.io/zone': zone } } } as unknown as KubeResource;
+}
+
+function copyOf(store: ConfigStore): ConfigStore {
+  const fresh = new ConfigStore();
+  for (const kind of ['Service', 'EndpointSlice', 'Endpoints', 'Pod', 'Node']) {
+    for (const c of store.list(kind)) fresh.upsert(structuredClone(c.resource), c.source);
+  }
+  return fresh;
+}
+
+for (const kubernetes of [false, true]) {
+  test(`memoised registry equals a cold build after each of 400 random changes (kubernetes=${kubernetes})`, () => {
+    const rand = rng(kubernetes ? 7 : 3);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const store = new ConfigStore();
+    const opts = { kubernetes, network: kubernetes ? 'net1' : undefined };
+    let reused = 0;
+    let prev = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
+    for (let step = 0; step < 400; step++) {
+      const ns = pick(NS), svc = pick(SVCS);
+      const ip = (): string => `10.${NS.indexOf(ns)}.${Math.floor(rand() * 4)}.${Math.floor(rand() * 6)}`;
+      const op = rand();
+      if (op < 0.12) store.upsert(service(ns, svc, pick([80, 81]), rand() < 0.7), 'src');
+      else if (op < 0.18) store.delete({ kind: 'Service', namespace: ns, name: svc });
+      else if (op < 0.5) {
+        const n = 1 + Math.floor(rand() * 3);
+        store.upsert(slice(ns, svc, Math.floor(rand() * 2), Array.from({ length: n }, ip), Array.from({ length: n }, () => rand() < 0.8),
+          Array.from({ length: n }, () => (rand() < 0.5 ? `${svc}-p${Math.floor(rand() * 3)}` : undefined))), 'src');
+      } else if (op < 0.58) store.delete({ kind: 'EndpointSlice', namespace: ns, name: `${svc}-${Math.floor(rand() * 2)}` });
+      else if (op < 0.66) store.upsert(endpointsObj(ns, svc, [ip(), ip()]), 'src');
+      else if (op < 0.7) store.delete({ kind: 'Endpoints', namespace: ns, name: svc });
+      else if (op < 0.88) store.upsert(pod(ns, `${svc}-p${Math.floor(rand() * 3)}`, ip(), svc, pick(['n1', 'n2']), rand() < 0.8), 'src');
+      else if (op < 0.93) store.delete({ kind: 'Pod', namespace: ns, name: `${svc}-p${Math.floor(rand() * 3)}` });
+      else store.upsert(node(pick(['n1', 'n2']), pick(['z1', 'z2', 'z3'])), 'src');
+
+      const warm = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
+      const cold = buildKubeRegistry(copyOf(store), 'cluster.local', 'c1', opts);
+      assert.deepEqual(warm, cold, `step ${step}: the memoised registry differs from a cold build`);
+      for (const [host, eps] of Object.entries(warm.endpoints)) {
+        if (prev.endpoints[host] === eps) reused++;
+      }
+      prev = warm;
+    }
+    // Most changes touch one object: most hosts must have kept their array (the point of the memo).
+    assert.ok(reused > 400, `only ${reused} host lists were reused across 400 changes`);
+  });
+}
+
+test('an unchanged pod view keeps the same workloads array; a pod change replaces it', () => {
+  const store = new ConfigStore();
+  store.upsert(pod('a', 'x-p0', '10.0.0.1', 'x', 'n1', true), 'src');
+  const r1 = buildKubeRegistry(store, 'cluster.local', 'c1');
+  store.upsert(slice('a', 'x', 0, ['10.0.0.1'], [true], ['x-p0']), 'src');
+  const r2 = buildKubeRegistry(store, 'cluster.local', 'c1');
+  assert.equal(r2.workloads, r1.workloads);
+  store.upsert(pod('a', 'x-p0', '10.0.0.2', 'x', 'n1', true), 'src');
+  const r3 = buildKubeRegistry(store, 'cluster.local', 'c1');
+  assert.notEqual(r3.workloads, r1.workloads);
+  assert.equal(r3.workloads[0]!.ip, '10.0.0.2');
+});
