@@ -65,14 +65,22 @@ export class ProxyDependencies {
     return this.groupAffected(this.oldCtx, oldScope) || this.groupAffected(this.newCtx, newScope);
   }
 
+  /** Per scope object (proxies of one scope group share it), before the namespace|sidecar memo. */
+  private readonly oldByScope = new WeakMap<ProxyScope, boolean>();
+  private readonly newByScope = new WeakMap<ProxyScope, boolean>();
+
   private groupAffected(ctx: PushContext, scope: ProxyScope): boolean {
+    const byScope = ctx === this.oldCtx ? this.oldByScope : this.newByScope;
+    let r = byScope.get(scope);
+    if (r !== undefined) return r;
     const g = `${ctx === this.oldCtx ? 'o' : 'n'}|${scope.namespace}|${scope.sidecar ?? ''}`;
-    let r = this.memo.get(g);
+    r = this.memo.get(g);
     if (r === undefined) {
       const sc = sidecarScope(ctx, scope);
       r = this.keys.some((k) => this.keyAffects(ctx, sc, scope.namespace, k));
       this.memo.set(g, r);
     }
+    byScope.set(scope, r);
     return r;
   }
 

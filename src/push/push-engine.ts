@@ -437,10 +437,14 @@ export class PushEngine {
         t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
       const cds = inlineHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
       if (cds && inlineHosts.some((h) => edsHosts(cds).has(h))) { work.push([t, [CLUSTER_TYPE, ENDPOINT_TYPE]]); continue; }
+      // A proxy with an EDS response holds an EDS watch; only one watching without a response yet needs the
+      // (allocating) look at its watches.
       const last = t.lastComputed(ENDPOINT_TYPE);
-      const watchesEds = t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE);
-      if (!watchesEds) continue;
-      if (!last || changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
+      if (last) {
+        if (changed.length > 0 && changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
+        continue;
+      }
+      if (t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE)) work.push([t, [ENDPOINT_TYPE]]);
     }
     this.stats.proxiesSkipped += skipped;
 

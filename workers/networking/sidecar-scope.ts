@@ -118,8 +118,7 @@ function ingressListeners(spec: any): IngressListener[] {
  * are admitted (istiod adds those so routes resolve).
  */
 function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: readonly EgressHost[]): Set<string> {
-  const admitted = new Set<string>();
-  for (const svc of visible) if (egressAdmits(egress, svc.namespace, svc.hostname)) admitted.add(svc.hostname);
+  const admitted = new Set(egressAdmitted(visible, egress));
   for (const { vs, hosts, destinations } of qualifiedVirtualServices(ctx)) {
     if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
     const seen = (h: string): boolean => (h.includes('*') ? [...admitted].some((a) => hostMatches(h, a)) : admitted.has(h));
@@ -127,6 +126,25 @@ function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: 
     for (const d of destinations) admitted.add(d);
   }
   return admitted;
+}
+
+/**
+ * The visible services an egress host list admits by itself. It depends on neither VirtualServices nor endpoints, and
+ * `visible` survives rebuilds that leave services alone (visibleIn): a VirtualService change re-runs only the
+ * VirtualService part of `admit`, not a match of every egress host against every service of every namespace.
+ */
+const egressMemo = new WeakMap<readonly Service[], Map<string, ReadonlySet<string>>>();
+function egressAdmitted(visible: readonly Service[], egress: readonly EgressHost[]): ReadonlySet<string> {
+  let byHosts = egressMemo.get(visible);
+  if (!byHosts) egressMemo.set(visible, (byHosts = new Map()));
+  const key = egress.map((e) => `${e.namespace}/${e.host}`).join(',');
+  let set = byHosts.get(key);
+  if (!set) {
+    const s = new Set<string>();
+    for (const svc of visible) if (egressAdmits(egress, svc.namespace, svc.hostname)) s.add(svc.hostname);
+    byHosts.set(key, (set = s));
+  }
+  return set;
 }
 
 /** Each VirtualService's qualified hosts and HTTP destinations, once per VirtualService list (not per namespace). */
