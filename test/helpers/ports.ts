@@ -1,24 +1,35 @@
 import net from "node:net";
 
 /**
- * Returns a TCP port on 127.0.0.1 that was free a moment ago (bind to :0, read
- * the port, close). There is an unavoidable race between closing and the
- * caller binding it; prefer letting servers bind :0 themselves when possible.
+ * Kernel-assigned ports (bind to :0) come from the ephemeral range (32768–60999 here), which is also where every
+ * outgoing connection's local port comes from: a port handed to a config file and bound seconds later by Envoy can
+ * meanwhile be taken by some connection in a parallel test ("cannot bind: Address already in use"). So ports are
+ * drawn below that range and checked free on all addresses; there is still a race between checking and the caller
+ * binding, but no longer with the machine's own outgoing connections.
  */
-export async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+const LOW = 20_000;
+const HIGH = 32_000;
+
+function tryBind(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.once("error", reject);
-    srv.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
+    srv.once("error", () => resolve(undefined));
+    srv.listen({ host: "0.0.0.0", port, exclusive: true }, () => {
       const addr = srv.address();
-      if (addr === null || typeof addr === "string") {
-        srv.close();
-        reject(new Error(`freePort: unexpected address ${String(addr)}`));
-        return;
-      }
-      const port = addr.port;
-      srv.close((err) => (err ? reject(err) : resolve(port)));
+      const got = addr !== null && typeof addr !== "string" ? addr.port : undefined;
+      srv.close(() => resolve(got));
     });
   });
+}
+
+/** Returns a TCP port that was free on every address a moment ago; prefer letting servers bind :0 themselves when possible. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await tryBind(LOW + Math.floor(Math.random() * (HIGH - LOW)));
+    if (p !== undefined) return p;
+  }
+  const p = await tryBind(0);
+  if (p === undefined) throw new Error("freePort: no free port");
+  return p;
 }
