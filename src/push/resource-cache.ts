@@ -1,7 +1,13 @@
 /**
  * ResourceCache: encoded resources by cache key (type + name + versions of every input it was built from).
  * A hit means the resource is neither regenerated nor re-encoded, and the same bytes go to every proxy.
- * Entries not used by the last `keepPushes` pushes are swept.
+ *
+ * Sweeping drops entries that no connected proxy holds and that the last `keepPushes` pushes did not use: the
+ * superseded versions a change leaves behind. An entry some proxy holds stays, however long ago a push touched it:
+ * a namespace the last pushes happened not to reach must not have its clusters and listeners regenerated on the
+ * next change there (with recency alone, random churn over 50 namespaces regenerated a whole namespace's CDS, LDS
+ * and EDS on almost every VirtualService change). The mark runs only once the cache has doubled since the last
+ * sweep, so its cost is spread over many pushes.
  */
 export interface CacheEntry {
   /** The resource framed as DiscoveryResponse field 2 (tag + length + Any bytes). */
@@ -11,9 +17,13 @@ export interface CacheEntry {
 
 export interface CacheStats { hits: number; misses: number; size: number; bytes: number }
 
+const MIN_SWEEP_SIZE = 1024;
+
 export class ResourceCache {
   private readonly map = new Map<string, CacheEntry>();
   private epoch = 0;
+  /** Size above which the next sweep marks and drops (twice what the last sweep kept). */
+  private sweepAbove = MIN_SWEEP_SIZE;
   hits = 0;
   misses = 0;
 
@@ -35,10 +45,17 @@ export class ResourceCache {
     if (this.enabled) this.map.set(key, { entry, lastUsed: this.epoch });
   }
 
-  /** Called once per push: advance the epoch and drop what the last pushes did not use. */
-  sweep(): void {
+  /**
+   * Called once per push: advance the epoch; once the cache has doubled, drop what neither a connected proxy holds
+   * (`held`: the cache keys of every response proxies hold, lazily enumerated) nor the last pushes used.
+   */
+  sweep(held: () => Iterable<readonly string[]>): void {
     this.epoch++;
-    for (const [k, e] of this.map) if (this.epoch - e.lastUsed > this.keepPushes) this.map.delete(k);
+    if (this.map.size <= this.sweepAbove) return;
+    const keep = new Set<string>();
+    for (const keys of held()) for (const k of keys) keep.add(k);
+    for (const [k, e] of this.map) if (!keep.has(k) && this.epoch - e.lastUsed > this.keepPushes) this.map.delete(k);
+    this.sweepAbove = Math.max(MIN_SWEEP_SIZE, 2 * this.map.size);
   }
 
   stats(): CacheStats {

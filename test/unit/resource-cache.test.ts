@@ -1,0 +1,29 @@
+/** ResourceCache sweeping: what a connected proxy holds stays however idle; superseded entries go once the cache doubled. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ResourceCache } from '../../src/push/resource-cache.js';
+
+test('entries a proxy holds survive any number of sweeps; unheld, unused ones are dropped once the cache has doubled', () => {
+  const cache = new ResourceCache(true, 2);
+  const b = Buffer.from('x');
+  const held = Array.from({ length: 600 }, (_, i) => `held-${i}`);
+  for (const k of held) cache.set(k, b);
+  // 100 pushes elsewhere, each leaving 20 superseded versions behind.
+  for (let push = 0; push < 100; push++) {
+    for (let i = 0; i < 20; i++) cache.set(`gone-${push}-${i}`, b);
+    cache.sweep(() => [held]);
+  }
+  for (const k of held) assert.ok(cache.peek(k), `${k} is held by a proxy and must stay cached`);
+  assert.equal(cache.peek('gone-0-0'), undefined, 'a superseded entry nobody holds is dropped');
+  assert.ok(cache.peek('gone-99-0'), 'entries the last pushes made stay (they may be on their way to proxies)');
+  // Bounded: never more than twice what the last sweep kept (plus the minimum).
+  assert.ok(cache.stats().size <= Math.max(1024, 2 * (600 + 3 * 20)) + 20, `cache grew to ${cache.stats().size}`);
+});
+
+test('a disabled cache holds nothing', () => {
+  const cache = new ResourceCache(false);
+  cache.set('k', Buffer.from('x'));
+  assert.equal(cache.get('k'), undefined);
+  cache.sweep(() => [['k']]);
+  assert.equal(cache.stats().size, 0);
+});
