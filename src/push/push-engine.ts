@@ -110,7 +110,7 @@ function digest(parts: readonly string[]): string {
 function endpointChanges(old: PushContextData, fresh: PushContextData, compareWorkloads: boolean): { changedHosts: Set<string>; workloadsChanged: boolean } {
   const changedHosts = new Set<string>();
   const a = old.endpointVersions, b = fresh.endpointVersions;
-  for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
+  if (a !== b) for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
   const workloadsChanged = compareWorkloads && old.workloads !== fresh.workloads &&
     JSON.stringify(old.workloads) !== JSON.stringify(fresh.workloads);
   return { changedHosts, workloadsChanged };
@@ -188,7 +188,18 @@ export class PushEngine {
     this.snapshot = encodeSnapshot(data, String(this.configSeq), this.snapshot, 'flat', this.flatEncoder);
     this.memo.clear();
     this.scopes.clear();
-    this.cache.sweep();
+    this.cache.sweep(() => this.heldKeys());
+  }
+
+  /** The cache keys of every response a connected proxy holds (each shared response once). */
+  private *heldKeys(): Iterable<readonly string[]> {
+    const seen = new Set<ComputedResponse>();
+    for (const t of this.targets) {
+      for (const type of PUSH_ORDER) {
+        const res = t.lastComputed(type);
+        if (res && !seen.has(res)) { seen.add(res); yield res.keys; }
+      }
+    }
   }
 
   get mesh(): MeshSettings { return this.opts.mesh; }
@@ -417,6 +428,9 @@ export class PushEngine {
     const changed = [...(changedHosts ?? [])];
     // Services whose clusters carry endpoints inline (DNS ServiceEntries): their endpoint changes are CDS changes.
     const inlineHosts = changed.filter((h) => { const s = this.ctx.service(h); return s !== undefined && clusterCarriesEndpoints(s); });
+    // Without endpoint changes, a proxy the full push skips needs nothing: every type it holds or is being sent
+    // is the same under the new context (that is what skipping means).
+    const endpointWork = changed.length > 0 || workloadsChanged;
     const tDecide = performance.now();
     let skipped = 0;
     for (const t of this.targets) {
@@ -429,6 +443,7 @@ export class PushEngine {
           if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }
         }
         skipped++;
+        if (!endpointWork) continue;
       }
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       // Only proxies whose scope reads the workload registry (no labels of their own, or locality-aware

@@ -188,6 +188,23 @@ function visibleIn(ctx: PushContext, namespace: string): Service[] {
   return v;
 }
 
+/** Position of each visible service (memoised per visible array, which survives rebuilds that keep services). */
+const positions = new WeakMap<readonly Service[], Map<string, number>>();
+
+/**
+ * `visible.filter((s) => admitted.has(s.hostname))`, without a lookup per visible service when few are admitted
+ * (an isolated namespace admits a few dozen of thousands).
+ */
+function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Service[] {
+  if (admitted.size * 8 >= visible.length) return visible.filter((s) => admitted.has(s.hostname));
+  let pos = positions.get(visible);
+  if (!pos) positions.set(visible, (pos = new Map(visible.map((s, i) => [s.hostname, i]))));
+  if (pos.size !== visible.length) return visible.filter((s) => admitted.has(s.hostname)); // a hostname twice (ServiceEntries)
+  const idx: number[] = [];
+  for (const h of admitted) { const i = pos.get(h); if (i !== undefined) idx.push(i); }
+  return idx.sort((a, b) => a - b).map((i) => visible[i]!);
+}
+
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const visible = visibleIn(ctx, scope.namespace);
   const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
@@ -205,7 +222,7 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const hostsOf = (l: any): EgressHost[] => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace));
   const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
   const admitted = admit(ctx, scope, visible, all);
-  const services = visible.filter((s) => admitted.has(s.hostname));
+  const services = inVisibleOrder(visible, admitted);
   const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
   if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
   // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
