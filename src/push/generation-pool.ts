@@ -21,13 +21,14 @@ export interface GenerationPool {
    * cloning the task and results, message passing, queueing). The engine generates inline below it.
    */
   readonly overheadMs?: number;
-  generate(ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
+  /** `snapshot` is called only when a worker needs the context (encoding it is skipped for inline generation). */
+  generate(ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
   close(): Promise<void>;
 }
 
 class InlinePool implements GenerationPool {
   readonly threads = 0;
-  async generate(ctx: PushContext, _s: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+  async generate(ctx: PushContext, _s: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
     return generateResources(ctx, scope, typeUrl, names);
   }
   async close(): Promise<void> {}
@@ -39,8 +40,8 @@ class WorkerPool implements GenerationPool {
   constructor(readonly threads: number) {
     this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
   }
-  async generate(_ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
-    const task: GenerateTask = { snapshot, scope, typeUrl, names };
+  async generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+    const task: GenerateTask = { snapshot: snapshot(), scope, typeUrl, names };
     const t0 = performance.now();
     const r = await (this.piscina.run(task) as Promise<GenerateResult>);
     this.overheadMs += 0.1 * (Math.max(0, performance.now() - t0 - r.ms) - this.overheadMs);

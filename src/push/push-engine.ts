@@ -155,7 +155,9 @@ function edsHosts(res: ComputedResponse): Set<string> {
 
 export class PushEngine {
   private ctx!: PushContext;
-  private snapshot!: SnapshotRef;
+  /** The current context's snapshot for workers, encoded when a task first needs it (inline generation never does). */
+  private snapshot!: () => SnapshotRef;
+  private lastSnapshot: SnapshotRef | undefined;
   private seq = 0;
   private configSeq = 0;
   private readonly flatEncoder = new FlatEndpointsEncoder();
@@ -185,7 +187,10 @@ export class PushEngine {
 
   private install(data: PushContextData): void {
     this.ctx = new PushContext(data);
-    this.snapshot = encodeSnapshot(data, String(this.configSeq), this.snapshot, 'flat', this.flatEncoder);
+    const configVersion = String(this.configSeq);
+    let ref: SnapshotRef | undefined;
+    // The config part is reused from whichever snapshot was encoded last when its config version is the same.
+    this.snapshot = () => (ref ??= (this.lastSnapshot = encodeSnapshot(data, configVersion, this.lastSnapshot, 'flat', this.flatEncoder)));
     this.memo.clear();
     this.scopes.clear();
     this.cache.sweep(() => this.heldKeys());
@@ -307,7 +312,7 @@ export class PushEngine {
   }
 
   private async computeUncached(
-    ctx: PushContext, snapshot: SnapshotRef, scope: ProxyScope, typeUrl: string, names: readonly string[] | undefined,
+    ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: readonly string[] | undefined,
   ): Promise<ComputedResponse> {
     const plan = planResources(ctx, scope, typeUrl, names);
     const entries: Array<Buffer | undefined> = plan.map((item) => this.cache.get(item.key));
