@@ -32,36 +32,51 @@ function typeFromUrl(typeUrl: string): protobuf.Type {
   return messageType(typeUrl.slice(TYPE_PREFIX.length));
 }
 
-function normalizeValue(field: protobuf.Field, value: unknown, at: string): unknown {
+/**
+ * Where in the object a value sits, for error messages only: a linked path built as the walk descends and turned
+ * into text (`Cluster.transport_socket.typed_config`) only when an error is thrown — building the string for every
+ * field cost more than the rest of the walk.
+ */
+type Path = string | { up: Path; key: string | number; index?: boolean };
+
+function pathText(p: Path): string {
+  if (typeof p === 'string') return p;
+  return p.index ? `${pathText(p.up)}[${p.key}]` : `${pathText(p.up)}.${p.key}`;
+}
+
+function normalizeValue(field: protobuf.Field, value: unknown, at: Path): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) {
-    if (typeof value !== 'object' || value === null) throw new EncodeError(`${at}: expected ${rt.fullName} object`);
+    if (typeof value !== 'object' || value === null) throw new EncodeError(`${pathText(at)}: expected ${rt.fullName} object`);
     if (rt.fullName === '.google.protobuf.Any') return packAny(value as ProtoObject, at);
     return normalize(rt, value as ProtoObject, at);
   }
   if (rt instanceof protobuf.Enum) {
     if (typeof value === 'string' && !(value in rt.values)) {
-      throw new EncodeError(`${at}: unknown enum value ${value} for ${rt.fullName}`);
+      throw new EncodeError(`${pathText(at)}: unknown enum value ${value} for ${rt.fullName}`);
     }
   }
   return value;
 }
 
-function normalize(type: protobuf.Type, obj: ProtoObject, at: string): ProtoObject {
+function normalize(type: protobuf.Type, obj: ProtoObject, at: Path): ProtoObject {
   const out: ProtoObject = {};
-  for (const [key, value] of Object.entries(obj)) {
+  for (const key in obj) {
+    const value = obj[key];
     if (value === undefined) continue;
     const field = type.fields[key];
-    if (!field) throw new EncodeError(`${at}: unknown field "${key}" in ${type.fullName}`);
-    field.resolve();
-    const fat = `${at}.${key}`;
+    if (!field) throw new EncodeError(`${pathText(at)}: unknown field "${key}" in ${type.fullName}`);
+    if (!field.resolved) field.resolve();
+    const fat: Path = { up: at, key };
     if (field.map) {
       const m: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) m[k] = normalizeValue(field, v, `${fat}[${k}]`);
+      for (const k in value as Record<string, unknown>) m[k] = normalizeValue(field, (value as Record<string, unknown>)[k], { up: fat, key: k, index: true });
       out[key] = m;
     } else if (field.repeated) {
-      if (!Array.isArray(value)) throw new EncodeError(`${fat}: expected a list`);
-      out[key] = value.map((v, i) => normalizeValue(field, v, `${fat}[${i}]`));
+      if (!Array.isArray(value)) throw new EncodeError(`${pathText(fat)}: expected a list`);
+      const list = new Array<unknown>(value.length);
+      for (let i = 0; i < value.length; i++) list[i] = normalizeValue(field, value[i], { up: fat, key: i, index: true });
+      out[key] = list;
     } else {
       out[key] = normalizeValue(field, value, fat);
     }
@@ -69,17 +84,17 @@ function normalize(type: protobuf.Type, obj: ProtoObject, at: string): ProtoObje
   return out;
 }
 
-function packAny(obj: ProtoObject, at: string): ProtoObject {
+function packAny(obj: ProtoObject, at: Path): ProtoObject {
   const { '@type': typeUrl, ...fields } = obj;
   if (typeof typeUrl !== 'string') {
     if ('type_url' in obj && 'value' in obj) return obj;
-    throw new EncodeError(`${at}: Any without @type`);
+    throw new EncodeError(`${pathText(at)}: Any without @type`);
   }
   return { type_url: typeUrl, value: encodeMessage(typeFromUrl(typeUrl), fields, at) };
 }
 
 /** Encode `obj` as message `type`, strictly. */
-export function encodeMessage(type: protobuf.Type, obj: ProtoObject, at = type.name): Uint8Array {
+export function encodeMessage(type: protobuf.Type, obj: ProtoObject, at: Path = type.name): Uint8Array {
   const normalized = normalize(type, obj, at);
   return type.encode(type.fromObject(normalized)).finish();
 }
