@@ -6,6 +6,7 @@
  * Field numbers follow envoy/service/discovery/v3/discovery.proto.
  */
 import { messageType, structToJson } from './encode.js';
+import { fields, str, type WireField } from '../load/wire.js';
 
 export interface NodeInfo {
   id: string;
@@ -44,19 +45,54 @@ export function decodeNode(n: RawRequest['node']): NodeInfo | undefined {
   };
 }
 
+/**
+ * A DiscoveryRequest read straight off the wire. The node (field 2) — with its metadata Struct, the bulk of the
+ * message, which Envoy repeats on every request unless set_node_on_first_message_only — is decoded only when read:
+ * a stream reads it once, on its first request, and every ACK after that skips it.
+ */
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  const t = messageType('envoy.service.discovery.v3.DiscoveryRequest');
-  const raw = t.decode(buf) as unknown as RawRequest;
-  return {
-    versionInfo: raw.version_info ?? '',
-    node: decodeNode(raw.node),
-    resourceNames: raw.resource_names ?? [],
-    typeUrl: raw.type_url ?? '',
-    responseNonce: raw.response_nonce ?? '',
-    errorDetail: raw.error_detail
-      ? { code: raw.error_detail.code ?? 0, message: raw.error_detail.message ?? '' }
-      : undefined,
-  };
+  let versionInfo = '', typeUrl = '', responseNonce = '';
+  const resourceNames: string[] = [];
+  let node: WireField | undefined;
+  let errorDetail: DiscoveryRequest['errorDetail'];
+  for (const f of fields(buf)) {
+    if (f.wireType !== 2) continue; // every field ADS reads here is length-delimited
+    switch (f.field) {
+      case 1: versionInfo = str(buf, f); break;
+      case 2: node = f; break;
+      case 3: resourceNames.push(str(buf, f)); break;
+      case 4: typeUrl = str(buf, f); break;
+      case 5: responseNonce = str(buf, f); break;
+      case 6: errorDetail = decodeStatus(buf, f); break;
+      default: break; // dynamic parameter constraints, resource locators: not used
+    }
+  }
+  const req: DiscoveryRequest = { versionInfo, node: undefined, resourceNames, typeUrl, responseNonce, errorDetail };
+  if (node) {
+    const at = node;
+    Object.defineProperty(req, 'node', {
+      configurable: true, enumerable: true,
+      get(): NodeInfo | undefined {
+        const n = decodeNode(messageType('envoy.config.core.v3.Node').decode(buf.subarray(at.value, at.end)) as RawRequest['node']);
+        Object.defineProperty(req, 'node', { value: n, writable: true, enumerable: true, configurable: true });
+        return n;
+      },
+      set(v: NodeInfo | undefined) {
+        Object.defineProperty(req, 'node', { value: v, writable: true, enumerable: true, configurable: true });
+      },
+    });
+  }
+  return req;
+}
+
+/** google.rpc.Status: code (1, varint), message (2). */
+function decodeStatus(buf: Buffer, f: WireField): { code: number; message: string } {
+  let code = 0, message = '';
+  for (const g of fields(buf, f.value, f.end)) {
+    if (g.field === 1 && g.wireType === 0) code = g.value | 0;
+    else if (g.field === 2 && g.wireType === 2) message = str(buf, g);
+  }
+  return { code, message };
 }
 
 function varintLength(n: number): number {

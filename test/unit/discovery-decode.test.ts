@@ -1,0 +1,59 @@
+/** The wire-level DiscoveryRequest reader agrees with protobufjs on every field ADS reads; the node decodes on demand. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeDiscoveryRequest, decodeNode } from '../../src/proto/discovery.js';
+import { messageType, jsonToStruct } from '../../src/proto/encode.js';
+
+const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+
+function encode(obj: Record<string, unknown>): Buffer {
+  return Buffer.from(REQ.encode(REQ.fromObject(obj)).finish());
+}
+
+function viaProtobufjs(buf: Buffer): ReturnType<typeof decodeDiscoveryRequest> {
+  const raw = REQ.decode(buf) as any;
+  return {
+    versionInfo: raw.version_info ?? '', node: decodeNode(raw.node), resourceNames: raw.resource_names ?? [],
+    typeUrl: raw.type_url ?? '', responseNonce: raw.response_nonce ?? '',
+    errorDetail: raw.error_detail ? { code: raw.error_detail.code ?? 0, message: raw.error_detail.message ?? '' } : undefined,
+  };
+}
+
+const node = {
+  id: 'sidecar~10.0.0.1~a-1.ns~ns.svc.cluster.local', cluster: 'a.ns', user_agent_name: 'envoy',
+  metadata: jsonToStruct({ NAMESPACE: 'ns', LABELS: { app: 'a', version: 'v1' }, ISTIO_VERSION: '1.29.0', N: 3, B: true, L: ['x', 'y'] }),
+};
+
+const cases: Array<[string, Record<string, unknown>]> = [
+  ['initial with node', { node, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster' }],
+  ['ACK with names and node', { version_info: 'v1/2', node, resource_names: ['outbound|80||a.ns.svc.cluster.local', 'b', 'ü'], type_url: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', response_nonce: '17' }],
+  ['NACK', { version_info: 'v1', response_nonce: '3', type_url: 'T', error_detail: { code: 13, message: 'Proto constraint validation failed: listener 0.0.0.0_80' } }],
+  ['empty', {}],
+];
+
+for (const [name, obj] of cases) {
+  test(`decodes like protobufjs: ${name}`, () => {
+    const buf = encode(obj);
+    const got = decodeDiscoveryRequest(buf);
+    const want = viaProtobufjs(buf);
+    assert.deepEqual({ ...got, node: got.node }, want);
+  });
+}
+
+test('the node is decoded only when read, once, and can be replaced', () => {
+  const req = decodeDiscoveryRequest(encode({ node, type_url: 'T' }));
+  const d = Object.getOwnPropertyDescriptor(req, 'node')!;
+  assert.equal(typeof d.get, 'function', 'not decoded yet');
+  const n = req.node!;
+  assert.equal(n.id, node.id);
+  assert.deepEqual(n.metadata.LABELS, { app: 'a', version: 'v1' });
+  assert.equal(req.node, n, 'decoded once');
+  n.metadata.X = 'y';
+  assert.equal(req.node!.metadata.X, 'y', 'a change to the decoded node stays (sds.ts marks SDS capability on it)');
+  req.node = undefined;
+  assert.equal(req.node, undefined);
+});
+
+test('malformed bytes are refused', () => {
+  assert.throws(() => decodeDiscoveryRequest(Buffer.from([0x0a, 0x05, 0x61])));
+});
