@@ -8,6 +8,7 @@ import { ConfigStore, keyString, type ConfigEvent } from './config/store.js';
 import { ENDPOINT_KINDS } from './config/kinds.js';
 import { FileSource } from './sources/file/file-source.js';
 import { Debouncer, type PushRequest } from './push/debounce.js';
+import { listenGrpc, type GrpcListener } from './xds/listen.js';
 import { PushEngine } from './push/push-engine.js';
 import { createGenerationPool, defaultWorkerCount, type GenerationPool } from './push/generation-pool.js';
 import { AdsServer } from './xds/ads-server.js';
@@ -139,6 +140,7 @@ export class MeshpilotServer {
   private stopping = false;
   private ready = false;
   xdsPort = 0;
+  private xdsListener?: GrpcListener;
   secureXdsPort = 0;
   /** The CA, SDS and the TLS xDS port; undefined when --secure-xds-port is -1. */
   secure?: SecurePort;
@@ -271,9 +273,8 @@ export class MeshpilotServer {
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
       registerCsds(this.grpcServer, this);
-      this.xdsPort = await new Promise<number>((resolve, reject) => {
-        this.grpcServer.bindAsync(`${this.opts.host}:${this.opts.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-      });
+      this.xdsListener = await listenGrpc(this.grpcServer, this.opts.host, this.opts.xdsPort, grpc.ServerCredentials.createInsecure());
+      this.xdsPort = this.xdsListener.port;
     }
     // The CA, SDS and TokenReview take the trust domain at start: the mesh config's, unless --trust-domain was given.
     this.opts.trustDomain = this.engine.mesh.trustDomain;
@@ -375,6 +376,7 @@ export class MeshpilotServer {
     this.caStore?.close();
     await this.leader?.stop();
     this.kube?.stop();
+    this.xdsListener?.close();
     this.grpcServer.forceShutdown();
     this.sds?.close();
     this.secure?.stop();

@@ -3,6 +3,7 @@
  * certificate from our CA. Client certificates are requested, verified against the trust bundle and — when
  * present — are the caller's identity for the CA and for SDS.
  */
+import { listenGrpc, type GrpcListener } from '../xds/listen.js';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -63,14 +64,16 @@ export class SecurePort {
   }
 
   async listen(): Promise<number> {
-    this.port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.opts.host}:${this.opts.port}`, this.serving.credentials(), (err, port) => (err ? reject(err) : resolve(port)));
-    });
+    this.listener = await listenGrpc(this.server, this.opts.host, this.opts.port, this.serving.credentials());
+    this.port = this.listener.port;
     return this.port;
   }
 
+  private listener?: GrpcListener;
+
   stop(): void {
     this.serving?.close();
+    this.listener?.close();
     this.server.forceShutdown();
   }
 }
