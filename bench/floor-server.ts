@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { lengthDelimited } from '../src/proto/discovery.js';
 import { loadRecording, type ProxyRecording } from '../src/load/recorder.js';
 import { fields, str } from '../src/load/wire.js';
+import { listenGrpc } from '../src/xds/listen.js';
 
 interface FloorStream {
   call: grpc.ServerDuplexStream<Buffer, Buffer>;
@@ -165,8 +166,11 @@ const control = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 
-server.bindAsync(`127.0.0.1:${args.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
-  if (err) { process.stderr.write(`floor-server: ${err.message}\n`); process.exit(1); }
+// The same listener as meshpilot's (system accept backlog), so the floor is never slowed by SYN drops it would not have.
+listenGrpc(server, '127.0.0.1', Number(args.port), grpc.ServerCredentials.createInsecure()).catch((err: Error) => {
+  process.stderr.write(`floor-server: ${err.message}\n`);
+  process.exit(1);
+}).then(({ port }) => {
   control.listen(Number(args['control-port']), '127.0.0.1', () => {
     const addr = control.address();
     const controlPort = typeof addr === 'object' && addr ? addr.port : 0;
