@@ -92,6 +92,7 @@ export function serveCommand(): Command {
     .option('--no-cache', 'disable the resource cache (for measurement)')
     .option('--no-push-filter', 'push full changes to every proxy, not only those the change can affect (for measurement)')
     .option('--no-share', 'disable sharing one computation among proxies of the same scope (for measurement)')
+    .option('--inline-max <n>', 'generate batches of up to N resources on the main thread (default: adaptive, from measured costs; for measurement)', intArg(0, 1_000_000))
     .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
     .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
     .action(async (o: Record<string, any>, cmd: Command) => {
@@ -135,6 +136,7 @@ export function serveCommand(): Command {
         rootCertGracePeriodPercentile: envPercentile('CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE', DEFAULT_ROOT_GRACE_PERIOD_PERCENTILE),
         rootCertRotatorJitter: envBool('CITADEL_ENABLE_JITTER_FOR_ROOT_CERT_ROTATOR', true),
         share: o.share !== false,
+        inlineMax: o.inlineMax,
         dependencyFilter: o.pushFilter !== false,
         maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),
         pushAckTimeoutMs: o.pushAckTimeout ?? d.pushAckTimeoutMs,
