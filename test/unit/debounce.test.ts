@@ -81,3 +81,23 @@ test('a request that became due during a push starts when that push ends, not a 
   assert.ok(gap >= 0 && gap < 150, `B started ${gap.toFixed(0)} ms after A ended`);
   d.close();
 });
+
+test('the quiet period runs from when the change was observed, not from when it was enqueued', async () => {
+  const at: number[] = [];
+  const d = new Debouncer({ afterMs: 100, maxMs: 1000 }, async () => { at.push(performance.now()); });
+  const observed = performance.now() - 95; // a source that coalesced its notifications for 95 ms
+  const enqueued = performance.now();
+  d.enqueue({ ...req('VirtualService'), start: observed });
+  await sleep(150);
+  assert.equal(at.length, 1);
+  const waited = at[0]! - enqueued;
+  // ~5 ms (100 ms from the observation); counting from the enqueue would be 100 ms.
+  assert.ok(waited < 85, `pushed ${waited.toFixed(0)} ms after the enqueue (expected ~5: 100 ms from the observation)`);
+  // A start in the future (another clock) is taken as "now": never a longer wait than the quiet period.
+  const t1 = performance.now();
+  d.enqueue({ ...req('VirtualService'), start: performance.now() + 10_000 });
+  await sleep(400);
+  assert.equal(at.length, 2);
+  assert.ok(at[1]! - t1 >= 95, `pushed ${(at[1]! - t1).toFixed(0)} ms after: a start in the future must not shorten the quiet period`);
+  d.close();
+});

@@ -136,3 +136,26 @@ test('watching nested directories: a new tree is read whole, a removed one takes
   src.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('store events from a watched edit carry when the watcher first saw it (before the rescan delay)', async () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'vs.yaml');
+  fs.writeFileSync(file, VS('r', 'reviews'));
+  const store = new ConfigStore();
+  const src = new FileSource({ dirs: [dir], store });
+  await src.start();
+  try {
+    const seen = new Promise<{ observedAt?: number; emittedAt: number }>((resolve) => {
+      store.on('change', (ev) => resolve({ observedAt: ev.observedAt, emittedAt: performance.now() }));
+    });
+    const wroteAt = performance.now();
+    fs.writeFileSync(file, VS('r', 'reviews', 90, 10));
+    const ev = await seen;
+    assert.ok(ev.observedAt !== undefined, 'a watched change says when it was observed');
+    assert.ok(ev.observedAt! >= wroteAt - 1, 'observed after the write');
+    assert.ok(ev.emittedAt - ev.observedAt! >= 10, `observed ${(ev.emittedAt - ev.observedAt!).toFixed(1)} ms before the event (the 15 ms coalescing)`);
+  } finally {
+    src.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
