@@ -1,5 +1,5 @@
 /**
- * Where generation runs: a piscina worker pool (default: one thread per core), or inline on the main thread
+ * Where generation runs: a piscina worker pool (default: one thread per core but one), or inline on the main thread
  * (`--workers 0`, for debugging). Both run the same pure generateResources(), so their output is byte-identical.
  */
 import os from 'node:os';
@@ -51,8 +51,14 @@ class WorkerPool implements GenerationPool {
   async close(): Promise<void> { await this.piscina.destroy(); }
 }
 
+/**
+ * One thread per core but one: the main thread, which owns every proxy connection, keeps a core to itself. On the
+ * 2-core machines here a second worker only took CPU from it (bench/RESULTS.md, workers: 1 thread ties the inline
+ * path, 2 and 4 threads lose 2–4% on a storm and each adds 70–80 MB of RSS).
+ */
 export function defaultWorkerCount(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, cores - 1);
 }
 
 export function createGenerationPool(workers: number): GenerationPool {
