@@ -120,3 +120,39 @@ test('an unchanged pod view keeps the same workloads array; a pod change replace
   assert.notEqual(r3.workloads, r1.workloads);
   assert.equal(r3.workloads[0]!.ip, '10.0.0.2');
 });
+
+test('merging two clusters: memoised merge equals a plain concatenate-and-sort after each of 200 random changes; untouched hosts keep their arrays', async () => {
+  const { mergeRegistries } = await import('../../src/model/registry/aggregate.js');
+  const rand = rng(11);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const stores = { east: new ConfigStore(), west: new ConfigStore() };
+  const build = (): ReturnType<typeof buildKubeRegistry>[] => (Object.keys(stores) as Array<keyof typeof stores>)
+    .map((c) => buildKubeRegistry(stores[c], 'cluster.local', c, { kubernetes: true }));
+  const plain = (parts: ReturnType<typeof buildKubeRegistry>[]): { endpoints: Record<string, unknown[]>; workloads: unknown[] } => {
+    const endpoints: Record<string, any[]> = {};
+    for (const p of parts) for (const [h, eps] of Object.entries(p.endpoints)) (endpoints[h] ??= []).push(...eps);
+    for (const l of Object.values(endpoints)) {
+      l.sort((a, b) => (a.address === b.address ? (a.port === b.port ? (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0) : a.port - b.port) : a.address < b.address ? -1 : 1));
+    }
+    return { endpoints, workloads: parts.flatMap((p) => p.workloads) };
+  };
+  let prev = mergeRegistries(build());
+  let reused = 0;
+  for (let step = 0; step < 200; step++) {
+    const store = stores[pick(['east', 'west'] as const)];
+    const ns = pick(NS), svc = pick(SVCS);
+    const ip = (): string => `10.${NS.indexOf(ns)}.${Math.floor(rand() * 4)}.${Math.floor(rand() * 6)}`;
+    const op = rand();
+    if (op < 0.15) store.upsert(service(ns, svc, 80, true), 'src');
+    else if (op < 0.6) store.upsert(slice(ns, svc, 0, [ip(), ip()], [true, rand() < 0.5], [undefined, `${svc}-p0`]), 'src');
+    else if (op < 0.7) store.delete({ kind: 'EndpointSlice', namespace: ns, name: `${svc}-0` });
+    else store.upsert(pod(ns, `${svc}-p0`, ip(), svc, 'n1', true), 'src');
+    const merged = mergeRegistries(build());
+    const want = plain(build());
+    assert.deepEqual(merged.endpoints, want.endpoints, `step ${step}: merged endpoints`);
+    assert.deepEqual(merged.workloads, want.workloads, `step ${step}: merged workloads`);
+    for (const [h, eps] of Object.entries(merged.endpoints)) if (prev.endpoints[h] === eps) reused++;
+    prev = merged;
+  }
+  assert.ok(reused > 200, `only ${reused} merged host lists were reused across 200 changes`);
+});

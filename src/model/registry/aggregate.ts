@@ -6,6 +6,8 @@
  */
 import type { ConfigStore } from '../../config/store.js';
 import { buildKubeRegistry, type KubeRegistryResult } from './kube-registry.js';
+import type { Endpoint } from '../service.js';
+import type { Workload } from '../push-context.js';
 
 /** One cluster's service-registry objects. */
 export interface ClusterRegistry {
@@ -19,18 +21,45 @@ export interface ClusterRegistrySet {
   registries(): ClusterRegistry[];
 }
 
+const byClusterOrder = (a: Endpoint, b: Endpoint): number =>
+  (a.address === b.address ? (a.port === b.port ? (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0) : a.port - b.port) : a.address < b.address ? -1 : 1);
+
+/**
+ * Merged results are memoised on the identity of their parts (each cluster's registry hands back the same arrays for
+ * what did not change): a host's merged endpoint list, and the merged workloads, stay the same arrays across an
+ * endpoint change elsewhere, so their version hashes and the workload comparison are skipped (build-push-context.ts,
+ * push-engine.ts). A host served by one cluster keeps that cluster's list as it is: it is already in this order.
+ */
+const mergedHosts = new Map<string, { lists: Endpoint[][]; merged: Endpoint[] }>();
+let mergedWorkloads: { parts: Workload[][]; merged: Workload[] } | undefined;
+
 export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult {
   if (parts.length === 1) return parts[0]!;
   const services = new Map<string, KubeRegistryResult['services'][number]>();
-  const endpoints: KubeRegistryResult['endpoints'] = {};
-  const workloads: KubeRegistryResult['workloads'] = [];
+  const byHost = new Map<string, Endpoint[][]>();
   for (const p of parts) {
     for (const s of p.services) if (!services.has(s.hostname)) services.set(s.hostname, s);
-    for (const [host, eps] of Object.entries(p.endpoints)) (endpoints[host] ??= []).push(...eps);
-    workloads.push(...p.workloads);
+    for (const [host, eps] of Object.entries(p.endpoints)) {
+      const l = byHost.get(host);
+      if (l) l.push(eps); else byHost.set(host, [eps]);
+    }
   }
-  for (const list of Object.values(endpoints)) {
-    list.sort((a, b) => (a.address === b.address ? (a.port === b.port ? (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0) : a.port - b.port) : a.address < b.address ? -1 : 1));
+  const endpoints: KubeRegistryResult['endpoints'] = {};
+  for (const [host, lists] of byHost) {
+    if (lists.length === 1) { endpoints[host] = lists[0]!; continue; }
+    const prev = mergedHosts.get(host);
+    if (prev && prev.lists.length === lists.length && prev.lists.every((l, i) => l === lists[i])) { endpoints[host] = prev.merged; continue; }
+    const merged = lists.flat().sort(byClusterOrder);
+    mergedHosts.set(host, { lists, merged });
+    endpoints[host] = merged;
+  }
+  const wparts = parts.map((p) => p.workloads);
+  let workloads: Workload[];
+  if (mergedWorkloads && mergedWorkloads.parts.length === wparts.length && mergedWorkloads.parts.every((w, i) => w === wparts[i])) {
+    workloads = mergedWorkloads.merged;
+  } else {
+    workloads = wparts.flat();
+    mergedWorkloads = { parts: wparts, merged: workloads };
   }
   const sorted = [...services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   return { services: sorted, endpoints, workloads };
