@@ -25,6 +25,31 @@ export interface WatchedResource {
   lastSent?: ComputedResponse;
 }
 
+/**
+ * Requested names as one shared, sorted array per distinct set. Every ACK repeats the names (Envoy's EDS request
+ * lists every cluster it knows — 1,000 names per proxy when a proxy sees 1,000 services), and proxies of one scope
+ * ask for the same set: without this each request kept its own sorted copy and every ACK sorted and joined both
+ * lists to compare them. An ACK that repeats the stream's names in the same order costs one pass and no allocation.
+ */
+const namesIntern = new Map<string, readonly string[]>();
+const MAX_INTERNED = 10_000;
+
+export function canonicalNames(incoming: readonly string[], current: readonly string[] | undefined): string[] {
+  if (current && current.length === incoming.length) {
+    let same = true;
+    for (let i = 0; i < incoming.length; i++) if (incoming[i] !== current[i]) { same = false; break; }
+    if (same) return current as string[];
+  }
+  const sorted = [...incoming].sort();
+  const key = sorted.join('\n');
+  let c = namesIntern.get(key);
+  if (!c) {
+    if (namesIntern.size >= MAX_INTERNED) namesIntern.clear();
+    namesIntern.set(key, (c = sorted));
+  }
+  return c as string[];
+}
+
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';
 
 export class XdsConnection extends BaseConnection {
@@ -51,8 +76,8 @@ export class XdsConnection extends BaseConnection {
   /** Classify a request and update subscription state (istiod's shouldRespond). */
   onRequest(req: DiscoveryRequest): RequestVerdict {
     if (!isGeneratedType(req.typeUrl)) return 'unsupported';
-    const names = req.resourceNames.length === 0 && this.isWildcardType(req.typeUrl) ? undefined : [...req.resourceNames].sort();
     const w = this.watches.get(req.typeUrl);
+    const names = req.resourceNames.length === 0 && this.isWildcardType(req.typeUrl) ? undefined : canonicalNames(req.resourceNames, w?.names);
     if (req.errorDetail) {
       if (w) {
         this.stats.nacks++;
@@ -75,9 +100,8 @@ export class XdsConnection extends BaseConnection {
     w.lastAckedAt = Date.now();
     w.nackError = undefined;
     this.answered(req.responseNonce);
-    const before = w.names === undefined ? '*' : w.names.join(',');
-    const after = names === undefined ? '*' : names.join(',');
-    if (before !== after) {
+    // Canonical arrays: the same set of names is the same array.
+    if (w.names !== names) {
       w.names = names;
       return 'ack-resubscribe';
     }
