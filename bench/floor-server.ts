@@ -14,7 +14,7 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { lengthDelimited } from '../src/proto/discovery.js';
 import { loadRecording, type ProxyRecording } from '../src/load/recorder.js';
-import { fields, str } from '../src/load/wire.js';
+import { fields, str } from '../src/proto/wire.js';
 import { listenGrpc } from '../src/xds/listen.js';
 
 interface FloorStream {

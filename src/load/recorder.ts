@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { fields } from './wire.js';
+import { fields } from '../proto/wire.js';
 import type { ChurnChange } from './churn.js';
 
 export interface ProxyRecording {

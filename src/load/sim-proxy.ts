@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { messageType, jsonToStruct } from '../proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
 import { GrpcFrameDecoder, grpcFrame } from './grpc-frame.js';
-import { fields, str } from './wire.js';
+import { fields, str } from '../proto/wire.js';
 import { clusterNamesOfRouteAny, edsNameOfClusterAny, routeNamesOfListenerAny } from './xds-names.js';
 import type { ProxyIdentity } from './node-identity.js';
 

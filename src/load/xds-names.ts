@@ -3,7 +3,7 @@
  * EDS names from EDS clusters, RDS names from listeners' HttpConnectionManagers, cluster names from routes
  * (proxyless gRPC asks CDS by name). Field numbers follow Envoy's v3 protos.
  */
-import { fields, firstField, str } from './wire.js';
+import { fields, firstField, str } from '../proto/wire.js';
 
 const EDS_DISCOVERY_TYPE = 3;
 const HCM_SUFFIX = 'http_connection_manager.v3.HttpConnectionManager';

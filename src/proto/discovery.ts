@@ -6,7 +6,7 @@
  * Field numbers follow envoy/service/discovery/v3/discovery.proto.
  */
 import { messageType, structToJson } from './encode.js';
-import { fields, str, type WireField } from '../load/wire.js';
+import { fields, str, type WireField } from './wire.js';
 
 export interface NodeInfo {
   id: string;

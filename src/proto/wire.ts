@@ -1,7 +1,7 @@
 /**
- * A minimal protobuf wire-format reader for the load harness's hot path: it finds fields by number in encoded
- * bytes without decoding whole messages (protobufjs would allocate an object tree per response). Only what an
- * ADS client needs to read: strings, nested messages and varints.
+ * A minimal protobuf wire-format reader for hot paths (the load harness's responses, the server's DiscoveryRequests):
+ * it finds fields by number in encoded bytes without decoding whole messages (protobufjs would allocate an object
+ * tree per message). Only what ADS needs to read: strings, nested messages and varints.
  */
 
 export interface WireField {
