@@ -19,10 +19,10 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType } fro
 import { decodeAny } from '../../src/proto/encode.js';
 import { planResources } from '../../workers/networking/generator.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
+import { TEST_MESH as MESH } from '../helpers/context.js';
 
 // Compiled to dist/test/golden; the scenarios stay in test/golden.
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/golden');
-const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
 
 interface Scenario {
   nodeId: string;

@@ -4,9 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigStore } from '../../src/config/store.js';
-import { parseManifests } from '../../src/sources/file/parse.js';
-import { buildPushContextData } from '../../src/model/build-push-context.js';
 import { PushContext, type MeshSettings } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor } from '../../src/model/scope.js';
@@ -16,6 +13,7 @@ import { buildResource, planResources } from '../../workers/networking/generator
 import { sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { effectiveLocalityLbSetting } from '../../workers/networking/locality-lb.js';
 import { serviceYaml } from '../helpers/meshpilot.js';
+import { ctxOf as contextOf } from '../helpers/context.js';
 
 const BASE: MeshSettings = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
 
@@ -26,11 +24,7 @@ function mesh(yaml: string): MeshSettings {
 }
 
 function ctxOf(docs: string, m: MeshSettings = BASE): PushContext {
-  const store = new ConfigStore();
-  const parsed = parseManifests('t.yaml', docs);
-  assert.deepEqual(parsed.errors ?? [], []);
-  for (const d of parsed.docs) store.upsert(d.resource, 't.yaml');
-  return new PushContext(buildPushContextData(store, m, 'v1', 'Kubernetes'));
+  return contextOf({ 't.yaml': docs }, m);
 }
 
 const SVCS = [

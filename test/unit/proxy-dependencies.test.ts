@@ -6,9 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigStore } from '../../src/config/store.js';
-import { parseManifests } from '../../src/sources/file/parse.js';
-import { buildPushContextData } from '../../src/model/build-push-context.js';
 import { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor } from '../../src/model/scope.js';
@@ -16,18 +13,8 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../sr
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
 import { egressSidecarYaml, headerRouteVsYaml } from '../helpers/istio-yaml.js';
+import { ctxOf } from '../helpers/context.js';
 
-const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
-
-function ctxOf(docs: Record<string, string>): PushContext {
-  const store = new ConfigStore();
-  for (const [file, text] of Object.entries(docs)) {
-    const parsed = parseManifests(file, text);
-    assert.deepEqual(parsed.errors ?? [], [], `${file} parses`);
-    for (const d of parsed.docs) store.upsert(d.resource, file);
-  }
-  return new PushContext(buildPushContextData(store, MESH, 'v1', 'Kubernetes'));
-}
 
 function svc(name: string, ns: string, ip: string, ports = [9080]): string {
   return `apiVersion: v1

@@ -5,26 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigStore } from '../../src/config/store.js';
-import { parseManifests } from '../../src/sources/file/parse.js';
-import { buildPushContextData } from '../../src/model/build-push-context.js';
 import { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
+import { ctxOf } from '../helpers/context.js';
 
-const MESH = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
-
-function ctxOf(docs: Record<string, string>): PushContext {
-  const store = new ConfigStore();
-  for (const [file, text] of Object.entries(docs)) {
-    const parsed = parseManifests(file, text);
-    assert.deepEqual(parsed.errors ?? [], [], `${file} parses`);
-    for (const d of parsed.docs) store.upsert(d.resource, file);
-  }
-  return new PushContext(buildPushContextData(store, MESH, 'v1', 'Kubernetes'));
-}
 
 function svc(name: string, ns = 'default', port = 8080, extra = ''): string {
   return `apiVersion: v1
