@@ -18,7 +18,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import type { LoadReport } from '../src/load/run-load.js';
@@ -28,9 +27,8 @@ import { jsonToStruct, messageType } from '../src/proto/encode.js';
 import { startRealApiServer, realApiServerMissing, type RealApiServer } from '../test/helpers/kube-apiserver.js';
 import { freePort } from '../test/helpers/ports.js';
 import { lineChart, type Series } from './plot.js';
+import { f1, lat, MAIN, reach, ROOT, runHarness, stop, waitReady } from './common.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 const RESULTS_DIR = path.join(ROOT, 'bench/results');
 const RESULTS_MD = path.join(ROOT, 'bench/RESULTS.md');
 const ISTIO_VERSION = process.env.ISTIO_VERSION ?? 'v0.0.0-20260827124520-eed52ebb66ad';
@@ -116,26 +114,6 @@ async function applyMesh(api: RealApiServer, objs: Array<Record<string, any>>): 
   return performance.now() - t0;
 }
 
-async function waitReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<number> {
-  const t0 = performance.now();
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before it was ready:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
-    try { if ((await fetch(url)).status === 200) return performance.now() - t0; } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} not ready in ${timeoutMs} ms:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(t);
-}
-
 interface Started { child: ChildProcess; xds: string; readyMs: number; cmd: string; logFile: string }
 
 /** Both servers: default debounce (100 ms) and push throttle; the new-connection rate limit off (as the isolation scenario). */
@@ -151,7 +129,7 @@ async function startServer(kind: 'istiod' | 'meshpilot', api: RealApiServer, bin
       '--monitoringAddr', `127.0.0.1:${monPort}`, '--httpsAddr', `127.0.0.1:${httpsPort}`, '--secureGRPCAddr', '', '--ctrlz_port', '0',
       '--log_output_level', 'default:warn'];
     const child = spawn(bin, argv, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
-    const readyMs = await waitReady(`http://127.0.0.1:${httpPort}/ready`, child, logFile, 120_000);
+    const readyMs = await waitReady(`http://127.0.0.1:${httpPort}/ready`, child, 120_000, logFile);
     return { child, xds: `127.0.0.1:${xdsPort}`, readyMs, logFile,
       cmd: `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} pilot-discovery ${argv.map((a) => (a === '' ? '""' : a)).join(' ')}` };
   }
@@ -160,16 +138,8 @@ async function startServer(kind: 'istiod' | 'meshpilot', api: RealApiServer, bin
   // MESHPILOT_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.MESHPILOT_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, MAIN, ...argv], { stdio: ['ignore', out, out], env: { ...process.env, POD_NAMESPACE: 'istio-system' } });
-  const readyMs = await waitReady(`http://127.0.0.1:${monPort}/ready`, child, logFile, 120_000);
+  const readyMs = await waitReady(`http://127.0.0.1:${monPort}/ready`, child, 120_000, logFile);
   return { child, xds: `127.0.0.1:${xdsPort}`, readyMs, logFile, cmd: `POD_NAMESPACE=istio-system meshpilot ${argv.join(' ')}` };
-}
-
-async function runHarness(argv: string[], out: string): Promise<LoadReport> {
-  const child = spawn(process.execPath, [MAIN, 'load', ...argv, '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  if (code !== 0) throw new Error(`meshpilot load exited with ${code}`);
-  return JSON.parse(fs.readFileSync(out, 'utf8')) as LoadReport;
 }
 
 /** One resource as a server sent it to one proxy. */
@@ -259,16 +229,7 @@ function inspectTable(sizes: Partial<Record<'istiod' | 'meshpilot', ResourceSize
 
 interface RunResult { server: 'istiod' | 'meshpilot'; proxies: number; report: LoadReport; readyMs: number; loadavg: number[]; serverCmd: string; loadCmd: string }
 
-const f1 = (n: number): string => (Math.round(n * 10) / 10).toString();
 const kb = (b: number): string => f1(b / 1024);
-const lat = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
-  const b = r.churn.byKind[k];
-  return b ? `${f1(b.latency.p50)} / ${f1(b.latency.p99)} / ${f1(b.latency.max)}` : '–';
-};
-const reach = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
-  const b = r.churn.byKind[k];
-  return b ? `${b.reached}${b.expected !== null ? `/${b.expected}` : ''}` : '–';
-};
 const shortType = (t: string): string => ({ Cluster: 'CDS', ClusterLoadAssignment: 'EDS', Listener: 'LDS', RouteConfiguration: 'RDS' } as Record<string, string>)[t.split('.').pop()!] ?? t.split('.').pop()!;
 
 function mainTable(runs: RunResult[]): string[] {
@@ -360,7 +321,7 @@ async function main(): Promise<void> {
           const report = await runHarness(hargs, path.join(work, `load-${kind}-${n}.json`));
           runs.push({ server: kind, proxies: n, report, readyMs: srv.readyMs, loadavg, serverCmd: srv.cmd, loadCmd: `meshpilot load ${hargs.join(' ')}` });
         } finally {
-          await stop(srv.child);
+          await stop(srv.child, 15_000);
           fs.copyFileSync(srv.logFile, path.join(work, `${kind}-${n}.log`));
         }
       }

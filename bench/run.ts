@@ -6,19 +6,17 @@
  *
  *   node dist/bench/run.js [--scenario NAME[,NAME…]] [--scale 0.1] [--no-write]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { LoadReport } from '../src/load/run-load.js';
 import { lineChart, type Series } from './plot.js';
+import { f1, lat, MAIN, reach, ROOT, runHarness, stop, waitReady } from './common.js';
+import { freePort } from '../test/helpers/ports.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 const FLOOR = path.join(ROOT, 'dist/bench/floor-server.js');
 const SCENARIOS = path.join(ROOT, 'bench/scenarios');
 const RESULTS_DIR = path.join(ROOT, 'bench/results');
@@ -60,37 +58,6 @@ if (!(scale > 0)) throw new Error('--scale must be a positive number');
 
 function log(s: string): void { process.stderr.write(`[bench] ${s}\n`); }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitReady(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before it was ready`);
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} not ready in ${timeoutMs} ms`);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(t);
-}
-
 function scaled(s: Scenario): Scenario {
   if (scale === 1) return s;
   const services = Math.max(1, Math.round(s.mesh.services * scale));
@@ -102,14 +69,6 @@ function scaled(s: Scenario): Scenario {
 }
 
 const serveFlags = spawnSync(process.execPath, [MAIN, 'serve', '--help'], { encoding: 'utf8' }).stdout;
-
-async function runHarness(argv: string[], out: string): Promise<LoadReport> {
-  const child = spawn(process.execPath, [MAIN, 'load', ...argv, '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  if (code !== 0) throw new Error(`meshpilot load exited with ${code}`);
-  return JSON.parse(fs.readFileSync(out, 'utf8')) as LoadReport;
-}
 
 function genMesh(s: Scenario, dir: string): void {
   const m = s.mesh;
@@ -164,18 +123,8 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
   }
 }
 
-const f1 = (n: number): string => (Math.round(n * 10) / 10).toString();
 /** Megabytes with two decimals below 10 MB, one above. */
 const mb = (bytes: number): string => { const m = bytes / 1024 / 1024; return m < 10 ? m.toFixed(2) : f1(m); };
-const lat = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
-  const b = r.churn.byKind[k];
-  return b ? `${f1(b.latency.p50)} / ${f1(b.latency.p99)} / ${f1(b.latency.max)}` : '–';
-};
-const reach = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
-  const b = r.churn.byKind[k];
-  return b ? `${b.reached}${b.expected !== null ? `/${b.expected}` : ''}` : '–';
-};
-
 function table(runs: RunResult[]): string[] {
   const rows = [
     '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS / proxy KiB | harness CPU s connect / churn |',
