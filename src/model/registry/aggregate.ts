@@ -30,7 +30,7 @@ const byClusterOrder = (a: Endpoint, b: Endpoint): number =>
  * endpoint change elsewhere, so their version hashes and the workload comparison are skipped (build-push-context.ts,
  * push-engine.ts). A host served by one cluster keeps that cluster's list as it is: it is already in this order.
  */
-const mergedHosts = new Map<string, { lists: Endpoint[][]; merged: Endpoint[] }>();
+let mergedHosts = new Map<string, { lists: Endpoint[][]; merged: Endpoint[] }>();
 let mergedWorkloads: { parts: Workload[][]; merged: Workload[] } | undefined;
 
 export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult {
@@ -45,14 +45,17 @@ export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult
     }
   }
   const endpoints: KubeRegistryResult['endpoints'] = {};
+  // Only this merge's multi-cluster hosts are remembered: hosts that went do not accumulate.
+  const nextMerged = new Map<string, { lists: Endpoint[][]; merged: Endpoint[] }>();
   for (const [host, lists] of byHost) {
     if (lists.length === 1) { endpoints[host] = lists[0]!; continue; }
     const prev = mergedHosts.get(host);
-    if (prev && prev.lists.length === lists.length && prev.lists.every((l, i) => l === lists[i])) { endpoints[host] = prev.merged; continue; }
-    const merged = lists.flat().sort(byClusterOrder);
-    mergedHosts.set(host, { lists, merged });
+    const merged = prev && prev.lists.length === lists.length && prev.lists.every((l, i) => l === lists[i])
+      ? prev.merged : lists.flat().sort(byClusterOrder);
+    nextMerged.set(host, { lists, merged });
     endpoints[host] = merged;
   }
+  mergedHosts = nextMerged;
   const wparts = parts.map((p) => p.workloads);
   let workloads: Workload[];
   if (mergedWorkloads && mergedWorkloads.parts.length === wparts.length && mergedWorkloads.parts.every((w, i) => w === wparts[i])) {
