@@ -461,7 +461,7 @@ export class PushEngine {
       // (allocating) look at its watches.
       const last = t.lastComputed(ENDPOINT_TYPE);
       if (last) {
-        if (changed.length > 0 && changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
+        if (changed.some((h) => edsHosts(last).has(h))) work.push([t, [ENDPOINT_TYPE]]);
         continue;
       }
       if (t.watched().some((w) => w.typeUrl === ENDPOINT_TYPE)) work.push([t, [ENDPOINT_TYPE]]);
