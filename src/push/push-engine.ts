@@ -193,7 +193,22 @@ export class PushEngine {
     this.snapshot = () => (ref ??= (this.lastSnapshot = encodeSnapshot(data, configVersion, this.lastSnapshot, 'flat', this.flatEncoder)));
     this.memo.clear();
     this.scopes.clear();
-    this.cache.sweep(() => this.heldKeys());
+    this.cache.advance();
+  }
+
+  private collectScheduled = false;
+
+  /**
+   * Drop superseded cache entries once a push has been sent: the mark walks every connected proxy's responses
+   * (15–25 ms at 5,000 proxies), which in the context step delayed the first push after a connect storm by as much.
+   */
+  private scheduleCollect(): void {
+    if (this.collectScheduled || !this.cache.collectDue) return;
+    this.collectScheduled = true;
+    setImmediate(() => {
+      this.collectScheduled = false;
+      this.cache.collect(() => this.heldKeys());
+    });
   }
 
   /** The cache keys of every response a connected proxy holds (each shared response once). */
@@ -484,6 +499,7 @@ export class PushEngine {
     if (full) this.stats.fullPushes++; else this.stats.edsPushes++;
     this.stats.proxiesPushed += work.length;
     this.stats.lastPushMs = performance.now() - t0;
+    this.scheduleCollect();
     this.opts.log.info({
       pushVersion: info.pushVersion, full, proxies: work.length, skipped, connected: this.targets.size, events: req.events,
       reasons: Object.fromEntries(req.reasons), changedServices: changedHosts?.size, ms: Math.round(this.stats.lastPushMs),

@@ -7,7 +7,7 @@
  * a namespace the last pushes happened not to reach must not have its clusters and listeners regenerated on the
  * next change there (with recency alone, random churn over 50 namespaces regenerated a whole namespace's CDS, LDS
  * and EDS on almost every VirtualService change). The mark runs only once the cache has doubled since the last
- * sweep, so its cost is spread over many pushes.
+ * sweep, so its cost is spread over many pushes; the push engine runs it after a push has been sent, not before.
  */
 export interface CacheEntry {
   /** The resource framed as DiscoveryResponse field 2 (tag + length + Any bytes). */
@@ -45,17 +45,28 @@ export class ResourceCache {
     if (this.enabled) this.map.set(key, { entry, lastUsed: this.epoch });
   }
 
+  /** Called once per push context: entries the coming pushes do not use age by one. */
+  advance(): void { this.epoch++; }
+
+  /** Whether the cache has doubled since the last collection (a `collect` would mark and drop). */
+  get collectDue(): boolean { return this.map.size > this.sweepAbove; }
+
   /**
-   * Called once per push: advance the epoch; once the cache has doubled, drop what neither a connected proxy holds
-   * (`held`: the cache keys of every response proxies hold, lazily enumerated) nor the last pushes used.
+   * Once the cache has doubled, drop what neither a connected proxy holds (`held`: the cache keys of every
+   * response proxies hold, lazily enumerated) nor the last pushes used.
    */
-  sweep(held: () => Iterable<readonly string[]>): void {
-    this.epoch++;
-    if (this.map.size <= this.sweepAbove) return;
+  collect(held: () => Iterable<readonly string[]>): void {
+    if (!this.collectDue) return;
     const keep = new Set<string>();
     for (const keys of held()) for (const k of keys) keep.add(k);
     for (const [k, e] of this.map) if (!keep.has(k) && this.epoch - e.lastUsed > this.keepPushes) this.map.delete(k);
     this.sweepAbove = Math.max(MIN_SWEEP_SIZE, 2 * this.map.size);
+  }
+
+  /** `advance` then `collect`: what one push does, in one call. */
+  sweep(held: () => Iterable<readonly string[]>): void {
+    this.advance();
+    this.collect(held);
   }
 
   stats(): CacheStats {
