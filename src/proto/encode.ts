@@ -44,41 +44,99 @@ function pathText(p: Path): string {
   return p.index ? `${pathText(p.up)}[${p.key}]` : `${pathText(p.up)}.${p.key}`;
 }
 
-function normalizeValue(field: protobuf.Field, value: unknown, at: Path): unknown {
-  const rt = field.resolvedType;
-  if (rt instanceof protobuf.Type) {
-    if (typeof value !== 'object' || value === null) throw new EncodeError(`${pathText(at)}: expected ${rt.fullName} object`);
-    if (rt.fullName === '.google.protobuf.Any') return packAny(value as ProtoObject, at);
-    return normalize(rt, value as ProtoObject, at);
-  }
-  if (rt instanceof protobuf.Enum) {
-    if (typeof value === 'string' && !(value in rt.values)) {
-      throw new EncodeError(`${pathText(at)}: unknown enum value ${value} for ${rt.fullName}`);
-    }
-  }
-  return value;
+/** What normalize needs to know of one field, worked out once per field (reflection getters such as fullName walk
+ * the type tree on every call). */
+interface FieldPlan {
+  field: protobuf.Field;
+  /** A nested message (not Any): normalized recursively. */
+  message?: protobuf.Type;
+  any?: boolean;
+  /** Enum name → number. */
+  enumValues?: Record<string, number>;
+  /** The conversion protobufjs' fromObject applies to this scalar type (so its encoder can be called directly). */
+  scalar?: (v: unknown) => unknown;
 }
 
+const toNumber = (v: unknown): unknown => Number(v);
+const toInt32 = (v: unknown): unknown => (v as number) | 0;
+const toUint32 = (v: unknown): unknown => (v as number) >>> 0;
+const toBool = (v: unknown): unknown => Boolean(v);
+const toStr = (v: unknown): unknown => (typeof v === 'string' ? v : String(v));
+const SCALARS: Record<string, (v: unknown) => unknown> = {
+  double: toNumber, float: toNumber, int32: toInt32, sint32: toInt32, sfixed32: toInt32,
+  uint32: toUint32, fixed32: toUint32, bool: toBool, string: toStr,
+};
+
+const plans = new WeakMap<protobuf.Type, Map<string, FieldPlan | null>>();
+
+function fieldPlan(type: protobuf.Type, key: string): FieldPlan | undefined {
+  let m = plans.get(type);
+  if (!m) plans.set(type, (m = new Map()));
+  let fp = m.get(key);
+  if (fp === undefined) {
+    const field = type.fields[key];
+    if (!field) { m.set(key, null); return undefined; }
+    if (!field.resolved) field.resolve();
+    const rt = field.resolvedType;
+    fp = { field };
+    if (rt instanceof protobuf.Type) {
+      if (rt.fullName === '.google.protobuf.Any') fp.any = true; else fp.message = rt;
+    } else if (rt instanceof protobuf.Enum) {
+      fp.enumValues = rt.values;
+    } else {
+      // 64-bit integers and bytes are passed as given: protobufjs' writer takes numbers, strings and Longs for the
+      // former and base64 strings or byte arrays for the latter, as its fromObject would produce.
+      fp.scalar = SCALARS[field.type];
+    }
+    m.set(key, fp);
+  }
+  return fp ?? undefined;
+}
+
+function normalizeValue(fp: FieldPlan, value: unknown, at: Path): unknown {
+  if (fp.message || fp.any) {
+    if (typeof value !== 'object' || value === null) {
+      throw new EncodeError(`${pathText(at)}: expected ${(fp.field.resolvedType as protobuf.Type).fullName} object`);
+    }
+    return fp.any ? packAny(value as ProtoObject, at) : normalize(fp.message!, value as ProtoObject, at);
+  }
+  if (value === null) return value;
+  if (fp.enumValues) {
+    if (typeof value !== 'string') return value;
+    const n = fp.enumValues[value];
+    if (n === undefined || !Object.prototype.hasOwnProperty.call(fp.enumValues, value)) {
+      throw new EncodeError(`${pathText(at)}: unknown enum value ${value} for ${(fp.field.resolvedType as protobuf.Enum).fullName}`);
+    }
+    return n;
+  }
+  return fp.scalar ? fp.scalar(value) : value;
+}
+
+/**
+ * Check `obj` against `type` and return what protobufjs' encoder takes directly: enum names as numbers, scalars
+ * converted as its fromObject converts them, Anys packed. (Encoding this object gives the bytes
+ * `type.encode(type.fromObject(obj))` gives, without building message instances a second time.)
+ */
 function normalize(type: protobuf.Type, obj: ProtoObject, at: Path): ProtoObject {
   const out: ProtoObject = {};
   for (const key in obj) {
     const value = obj[key];
     if (value === undefined) continue;
-    const field = type.fields[key];
-    if (!field) throw new EncodeError(`${pathText(at)}: unknown field "${key}" in ${type.fullName}`);
-    if (!field.resolved) field.resolve();
-    const fat: Path = { up: at, key };
+    const fp = fieldPlan(type, key);
+    if (!fp) throw new EncodeError(`${pathText(at)}: unknown field "${key}" in ${type.fullName}`);
+    const field = fp.field;
     if (field.map) {
+      if (value === null) continue;
       const m: Record<string, unknown> = {};
-      for (const k in value as Record<string, unknown>) m[k] = normalizeValue(field, (value as Record<string, unknown>)[k], { up: fat, key: k, index: true });
+      for (const k in value as Record<string, unknown>) m[k] = normalizeValue(fp, (value as Record<string, unknown>)[k], { up: { up: at, key }, key: k, index: true });
       out[key] = m;
     } else if (field.repeated) {
-      if (!Array.isArray(value)) throw new EncodeError(`${pathText(fat)}: expected a list`);
+      if (!Array.isArray(value)) throw new EncodeError(`${pathText({ up: at, key })}: expected a list`);
       const list = new Array<unknown>(value.length);
-      for (let i = 0; i < value.length; i++) list[i] = normalizeValue(field, value[i], { up: fat, key: i, index: true });
+      for (let i = 0; i < value.length; i++) list[i] = normalizeValue(fp, value[i], { up: { up: at, key }, key: i, index: true });
       out[key] = list;
     } else {
-      out[key] = normalizeValue(field, value, fat);
+      out[key] = normalizeValue(fp, value, { up: at, key });
     }
   }
   return out;
@@ -95,15 +153,14 @@ function packAny(obj: ProtoObject, at: Path): ProtoObject {
 
 /** Encode `obj` as message `type`, strictly. */
 export function encodeMessage(type: protobuf.Type, obj: ProtoObject, at: Path = type.name): Uint8Array {
-  const normalized = normalize(type, obj, at);
-  return type.encode(type.fromObject(normalized)).finish();
+  return type.encode(normalize(type, obj, at)).finish();
 }
 
 /** Encode `{ '@type': URL, ...fields }` as a google.protobuf.Any message (the bytes of the Any itself). */
 export function encodeAny(obj: ProtoObject & { '@type': string }): Uint8Array {
   const anyType = messageType('google.protobuf.Any');
   const packed = packAny(obj, obj['@type'].slice(obj['@type'].lastIndexOf('.') + 1));
-  return anyType.encode(anyType.fromObject(packed)).finish();
+  return anyType.encode(packed).finish();
 }
 
 /** Decode an Any's bytes back into a JSON object with '@type' (for debug output and tests). */
