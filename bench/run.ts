@@ -180,7 +180,10 @@ async function runScenario(file: string): Promise<void> {
   }
   const debounce = s.debounceAfterMs ?? 100;
   const base = `${s.name}-${stamp}`;
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  // --no-write leaves bench/ untouched: plots and the raw report go to a temporary directory instead.
+  const outDir = args['no-write'] ? fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-bench-')) : RESULTS_DIR;
+  const link = args['no-write'] ? outDir : 'results';
+  fs.mkdirSync(outDir, { recursive: true });
   const plots: string[] = [];
   const cdf: Series[] = [];
   for (const r of runs) {
@@ -191,19 +194,19 @@ async function runScenario(file: string): Promise<void> {
   }
   if (cdf.length > 0) {
     const f = `${base}-convergence.svg`;
-    fs.writeFileSync(path.join(RESULTS_DIR, f), lineChart({ title: `${s.name}: convergence after a change`, xLabel: 'ms from the file write to the proxy\'s ACK', yLabel: 'percentile of proxy updates', series: cdf }));
+    fs.writeFileSync(path.join(outDir, f), lineChart({ title: `${s.name}: convergence after a change`, xLabel: 'ms from the file write to the proxy\'s ACK', yLabel: 'percentile of proxy updates', series: cdf }));
     plots.push(f);
   }
   if (capacity.length > 0) {
     const f = `${base}-capacity.svg`;
     const pts = (k: 'endpoints' | 'vs'): Array<[number, number]> => capacity.map((c) => [c.proxies, c.report.churn.byKind[k]?.latency.p99 ?? 0]);
-    fs.writeFileSync(path.join(RESULTS_DIR, f), lineChart({ title: `${s.name}: capacity`, xLabel: 'proxies', yLabel: 'p99 convergence ms / connect storm ms', series: [
+    fs.writeFileSync(path.join(outDir, f), lineChart({ title: `${s.name}: capacity`, xLabel: 'proxies', yLabel: 'p99 convergence ms / connect storm ms', series: [
       { name: 'EDS change p99', points: pts('endpoints') }, { name: 'VS change p99', points: pts('vs') },
       { name: 'connect storm (all ACKed)', points: capacity.map((c) => [c.proxies, c.report.connect.stormMs]) },
     ] }));
     plots.push(f);
   }
-  fs.writeFileSync(path.join(RESULTS_DIR, `${base}.json`), `${JSON.stringify({ scenario: s, scale, runs, capacity }, null, 1)}\n`);
+  fs.writeFileSync(path.join(outDir, `${base}.json`), `${JSON.stringify({ scenario: s, scale, runs, capacity }, null, 1)}\n`);
 
   const m = runs[0]?.report.machine;
   const md: string[] = [
@@ -229,7 +232,7 @@ async function runScenario(file: string): Promise<void> {
   for (const r of runs) md.push(`- ${r.label}: \`${r.serverCmd.replace(/\/tmp\/[^\s]+/g, 'DIR').replace(/(--(?:xds|monitoring)-port) \d+/g, '$1 PORT')}\`; \`${r.loadCmd.replace(/\/tmp\/[^\s]+/g, 'DIR').replace(/--server-pid \d+/, '--server-pid PID').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}\``);
   const errs = runs.flatMap((r) => r.report.errors.map((e) => `${r.label}: ${e}`));
   if (errs.length > 0) md.push('', 'Errors seen:', ...errs.slice(0, 5).map((e) => `- ${e}`));
-  md.push('', ...plots.map((p) => `![${p}](results/${p})`), `Raw reports: [results/${base}.json](results/${base}.json)`, '');
+  md.push('', ...plots.map((p) => `![${p}](${link}/${p})`), `Raw reports: [${link}/${base}.json](${link}/${base}.json)`, '');
   process.stdout.write(md.join('\n'));
   if (!args['no-write']) {
     if (!fs.existsSync(RESULTS_MD)) fs.writeFileSync(RESULTS_MD, '# Benchmark results\n\nAppended by `node dist/bench/run.js` (see bench/README.md); newest last.\n');
