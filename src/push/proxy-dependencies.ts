@@ -21,7 +21,7 @@
 import type { ConfigEntry, PushContext } from '../model/push-context.js';
 import { exportedTo, hostMatches } from '../model/push-context.js';
 import { securityLabelKeys, type ProxyScope } from '../model/scope.js';
-import { sidecarScope, type SidecarScope } from '../../workers/networking/sidecar-scope.js';
+import { scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { ENDPOINT_KINDS, Kind } from '../config/kinds.js';
 
 interface ChangedKey { kind: string; namespace: string; name: string }
@@ -76,15 +76,15 @@ export class ProxyDependencies {
     const g = `${ctx === this.oldCtx ? 'o' : 'n'}|${scope.namespace}|${scope.sidecar ?? ''}`;
     r = this.memo.get(g);
     if (r === undefined) {
-      const sc = sidecarScope(ctx, scope);
-      r = this.keys.some((k) => this.keyAffects(ctx, sc, scope.namespace, k));
+      r = this.keys.some((k) => this.keyAffects(ctx, scope, k));
       this.memo.set(g, r);
     }
     byScope.set(scope, r);
     return r;
   }
 
-  private keyAffects(ctx: PushContext, sc: SidecarScope, ns: string, k: ChangedKey): boolean {
+  private keyAffects(ctx: PushContext, scope: ProxyScope, k: ChangedKey): boolean {
+    const ns = scope.namespace;
     const root = ctx.data.mesh.rootNamespace;
     if (NAMESPACED_ONLY.has(k.kind)) return k.namespace === ns || k.namespace === root;
     switch (k.kind) {
@@ -93,37 +93,37 @@ export class ProxyDependencies {
         if (!vs) return false; // not in this context; the other context is checked too
         const gateways = vs.spec.gateways as string[] | undefined;
         if (gateways && gateways.length > 0 && !gateways.includes('mesh')) return false;
-        return this.hostsAffect(ctx, sc, ns, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)));
+        return this.hostsAffect(ctx, scope, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)));
       }
       case Kind.DestinationRule: {
         const dr = ctx.data.destinationRules.find((d) => d.namespace === k.namespace && d.name === k.name);
         if (!dr) return false;
         const host = ctx.qualify(String(dr.spec.host ?? ''), dr.namespace);
         if (ctx.service(host)?.namespace === ns) return true;
-        return this.hostsAffect(ctx, sc, ns, dr, [host]);
+        return this.hostsAffect(ctx, scope, dr, [host]);
       }
       case Kind.Service: {
         const svc = ctx.services.find((s) => s.namespace === k.namespace && s.name === k.name);
         if (!svc) return false;
         if (svc.namespace === ns) return true;
-        return sc.services.includes(svc);
+        return scopeIncludes(ctx, scope, svc);
       }
       default:
         return true;
     }
   }
 
-  private hostsAffect(ctx: PushContext, sc: SidecarScope, ns: string, cfg: ConfigEntry, hosts: string[]): boolean {
-    if (!exportedTo(cfg.spec.exportTo as string[] | undefined, cfg.namespace, ns)) return false;
+  private hostsAffect(ctx: PushContext, scope: ProxyScope, cfg: ConfigEntry, hosts: string[]): boolean {
+    if (!exportedTo(cfg.spec.exportTo as string[] | undefined, cfg.namespace, scope.namespace)) return false;
     if (hosts.length === 0) return true; // a delegate: reached through whichever VirtualService includes it
     for (const h of hosts) {
       if (!h.includes('*')) {
         const svc = ctx.service(h);
-        if (!svc || sc.services.includes(svc)) return true; // external host, or a service this proxy sees
+        if (!svc || scopeIncludes(ctx, scope, svc)) return true; // external host, or a service this proxy sees
         continue;
       }
       if (!ctx.services.some((s) => hostMatches(h, s.hostname))) return true;
-      if (sc.services.some((s) => hostMatches(h, s.hostname))) return true;
+      if (sidecarScope(ctx, scope).services.some((s) => hostMatches(h, s.hostname))) return true;
     }
     return false;
   }

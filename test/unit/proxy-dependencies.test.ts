@@ -14,6 +14,7 @@ import { buildResource, planResources } from '../../workers/networking/generator
 import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
 import { egressSidecarYaml, headerRouteVsYaml } from '../helpers/istio-yaml.js';
 import { ctxOf } from '../helpers/context.js';
+import { scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 
 
 function svc(name: string, ns: string, ip: string, ports = [9080]): string {
@@ -132,4 +133,48 @@ test('ProxyNeedsPush: kinds it does not reason about push to everyone', () => {
   // Endpoint kinds alone leave nothing for the config check: the request means "all" (the engine's EDS path decides).
   assert.equal(new ProxyDependencies(ctx, ctx, ['EndpointSlice/ns-a/alpha-1']).all, true);
   assert.equal(new ProxyDependencies(ctx, ctx, ['EndpointSlice/ns-a/alpha-1', 'VirtualService/ns-a/alpha']).all, false);
+});
+
+test('scopeIncludes answers what the computed Sidecar scope answers (400 random meshes)', () => {
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+  const NS = ['ns-a', 'ns-b', 'ns-c'];
+  const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'eps', 'zeta'];
+  const hostOf = (name: string, ns: string): string => `${name}.${ns}.svc.cluster.local`;
+  let checked = 0, inside = 0;
+  for (let round = 0; round < 400; round++) {
+    const placed = NAMES.map((n) => ({ n, ns: pick(NS) }));
+    const docs: Record<string, string> = {};
+    placed.forEach(({ n, ns }, i) => {
+      // A quarter of the services are exported to their own namespace only.
+      const meta = rnd(4) === 0 ? `{name: ${n}, namespace: ${ns}, annotations: {networking.istio.io/exportTo: "."}}` : `{name: ${n}, namespace: ${ns}}`;
+      docs[`svc-${n}.yaml`] = svc(n, ns, `${i + 1}.1`).replace(`metadata: {name: ${n}, namespace: ${ns}}`, `metadata: ${meta}`);
+    });
+    const egressHost = (): string => pick(['./*', '*/*', '~/*', 'istio-system/*', ...NS.map((ns) => `${ns}/*`),
+      ...placed.map(({ n, ns }) => `${pick(['*', ns])}/${hostOf(n, ns)}`), `*/*.${pick(NS)}.svc.cluster.local`]);
+    for (const ns of NS) {
+      if (rnd(3) === 0) continue; // no Sidecar: everything visible
+      const hosts = Array.from({ length: 1 + rnd(3) }, egressHost);
+      docs[`sidecar-${ns}.yaml`] = rnd(3) === 0
+        ? `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ${ns}}\nspec:\n  egress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    hosts: [${JSON.stringify(egressHost())}]\n  - hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]\n`
+        : sidecar(ns, hosts);
+    }
+    for (let v = 0; v < 1 + rnd(4); v++) {
+      const from = pick(placed), to = pick(placed);
+      const vsNs = pick(NS);
+      docs[`vs-${v}.yaml`] = `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs-${v}, namespace: ${vsNs}}\nspec:\n  hosts: [${hostOf(from.n, from.ns)}]\n${rnd(3) === 0 ? '  exportTo: ["."]\n' : ''}  http:\n  - route: [{destination: {host: ${hostOf(to.n, to.ns)}}}]\n`;
+    }
+    const ctx = ctxOf(docs);
+    for (const ns of NS) {
+      const scope = scopeFor(parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns }), ctx);
+      // Asked before the scope is computed (the cheap answers), then against the computed scope.
+      const cheap = ctx.services.map((s) => scopeIncludes(ctx, scope, s));
+      const full = ctx.services.map((s) => sidecarScope(ctx, scope).services.includes(s));
+      assert.deepEqual(cheap, full, `round ${round}, namespace ${ns}:\n${Object.values(docs).join('---\n')}`);
+      checked += cheap.length;
+      inside += cheap.filter(Boolean).length;
+    }
+  }
+  assert.ok(inside > checked / 5 && inside < checked * 4 / 5, `a mix of answers (${inside} of ${checked} inside)`);
 });

@@ -97,6 +97,39 @@ export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope 
   return s;
 }
 
+/** The hostnames some VirtualService of the list routes to (or mirrors to): the only hosts `admit` can add. */
+const destinationsMemo = new WeakMap<object, ReadonlySet<string>>();
+function vsDestinations(ctx: PushContext): ReadonlySet<string> {
+  let d = destinationsMemo.get(ctx.data.virtualServices);
+  if (!d) {
+    d = new Set(qualifiedVirtualServices(ctx).flatMap((q) => q.destinations));
+    destinationsMemo.set(ctx.data.virtualServices, d);
+  }
+  return d;
+}
+
+/**
+ * `sidecarScope(ctx, scope).services.includes(svc)`, without computing the scope when the answer is plain: a
+ * service the namespace cannot see is out; one an egress host admits is in; one that no VirtualService routes to
+ * cannot have been added by `admit` and is out. Only the rest computes the scope. A VirtualService change replaces
+ * the list the scope memo hangs on, and the push decision asked this of all 50 namespaces' scopes; each one
+ * computed cost a pass over every VirtualService.
+ */
+export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service): boolean {
+  const known = memo.get(ctx.data.virtualServices);
+  const done = known && known.services === ctx.data.services && known.sidecars === ctx.data.sidecars && known.mesh === ctx.data.mesh
+    ? known.byKey.get(`${scope.namespace}|${scope.sidecar ?? ''}`) : undefined;
+  if (done) return done.services.includes(svc);
+  if (!visibleTo(svc, scope.namespace)) return false; // the scope's services are among the visible ones
+  const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
+  const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
+  if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
+  const all = (sidecar.spec.egress as any[]).flatMap((l) => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace)));
+  if (egressAdmits(all, svc.namespace, svc.hostname)) return true;
+  if (!vsDestinations(ctx).has(svc.hostname)) return false;
+  return sidecarScope(ctx, scope).services.includes(svc);
+}
+
 function sidecarPort(p: any): SidecarPort {
   return { number: p.number as number, protocol: parseProtocol(String(p.protocol ?? '')), name: String(p.name ?? '') };
 }
