@@ -97,21 +97,44 @@ export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope 
   return s;
 }
 
-/** The hostnames some VirtualService of the list routes to (or mirrors to): the only hosts `admit` can add. */
-const destinationsMemo = new WeakMap<object, ReadonlySet<string>>();
-function vsDestinations(ctx: PushContext): ReadonlySet<string> {
+/**
+ * For each hostname, the VirtualServices that route (or mirror) to it, and whether the VirtualService's only host
+ * is that same hostname: once per VirtualService list.
+ */
+interface DestinationOf { vs: ConfigEntry; selfOnly: boolean }
+const destinationsMemo = new WeakMap<object, Map<string, DestinationOf[]>>();
+function vsDestinations(ctx: PushContext): Map<string, DestinationOf[]> {
   let d = destinationsMemo.get(ctx.data.virtualServices);
   if (!d) {
-    d = new Set(qualifiedVirtualServices(ctx).flatMap((q) => q.destinations));
+    d = new Map();
+    for (const q of qualifiedVirtualServices(ctx)) {
+      for (const dest of new Set(q.destinations)) {
+        let l = d.get(dest);
+        if (!l) d.set(dest, (l = []));
+        l.push({ vs: q.vs, selfOnly: q.hosts.length === 1 && q.hosts[0] === dest });
+      }
+    }
     destinationsMemo.set(ctx.data.virtualServices, d);
   }
   return d;
 }
 
 /**
+ * Whether `admit` can add `svc` through a VirtualService destination for this namespace: some VirtualService
+ * exported here routes to it, other than one whose only host is the service itself in the service's own namespace
+ * (that one is admitted only when the service already is: its host is checked against the egress hosts with the
+ * same namespace the service was).
+ */
+function admittableByRoute(ctx: PushContext, namespace: string, svc: Service): boolean {
+  const routes = vsDestinations(ctx).get(svc.hostname);
+  return routes !== undefined && routes.some((r) => !(r.selfOnly && r.vs.namespace === svc.namespace) &&
+    exportedTo(r.vs.spec.exportTo, r.vs.namespace, namespace));
+}
+
+/**
  * `sidecarScope(ctx, scope).services.includes(svc)`, without computing the scope when the answer is plain: a
- * service the namespace cannot see is out; one an egress host admits is in; one that no VirtualService routes to
- * cannot have been added by `admit` and is out. Only the rest computes the scope. A VirtualService change replaces
+ * service the namespace cannot see is out; one an egress host admits is in; one that no VirtualService could have
+ * added (admittableByRoute) is out. Only the rest computes the scope. A VirtualService change replaces
  * the list the scope memo hangs on, and the push decision asked this of all 50 namespaces' scopes; each one
  * computed cost a pass over every VirtualService.
  */
@@ -126,7 +149,7 @@ export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service)
   if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
   const all = (sidecar.spec.egress as any[]).flatMap((l) => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace)));
   if (egressAdmits(all, svc.namespace, svc.hostname)) return true;
-  if (!vsDestinations(ctx).has(svc.hostname)) return false;
+  if (!admittableByRoute(ctx, scope.namespace, svc)) return false;
   return sidecarScope(ctx, scope).services.includes(svc);
 }
 
