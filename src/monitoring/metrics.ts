@@ -118,6 +118,8 @@ export class PilotMetrics implements XdsMetrics {
   private readonly pool = { threads: 1, inFlight: 0, busyMs: 0, lastChange: performance.now(), since: performance.now() };
   private readonly readers = new Map<string, { at: number; busy: number }>();
   private poolInline = false;
+  /** The pool being timed (for its spare-cores reading). */
+  private instrumented?: GenerationPool;
   /** Rolling push rate for the status page. */
   private readonly sentTimes: number[] = [];
 
@@ -168,11 +170,17 @@ export class PilotMetrics implements XdsMetrics {
     new Gauge({ ...reg, name: 'meshpilot_worker_tasks_in_flight', help: 'Generation tasks submitted and not yet finished.', collect() { this.set(self.pool.inFlight); } });
     new Gauge({ ...reg, name: 'meshpilot_worker_threads', help: 'Generation worker threads (0: inline on the main thread).', collect() { this.set(self.poolInline ? 0 : self.pool.threads); } });
     new Gauge({ ...reg, name: 'meshpilot_worker_utilization', help: 'Fraction of worker capacity busy since the previous scrape (0..1).', collect() { this.set(self.utilization('prometheus')); } });
+    new Gauge({
+      ...reg, name: 'meshpilot_worker_spare_cores',
+      help: 'Idle cores plus what the workers already use, last sample (+Inf when unknown); below 0.5 batches are generated inline.',
+      collect() { this.set(self.instrumented?.spareCores ?? Infinity); },
+    });
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: r });
   }
 
   /** Wrap a generation pool so each task is timed and counted. */
   instrumentPool(pool: GenerationPool): GenerationPool {
+    this.instrumented = pool;
     this.poolInline = pool.threads === 0;
     this.pool.threads = Math.max(1, pool.threads);
     const generate = pool.generate.bind(pool);

@@ -11,6 +11,7 @@ import type { SnapshotRef } from '../model/snapshot-codec.js';
 import type { ProxyScope } from '../model/scope.js';
 import { generateResources, type GeneratedResource } from '../../workers/networking/generate-resources.js';
 import type { GenerateResult, GenerateTask } from '../../workers/generate.js';
+import { SpareCpu } from './spare-cpu.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../workers/generate.js');
 
@@ -21,6 +22,8 @@ export interface GenerationPool {
    * cloning the task and results, message passing, queueing). The engine generates inline below it.
    */
   readonly overheadMs?: number;
+  /** Cores free for the workers (src/push/spare-cpu.ts); the engine generates inline when less than half a core is. */
+  readonly spareCores?: number;
   /** `snapshot` is called only when a worker needs the context (encoding it is skipped for inline generation). */
   generate(ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
   close(): Promise<void>;
@@ -36,10 +39,12 @@ class InlinePool implements GenerationPool {
 
 class WorkerPool implements GenerationPool {
   private readonly piscina: Piscina;
+  private readonly spare = new SpareCpu();
   overheadMs = 1;
   constructor(readonly threads: number) {
     this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
   }
+  get spareCores(): number { return this.spare.spareCores; }
   async generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
     const task: GenerateTask = { snapshot: snapshot(), scope, typeUrl, names };
     const t0 = performance.now();
@@ -48,7 +53,7 @@ class WorkerPool implements GenerationPool {
     return r.resources;
   }
   get queueSize(): number { return this.piscina.queueSize; }
-  async close(): Promise<void> { await this.piscina.destroy(); }
+  async close(): Promise<void> { this.spare.close(); await this.piscina.destroy(); }
 }
 
 /**

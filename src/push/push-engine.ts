@@ -73,8 +73,9 @@ export interface PushEngineOptions {
   pushConcurrency: number;
   /**
    * Batches of at most this many resources are generated on the main thread, not posted to a worker. Unset:
-   * adaptive — a batch goes to the pool only when building it inline would cost more than the pool's measured
-   * overhead (so the pool never makes a push slower than inline generation would).
+   * adaptive — a batch goes to the pool only when at least half a core is spare for it and building it inline
+   * would cost more than the pool's measured overhead (so the pool never makes a push slower than inline
+   * generation would).
    */
   inlineMax?: number;
   cache?: boolean;
@@ -97,6 +98,8 @@ export interface PushStats {
 const INLINE_MAX = 4;
 /** First guess of inline generation cost per resource (ms), until measured (DESIGN.md: 7–18 µs to encode). */
 const INLINE_MS_PER_RESOURCE = 0.015;
+/** Below this many spare cores a worker has nowhere to run: batches are built inline (src/push/spare-cpu.ts). */
+const MIN_SPARE_CORES = 0.5;
 
 const versionMemo = new WeakMap<ComputedResponse, string[]>();
 const indexMemo = new WeakMap<ComputedResponse, Map<string, number>>();
@@ -394,6 +397,7 @@ export class PushEngine {
     const pool = this.opts.pool;
     if (pool.threads === 0) return false; // the inline pool is the main thread already
     if (this.opts.inlineMax !== undefined) return n <= this.opts.inlineMax;
+    if ((pool.spareCores ?? Infinity) < MIN_SPARE_CORES) return true;
     return n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
   }
 

@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { ConfigStore } from '../../src/config/store.js';
 import { parseManifests } from '../../src/sources/file/parse.js';
 import { PushEngine } from '../../src/push/push-engine.js';
-import { createGenerationPool } from '../../src/push/generation-pool.js';
+import { createGenerationPool, type GenerationPool } from '../../src/push/generation-pool.js';
+import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { PUSH_ORDER, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/model/snapshot-codec.js';
@@ -101,4 +102,28 @@ test('snapshot codec: both endpoint formats read back the same endpoints; endpoi
     assert.deepEqual(again.ctx.endpoints('reviews.default.svc.cluster.local'), []);
     assert.notEqual(encodeSnapshot(data, 'c2', ref, format).config, ref.config, 'a new config version is rewritten');
   }
+});
+
+test('batches are built inline when no core is spare for a worker, and go to the pool when one is', async () => {
+  const run = async (spareCores: number): Promise<number> => {
+    let posted = 0;
+    const pool = {
+      threads: 1, overheadMs: 0, spareCores,
+      async generate(ctx: Parameters<GenerationPool['generate']>[0], _s: unknown, scope: Parameters<GenerationPool['generate']>[2], typeUrl: string, names: string[]) {
+        posted++;
+        return generateResources(ctx, scope, typeUrl, names);
+      },
+      async close() {},
+    } satisfies GenerationPool;
+    const e = new PushEngine({
+      store: bookinfoStore(), pool, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10,
+      mesh: { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' },
+    });
+    e.rebuild();
+    const r = await e.compute(proxies[0]!, PUSH_ORDER[0], undefined);
+    assert.ok(r.names.length > 4, `a batch above the inline minimum (${r.names.length} clusters)`);
+    return posted;
+  };
+  assert.equal(await run(0.2), 0, 'a fifth of a core spare: nothing posted to the pool');
+  assert.ok(await run(1.5) > 0, 'a core and a half spare: the batch goes to the pool');
 });
