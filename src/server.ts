@@ -270,6 +270,10 @@ export class MeshpilotServer {
       this.engine.rebuild();
     }
 
+    // Proxies connect as soon as the port is open: let the workers finish loading first (they load in parallel
+    // with the config above, so this rarely waits).
+    await this.pool.ready?.();
+    if (this.stopping) return;
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
       registerCsds(this.grpcServer, this);

@@ -5,7 +5,9 @@
 import { decodeSnapshot, type SnapshotRef, type DecodedConfig } from '../src/model/snapshot-codec.js';
 import type { PushContext } from '../src/model/push-context.js';
 import type { ProxyScope } from '../src/model/scope.js';
+import { parentPort } from 'node:worker_threads';
 import { envoyRoot } from '../src/proto/envoy-protos.js';
+import { WORKER_LOADED } from '../src/push/worker-loaded.js';
 import { generateResources, type GeneratedResource } from './networking/generate-resources.js';
 
 export interface GenerateTask {
@@ -33,6 +35,8 @@ function contextFor(ref: SnapshotRef): PushContext {
 }
 
 envoyRoot(); // load protos when the worker starts, not on its first task
+// Tell the pool this thread has loaded (src/push/generation-pool.ts: the server listens only once every worker has).
+parentPort?.postMessage({ [WORKER_LOADED]: true });
 
 /** The resources, and how long the worker spent on them (decode included): the pool's overhead is the rest. */
 export interface GenerateResult { resources: GeneratedResource[]; ms: number }

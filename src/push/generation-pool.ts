@@ -12,6 +12,7 @@ import type { ProxyScope } from '../model/scope.js';
 import { generateResources, type GeneratedResource } from '../../workers/networking/generate-resources.js';
 import type { GenerateResult, GenerateTask } from '../../workers/generate.js';
 import { SpareCpu } from './spare-cpu.js';
+import { WORKER_LOADED } from './worker-loaded.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../workers/generate.js');
 
@@ -26,6 +27,8 @@ export interface GenerationPool {
   readonly spareCores?: number;
   /** `snapshot` is called only when a worker needs the context (encoding it is skipped for inline generation). */
   generate(ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
+  /** Resolves once every worker has loaded (its code and the Envoy protos), or after `timeoutMs`. */
+  ready?(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,16 +42,40 @@ class InlinePool implements GenerationPool {
 
 class WorkerPool implements GenerationPool {
   private readonly piscina: Piscina;
-  private readonly spare = new SpareCpu();
+  /** Task time so far (the workers' own measure), summed over threads. */
+  private busyMs = 0;
+  private readonly spare = new SpareCpu(() => this.busyMs);
+  private readonly loaded: Promise<void>;
   overheadMs = 1;
   constructor(readonly threads: number) {
     this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: Infinity });
+    this.loaded = new Promise((resolve) => {
+      let n = 0;
+      const onMessage = (m: unknown): void => {
+        if (typeof m !== 'object' || m === null || !(WORKER_LOADED in m)) return;
+        if (++n < threads) return;
+        this.piscina.off('message', onMessage);
+        resolve();
+      };
+      this.piscina.on('message', onMessage);
+    });
+  }
+
+  /**
+   * Each worker loads the Envoy protos when it starts (~0.3 s of CPU each): with several threads that ran into the
+   * first connect storm when the server listened before they were done (4 threads: +0.9 s of CPU in the storm).
+   */
+  ready(timeoutMs = 30_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); timer.unref(); });
+    return Promise.race([this.loaded, timeout]).finally(() => clearTimeout(timer));
   }
   get spareCores(): number { return this.spare.spareCores; }
   async generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
     const task: GenerateTask = { snapshot: snapshot(), scope, typeUrl, names };
     const t0 = performance.now();
     const r = await (this.piscina.run(task) as Promise<GenerateResult>);
+    this.busyMs += r.ms;
     this.overheadMs += 0.1 * (Math.max(0, performance.now() - t0 - r.ms) - this.overheadMs);
     return r.resources;
   }

@@ -1,7 +1,6 @@
 /**
- * Spare CPU for the generation pool: the machine's idle cores plus what this process's worker threads use already
- * (they would be reused), sampled a few times a second from /proc/stat, process.cpuUsage() and the main thread's
- * event-loop utilization.
+ * Spare CPU for the generation pool: the machine's idle cores plus what the pool's tasks use already (their cores
+ * would be reused), sampled ten times a second from /proc/stat and the pool's own task time.
  *
  * Why: a worker only helps when a core is free to run it. On a saturated machine (measured here: a connect storm
  * with the load harness on the same two cores) sending generation to the pool cost 6–8% more wall time and CPU
@@ -11,7 +10,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 
 export interface CpuReading {
   /** /proc/stat's first line: aggregate jiffies. */
@@ -19,12 +18,10 @@ export interface CpuReading {
   total: number;
   /** Cores the aggregate line covers. */
   cores: number;
-  /** process.cpuUsage(): user + system of every thread of this process, µs. */
-  processUs: number;
+  /** The pool's task time so far, ms, summed over its threads. */
+  workerBusyMs: number;
   /** performance.now(), ms. */
   at: number;
-  /** The main thread's event-loop utilization so far. */
-  elu: EventLoopUtilization;
 }
 
 /** Idle and total jiffies from /proc/stat's aggregate `cpu` line (idle + iowait count as idle). */
@@ -41,26 +38,17 @@ export function parseProcStat(text: string): { idle: number; total: number; core
   return { idle, total, cores };
 }
 
-/**
- * Spare cores between two readings: the idle share of the machine, plus this process's CPU beyond its main thread
- * (its workers'), in cores.
- */
+/** Spare cores between two readings: the idle share of the machine, plus the cores the pool's tasks held. */
 export function spareCoresBetween(a: CpuReading, b: CpuReading): number {
   const dTotal = b.total - a.total;
   const dt = b.at - a.at;
   if (dTotal <= 0 || dt <= 0) return Infinity;
   const idleCores = (b.cores * (b.idle - a.idle)) / dTotal;
-  const processCores = (b.processUs - a.processUs) / 1000 / dt;
-  const mainCores = performance.eventLoopUtilization(b.elu, a.elu).utilization;
-  return idleCores + Math.max(0, processCores - mainCores);
+  return idleCores + Math.max(0, b.workerBusyMs - a.workerBusyMs) / dt;
 }
 
-function readNow(): CpuReading | undefined {
-  let stat;
-  try { stat = parseProcStat(fs.readFileSync('/proc/stat', 'utf8')); } catch { return undefined; }
-  if (!stat) return undefined;
-  const u = process.cpuUsage();
-  return { ...stat, processUs: u.user + u.system, at: performance.now(), elu: performance.eventLoopUtilization() };
+function readStat(): { idle: number; total: number; cores: number } | undefined {
+  try { return parseProcStat(fs.readFileSync('/proc/stat', 'utf8')); } catch { return undefined; }
 }
 
 export class SpareCpu {
@@ -69,10 +57,17 @@ export class SpareCpu {
   private last: CpuReading | undefined;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(intervalMs = 100, private readonly read: () => CpuReading | undefined = readNow) {
-    this.last = read();
+  /** `workerBusyMs`: the pool's task time so far. `readStat` is for tests. */
+  constructor(private readonly workerBusyMs: () => number, intervalMs = 100,
+    private readonly stat: () => { idle: number; total: number; cores: number } | undefined = readStat) {
+    this.last = this.read();
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
+  }
+
+  private read(): CpuReading | undefined {
+    const s = this.stat();
+    return s ? { ...s, workerBusyMs: this.workerBusyMs(), at: performance.now() } : undefined;
   }
 
   sample(): void {
