@@ -93,8 +93,13 @@ function fieldPlan(type: protobuf.Type, key: string): FieldPlan | undefined {
   return fp ?? undefined;
 }
 
-function normalizeValue(fp: FieldPlan, value: unknown, at: Path): unknown {
+/**
+ * One field value; `parent`, `key` and `index` say where it sits. The path object is made only when a message
+ * value needs it as its own parent, or for an error (one per scalar field was most of normalize's allocation).
+ */
+function normalizeValue(fp: FieldPlan, value: unknown, parent: Path, key: string | number, index: boolean): unknown {
   if (fp.message || fp.any) {
+    const at: Path = { up: parent, key, index };
     if (typeof value !== 'object' || value === null) {
       throw new EncodeError(`${pathText(at)}: expected ${(fp.field.resolvedType as protobuf.Type).fullName} object`);
     }
@@ -105,7 +110,7 @@ function normalizeValue(fp: FieldPlan, value: unknown, at: Path): unknown {
     if (typeof value !== 'string') return value;
     const n = fp.enumValues[value];
     if (n === undefined || !Object.prototype.hasOwnProperty.call(fp.enumValues, value)) {
-      throw new EncodeError(`${pathText(at)}: unknown enum value ${value} for ${(fp.field.resolvedType as protobuf.Enum).fullName}`);
+      throw new EncodeError(`${pathText({ up: parent, key, index })}: unknown enum value ${value} for ${(fp.field.resolvedType as protobuf.Enum).fullName}`);
     }
     return n;
   }
@@ -128,15 +133,17 @@ function normalize(type: protobuf.Type, obj: ProtoObject, at: Path): ProtoObject
     if (field.map) {
       if (value === null) continue;
       const m: Record<string, unknown> = {};
-      for (const k in value as Record<string, unknown>) m[k] = normalizeValue(fp, (value as Record<string, unknown>)[k], { up: { up: at, key }, key: k, index: true });
+      const fat: Path = { up: at, key };
+      for (const k in value as Record<string, unknown>) m[k] = normalizeValue(fp, (value as Record<string, unknown>)[k], fat, k, true);
       out[key] = m;
     } else if (field.repeated) {
       if (!Array.isArray(value)) throw new EncodeError(`${pathText({ up: at, key })}: expected a list`);
       const list = new Array<unknown>(value.length);
-      for (let i = 0; i < value.length; i++) list[i] = normalizeValue(fp, value[i], { up: { up: at, key }, key: i, index: true });
+      const fat: Path = { up: at, key };
+      for (let i = 0; i < value.length; i++) list[i] = normalizeValue(fp, value[i], fat, i, true);
       out[key] = list;
     } else {
-      out[key] = normalizeValue(fp, value, { up: at, key });
+      out[key] = normalizeValue(fp, value, at, key, false);
     }
   }
   return out;
