@@ -9,7 +9,9 @@
  *
  * - VirtualService / DestinationRule: proxies in namespaces the config is exported to whose Sidecar egress admits
  *   one of its hosts (a VirtualService bound only to gateways affects no sidecar); a host matching no service at
- *   all (external hosts), or a delegate VirtualService (no hosts), affects everyone it is exported to.
+ *   all (external hosts), or a delegate VirtualService (no hosts), affects everyone it is exported to. A
+ *   VirtualService also affects scopes that hold one of its route destinations (a Sidecar may have admitted it
+ *   through its namespace and imported them with it).
  *   A DestinationRule also affects its host's own namespace.
  * - Service: its hostname, as above, plus its own namespace (inbound listeners).
  * - Sidecar, AuthorizationPolicy, RequestAuthentication: its namespace (every namespace for the root namespace).
@@ -19,10 +21,12 @@
  *   clients are always pushed.
  */
 import type { ConfigEntry, PushContext } from '../model/push-context.js';
+import type { Service } from '../model/service.js';
 import { exportedTo, hostMatches } from '../model/push-context.js';
 import { securityLabelKeys, type ProxyScope } from '../model/scope.js';
-import { scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
+import { routeDestinations, scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { ENDPOINT_KINDS, Kind } from '../config/kinds.js';
+import { LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../proto/type-urls.js';
 
 interface ChangedKey { kind: string; namespace: string; name: string }
 
@@ -56,6 +60,34 @@ export class ProxyDependencies {
     const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
     this.scopesStable = !this.all && oldCtx.localityAware === newCtx.localityAware &&
       same(oldCtx.sourceLabelKeys, newCtx.sourceLabelKeys) && same(securityLabelKeys(oldCtx), securityLabelKeys(newCtx));
+    const all = [...configsUpdated].map(parseKey);
+    this.virtualServicesOnly = all.length > 0 && all.every((k) => k.kind === Kind.VirtualService);
+    if (this.virtualServicesOnly) {
+      const streamRoutes = (vs: ConfigEntry | undefined): boolean => vs !== undefined && ((vs.spec.tcp?.length ?? 0) > 0 || (vs.spec.tls?.length ?? 0) > 0);
+      this.streamRoutesChanged = all.some((k) => streamRoutes(oldCtx.virtualService(k.namespace, k.name)) || streamRoutes(newCtx.virtualService(k.namespace, k.name)));
+    }
+  }
+
+  /** Every change is a VirtualService (no endpoints or other kinds merged into the push). */
+  private readonly virtualServicesOnly: boolean;
+  /** Some changed VirtualService has (or had) tcp or tls routes: those live in listeners, not routes. */
+  private streamRoutesChanged = false;
+
+  /**
+   * The types an affected sidecar's config can have changed in. A VirtualService reaches a sidecar's clusters,
+   * load assignments and listeners only through the services its Sidecar scope admits (a VirtualService brings its
+   * destinations in) and through tcp/tls routes (filter chains in listeners); everything else it says is in routes.
+   * So when only VirtualServices changed and the scope's services are the same in both contexts, only RDS — plus
+   * LDS when tcp/tls routes changed — is offered; the other three types would plan, look up and compare equal.
+   */
+  typesFor(scope: ProxyScope): readonly string[] {
+    if (!this.virtualServicesOnly || scope.type !== 'sidecar' || scope.generator !== 'envoy') return PUSH_ORDER;
+    const a = sidecarScope(this.oldCtx, scope), b = sidecarScope(this.newCtx, scope);
+    // The same services in the same order (the same objects after a config-only rebuild; equal versions otherwise).
+    const same = (x: readonly Service[], y: readonly Service[]): boolean => x === y ||
+      (x.length === y.length && x.every((v, i) => v === y[i] || (v.hostname === y[i]!.hostname && v.version === y[i]!.version)));
+    if (!same(a.services, b.services) || !same(a.catchAllServices, b.catchAllServices)) return PUSH_ORDER;
+    return this.streamRoutesChanged ? [LISTENER_TYPE, ROUTE_TYPE] : [ROUTE_TYPE];
   }
 
   /** Whether a proxy last pushed with `oldScope` (undefined: never pushed) and now in `newScope` needs this push. */
@@ -93,7 +125,12 @@ export class ProxyDependencies {
         if (!vs) return false; // not in this context; the other context is checked too
         const gateways = vs.spec.gateways as string[] | undefined;
         if (gateways && gateways.length > 0 && !gateways.includes('mesh')) return false;
-        return this.hostsAffect(ctx, scope, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)));
+        if (this.hostsAffect(ctx, scope, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)))) return true;
+        // A Sidecar can admit a VirtualService through its namespace (`ns-a/*` admits ns-a's VirtualServices for
+        // any host, even one the proxy cannot see), and with it the VirtualService's destinations: those are then
+        // in the scope, so a scope holding one of them may have admitted it.
+        if (!exportedTo(vs.spec.exportTo as string[] | undefined, vs.namespace, scope.namespace)) return false;
+        return routeDestinations(ctx, vs).some((d) => { const svc = ctx.service(d); return svc !== undefined && scopeIncludes(ctx, scope, svc); });
       }
       case Kind.DestinationRule: {
         const dr = ctx.data.destinationRules.find((d) => d.namespace === k.namespace && d.name === k.name);

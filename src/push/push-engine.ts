@@ -461,7 +461,7 @@ export class PushEngine {
       if (full) {
         if (!deps) { work.push([t, PUSH_ORDER]); continue; }
         if (deps.scopesStable && t.scope) {
-          if (deps.affects(t.scope, t.scope)) { work.push([t, PUSH_ORDER]); continue; }
+          if (deps.affects(t.scope, t.scope)) { work.push([t, deps.typesFor(t.scope)]); continue; }
         } else {
           const now = this.scopeOf(t.proxy);
           if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }

@@ -135,13 +135,61 @@ test('ProxyNeedsPush: kinds it does not reason about push to everyone', () => {
   assert.equal(new ProxyDependencies(ctx, ctx, ['EndpointSlice/ns-a/alpha-1', 'VirtualService/ns-a/alpha']).all, false);
 });
 
-test('scopeIncludes answers what the computed Sidecar scope answers (1,000 random meshes)', () => {
-  let seed = 7;
+const NS = ['ns-a', 'ns-b', 'ns-c'];
+const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'eps', 'zeta'];
+const hostOf = (name: string, ns: string): string => `${name}.${ns}.svc.cluster.local`;
+
+/** A seeded generator: rnd(n) in [0, n), pick(xs). */
+function seeded(seed: number): { rnd: (n: number) => number; pick: <T>(xs: readonly T[]) => T } {
   const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
-  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
-  const NS = ['ns-a', 'ns-b', 'ns-c'];
-  const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'eps', 'zeta'];
-  const hostOf = (name: string, ns: string): string => `${name}.${ns}.svc.cluster.local`;
+  return { rnd, pick: <T>(xs: readonly T[]): T => xs[rnd(xs.length)]! };
+}
+
+/** A VirtualService for `hosts`: an HTTP route to `to`, or (tcp) a TCP route to it; `extra` is spliced into spec. */
+function randomVs(name: string, ns: string, hosts: string[], to: string, tcp: boolean, extra = ''): string {
+  return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n  hosts: [${hosts.join(', ')}]\n${extra}` +
+    (tcp ? `  tcp:\n  - route: [{destination: {host: ${to}, port: {number: 9080}}}]\n` : `  http:\n  - route: [{destination: {host: ${to}}}]\n`);
+}
+
+/**
+ * A small random mesh: six services in three namespaces (some exported to their namespace only, some with a TCP
+ * port), Sidecars with random egress hosts (some with a port-specific listener), and VirtualServices that route to
+ * other services or their own host, some with two hosts, some exported to their namespace only, some TCP.
+ */
+function randomMesh(r: ReturnType<typeof seeded>): { docs: Record<string, string>; placed: Array<{ n: string; ns: string }>; vsCount: number } {
+  const { rnd, pick } = r;
+  const placed = NAMES.map((n) => ({ n, ns: pick(NS) }));
+  const docs: Record<string, string> = {};
+  placed.forEach(({ n, ns }, i) => {
+    // A quarter of the services are exported to their own namespace only; a sixth serve TCP.
+    const meta = rnd(4) === 0 ? `{name: ${n}, namespace: ${ns}, annotations: {networking.istio.io/exportTo: "."}}` : `{name: ${n}, namespace: ${ns}}`;
+    let text = svc(n, ns, `${i + 1}.1`).replace(`metadata: {name: ${n}, namespace: ${ns}}`, `metadata: ${meta}`);
+    if (rnd(6) === 0) text = text.replace('name: http-9080', 'name: tcp-9080');
+    docs[`svc-${n}.yaml`] = text;
+  });
+  const egressHost = (): string => pick(['./*', '*/*', '~/*', 'istio-system/*', ...NS.map((ns) => `${ns}/*`),
+    ...placed.map(({ n, ns }) => `${pick(['*', ns])}/${hostOf(n, ns)}`), `*/*.${pick(NS)}.svc.cluster.local`]);
+  for (const ns of NS) {
+    if (rnd(3) === 0) continue; // no Sidecar: everything visible
+    const hosts = Array.from({ length: 1 + rnd(3) }, egressHost);
+    docs[`sidecar-${ns}.yaml`] = rnd(3) === 0
+      ? `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ${ns}}\nspec:\n  egress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    hosts: [${JSON.stringify(egressHost())}]\n  - hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]\n`
+      : sidecar(ns, hosts);
+  }
+  const vsCount = 1 + rnd(4);
+  for (let v = 0; v < vsCount; v++) {
+    // Routes to another service, or to its own host (in its own namespace or another); some have two hosts.
+    const from = pick(placed), to = rnd(3) === 0 ? from : pick(placed);
+    const vsNs = rnd(2) === 0 ? from.ns : pick(NS);
+    const other = pick(placed);
+    const hosts = [hostOf(from.n, from.ns), ...(rnd(3) === 0 ? [hostOf(other.n, rnd(2) === 0 ? other.ns : pick(NS))] : [])];
+    docs[`vs-${v}.yaml`] = randomVs(`vs-${v}`, vsNs, hosts, hostOf(to.n, to.ns), rnd(6) === 0, rnd(3) === 0 ? '  exportTo: ["."]\n' : '');
+  }
+  return { docs, placed, vsCount };
+}
+
+test('scopeIncludes answers what the computed Sidecar scope answers (1,000 random meshes)', () => {
+  const { rnd, pick } = seeded(7);
   // Fixed case: a VirtualService routing to its own first host is admitted through its second host, and so
   // brings the first in (ns-c's egress names only beta).
   {
@@ -156,30 +204,7 @@ test('scopeIncludes answers what the computed Sidecar scope answers (1,000 rando
   }
   let checked = 0, inside = 0;
   for (let round = 0; round < 1000; round++) {
-    const placed = NAMES.map((n) => ({ n, ns: pick(NS) }));
-    const docs: Record<string, string> = {};
-    placed.forEach(({ n, ns }, i) => {
-      // A quarter of the services are exported to their own namespace only.
-      const meta = rnd(4) === 0 ? `{name: ${n}, namespace: ${ns}, annotations: {networking.istio.io/exportTo: "."}}` : `{name: ${n}, namespace: ${ns}}`;
-      docs[`svc-${n}.yaml`] = svc(n, ns, `${i + 1}.1`).replace(`metadata: {name: ${n}, namespace: ${ns}}`, `metadata: ${meta}`);
-    });
-    const egressHost = (): string => pick(['./*', '*/*', '~/*', 'istio-system/*', ...NS.map((ns) => `${ns}/*`),
-      ...placed.map(({ n, ns }) => `${pick(['*', ns])}/${hostOf(n, ns)}`), `*/*.${pick(NS)}.svc.cluster.local`]);
-    for (const ns of NS) {
-      if (rnd(3) === 0) continue; // no Sidecar: everything visible
-      const hosts = Array.from({ length: 1 + rnd(3) }, egressHost);
-      docs[`sidecar-${ns}.yaml`] = rnd(3) === 0
-        ? `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ${ns}}\nspec:\n  egress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    hosts: [${JSON.stringify(egressHost())}]\n  - hosts: [${hosts.map((h) => JSON.stringify(h)).join(', ')}]\n`
-        : sidecar(ns, hosts);
-    }
-    for (let v = 0; v < 1 + rnd(4); v++) {
-      // Routes to another service, or to its own host (in its own namespace or another); some have two hosts.
-      const from = pick(placed), to = rnd(3) === 0 ? from : pick(placed);
-      const vsNs = rnd(2) === 0 ? from.ns : pick(NS);
-      const other = pick(placed);
-      const hosts = [hostOf(from.n, from.ns), ...(rnd(3) === 0 ? [hostOf(other.n, rnd(2) === 0 ? other.ns : pick(NS))] : [])];
-      docs[`vs-${v}.yaml`] = `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs-${v}, namespace: ${vsNs}}\nspec:\n  hosts: [${hosts.join(', ')}]\n${rnd(3) === 0 ? '  exportTo: ["."]\n' : ''}  http:\n  - route: [{destination: {host: ${hostOf(to.n, to.ns)}}}]\n`;
-    }
+    const { docs } = randomMesh({ rnd, pick });
     const ctx = ctxOf(docs);
     for (const ns of NS) {
       const scope = scopeFor(parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns }), ctx);
@@ -192,4 +217,53 @@ test('scopeIncludes answers what the computed Sidecar scope answers (1,000 rando
     }
   }
   assert.ok(inside > checked / 5 && inside < checked * 4 / 5, `a mix of answers (${inside} of ${checked} inside)`);
+});
+
+test('VirtualService-only pushes: skipped proxies and skipped types are exactly what the new context would give (300 random edits)', () => {
+  const r = seeded(11);
+  const { rnd, pick } = r;
+  /** One type of a proxy's config, as JSON per resource. */
+  const typeOf = (ctx: PushContext, proxy: ReturnType<typeof parseProxy>, type: string): string => {
+    const scope = scopeFor(proxy, ctx);
+    return JSON.stringify(planResources(ctx, scope, type).map((item) => [item.name, buildResource(ctx, scope, type, item.name) ?? null]));
+  };
+  const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+  let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0;
+  for (let round = 0; round < 300; round++) {
+    const { docs, placed, vsCount } = randomMesh(r);
+    // Edit one VirtualService: a new destination or host, TCP instead of HTTP, exportTo, deleted, or a new one.
+    const next = { ...docs };
+    const v = rnd(vsCount + 1);
+    const from = pick(placed), to = pick(placed);
+    const kind = rnd(4);
+    if (kind === 0 && v < vsCount) delete next[`vs-${v}.yaml`];
+    else next[`vs-${v}.yaml`] = randomVs(`vs-${v}`, from.ns, [hostOf(from.n, from.ns)], hostOf(to.n, to.ns), kind === 1, kind === 2 ? '  exportTo: ["."]\n' : '');
+    const vsNs = (next[`vs-${v}.yaml`] ?? docs[`vs-${v}.yaml`])!.match(/namespace: ([\w-]+)/)![1]!;
+    const oldCtx = ctxOf(docs), newCtx = ctxOf(next);
+    const deps = new ProxyDependencies(oldCtx, newCtx, [`VirtualService/${vsNs}/vs-${v}`]);
+    assert.equal(deps.all, false);
+    if (!deps.scopesStable) continue;
+    // A client in each namespace, and each service's own workload (inbound listeners and clusters).
+    const proxies = [
+      ...NS.map((ns) => parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns })),
+      ...placed.map(({ n, ns }, i) => parseProxy(`sidecar~10.1.${i + 1}.1~${n}-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: { app: n, version: 'v1' } })),
+    ];
+    for (const proxy of proxies) {
+      const scope = scopeFor(proxy, oldCtx);
+      const affected = deps.affects(scope, scope);
+      const types = affected ? deps.typesFor(scope) : [];
+      for (const type of TYPES) {
+        if (types.includes(type)) continue;
+        assert.equal(typeOf(newCtx, proxy, type), typeOf(oldCtx, proxy, type),
+          `round ${round}: ${proxy.id} ${affected ? `offered only ${types.join(' ')}` : 'skipped'} but its ${type} changed\nbefore: ${Object.entries(docs).filter(([f]) => f.startsWith("vs-")).map(([, t]) => t).join("---\n")}\nafter: ${Object.entries(next).filter(([f]) => f.startsWith("vs-")).map(([, t]) => t).join("---\n")}\n${Object.values(next).join("---\n")}`);
+      }
+      if (!affected) skippedProxies++;
+      else if (types.length === 1) routesOnly++;
+      else if (types.length === 2) withListeners++;
+      else everything++;
+    }
+  }
+  // Every branch taken, so the property is not vacuous.
+  assert.ok(skippedProxies > 100 && routesOnly > 100 && withListeners > 10 && everything > 10,
+    `skipped ${skippedProxies}, routes only ${routesOnly}, listeners+routes ${withListeners}, everything ${everything}`);
 });

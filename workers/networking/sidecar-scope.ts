@@ -209,18 +209,24 @@ const qualifiedMemo = new WeakMap<object, QualifiedVs[]>();
 function qualifiedVirtualServices(ctx: PushContext): QualifiedVs[] {
   let q = qualifiedMemo.get(ctx.data.virtualServices);
   if (!q) {
-    q = ctx.data.virtualServices.map((vs) => {
-      const destinations: string[] = [];
-      for (const http of (vs.spec.http ?? []) as any[]) {
-        for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
-          if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
-        }
-      }
-      return { vs, hosts: ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)), destinations };
-    });
+    q = ctx.data.virtualServices.map((vs) => ({ vs, hosts: ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)), destinations: routeDestinations(ctx, vs) }));
     qualifiedMemo.set(ctx.data.virtualServices, q);
   }
   return q;
+}
+
+/**
+ * The hosts a VirtualService's HTTP routes and mirrors send to, qualified: what `admit` adds to a Sidecar scope that
+ * admits the VirtualService (so a scope holding none of them cannot have admitted it).
+ */
+export function routeDestinations(ctx: PushContext, vs: ConfigEntry): string[] {
+  const destinations: string[] = [];
+  for (const http of (vs.spec.http ?? []) as any[]) {
+    for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
+      if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
+    }
+  }
+  return destinations;
 }
 
 /**
