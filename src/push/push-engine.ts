@@ -413,6 +413,7 @@ export class PushEngine {
   /** Run one debounced push. */
   async push(req: PushRequest): Promise<void> {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     let full = req.full;
     let changedHosts: Set<string> | undefined;
     let workloadsChanged = false;
@@ -509,6 +510,9 @@ export class PushEngine {
       reasons: Object.fromEntries(req.reasons), changedServices: changedHosts?.size, ms: Math.round(this.stats.lastPushMs),
       // Where the time went: building the context, deciding who needs what (shared computation), paced sends + ACKs.
       contextMs: Math.round(tDecide - t0), decideMs: Math.round(tLanes - tDecide), sendMs: Math.round(performance.now() - tLanes),
+      // Process CPU while the push ran (other work interleaved on the event loop included): far below `ms` means
+      // the push waited for ACKs rather than computed.
+      cpuMs: Math.round(((c) => (c.user + c.system) / 1000)(process.cpuUsage(cpu0))),
     }, 'push complete');
   }
 
