@@ -228,6 +228,22 @@ test('VirtualService-only pushes: skipped proxies and skipped types are exactly 
     return JSON.stringify(planResources(ctx, scope, type).map((item) => [item.name, buildResource(ctx, scope, type, item.name) ?? null]));
   };
   const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+  // Fixed case: a VirtualService that changes only what the catch-all egress listener imports (beta, on its own
+  // port, was already in the scope through the port-specific listener) changes ns-c's listeners.
+  {
+    const base = {
+      'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [7070])].join('---\n'),
+      'sidecar-c.yaml': `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ns-c}\nspec:\n  egress:\n  - port: {number: 9090, protocol: HTTP, name: http}\n    hosts: ["*/${hostOf('beta', 'ns-b')}"]\n  - hosts: ["*/${hostOf('alpha', 'ns-a')}"]\n`,
+    };
+    const oldCtx = ctxOf(base);
+    const newCtx = ctxOf({ ...base, 'vs.yaml': randomVs('y', 'ns-a', [hostOf('alpha', 'ns-a')], hostOf('beta', 'ns-b'), false) });
+    const client = parseProxy('sidecar~10.9.0.1~client-0.ns-c~ns-c.svc.cluster.local', { NAMESPACE: 'ns-c' });
+    const deps = new ProxyDependencies(oldCtx, newCtx, ['VirtualService/ns-a/y']);
+    const scope = scopeFor(client, oldCtx);
+    assert.equal(deps.affects(scope, scope), true);
+    assert.notEqual(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'the catch-all listener gains beta\'s port');
+    assert.ok(deps.typesFor(scope).includes(LISTENER_TYPE), 'so listeners are offered');
+  }
   let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0;
   for (let round = 0; round < 300; round++) {
     const { docs, placed, vsCount } = randomMesh(r);
