@@ -25,6 +25,8 @@ export interface GenerationPool {
   readonly overheadMs?: number;
   /** Cores free for the workers (src/push/spare-cpu.ts); the engine generates inline when less than half a core is. */
   readonly spareCores?: number;
+  /** Tasks posted and not yet finished. */
+  readonly inFlight?: number;
   /** `snapshot` is called only when a worker needs the context (encoding it is skipped for inline generation). */
   generate(ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
   /** Resolves once every worker has loaded (its code and the Envoy protos), or after `timeoutMs`. */
@@ -44,6 +46,7 @@ class WorkerPool implements GenerationPool {
   private readonly piscina: Piscina;
   /** Task time so far (the workers' own measure), summed over threads. */
   private busyMs = 0;
+  inFlight = 0;
   private readonly spare = new SpareCpu(() => this.busyMs);
   private readonly loaded: Promise<void>;
   overheadMs = 1;
@@ -74,7 +77,9 @@ class WorkerPool implements GenerationPool {
   async generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
     const task: GenerateTask = { snapshot: snapshot(), scope, typeUrl, names };
     const t0 = performance.now();
-    const r = await (this.piscina.run(task) as Promise<GenerateResult>);
+    this.inFlight++;
+    let r: GenerateResult;
+    try { r = await (this.piscina.run(task) as Promise<GenerateResult>); } finally { this.inFlight--; }
     this.busyMs += r.ms;
     this.overheadMs += 0.1 * (Math.max(0, performance.now() - t0 - r.ms) - this.overheadMs);
     return r.resources;

@@ -397,7 +397,9 @@ export class PushEngine {
     const pool = this.opts.pool;
     if (pool.threads === 0) return false; // the inline pool is the main thread already
     if (this.opts.inlineMax !== undefined) return n <= this.opts.inlineMax;
-    if ((pool.spareCores ?? Infinity) < MIN_SPARE_CORES) return true;
+    // No more tasks in flight than there are spare cores to run them (more threads than cores only add contention).
+    const spare = pool.spareCores ?? Infinity;
+    if (spare < MIN_SPARE_CORES || (pool.inFlight ?? 0) >= Math.max(1, Math.round(spare))) return true;
     return n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
   }
 

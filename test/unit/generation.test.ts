@@ -104,11 +104,11 @@ test('snapshot codec: both endpoint formats read back the same endpoints; endpoi
   }
 });
 
-test('batches are built inline when no core is spare for a worker, and go to the pool when one is', async () => {
-  const run = async (spareCores: number): Promise<number> => {
+test('batches are built inline when no core is spare for a worker (or every spare one has a task), and go to the pool when one is', async () => {
+  const run = async (spareCores: number, inFlight = 0): Promise<number> => {
     let posted = 0;
     const pool = {
-      threads: 1, overheadMs: 0, spareCores,
+      threads: 4, overheadMs: 0, spareCores, inFlight,
       async generate(ctx: Parameters<GenerationPool['generate']>[0], _s: unknown, scope: Parameters<GenerationPool['generate']>[2], typeUrl: string, names: string[]) {
         posted++;
         return generateResources(ctx, scope, typeUrl, names);
@@ -126,4 +126,7 @@ test('batches are built inline when no core is spare for a worker, and go to the
   };
   assert.equal(await run(0.2), 0, 'a fifth of a core spare: nothing posted to the pool');
   assert.ok(await run(1.5) > 0, 'a core and a half spare: the batch goes to the pool');
+  // No more tasks in flight than spare cores, however many threads the pool has.
+  assert.equal(await run(1.2, 1), 0, 'one spare core, one task already running: built inline');
+  assert.ok(await run(2.2, 1) > 0, 'two spare cores, one task running: the batch goes to the pool');
 });
