@@ -84,17 +84,36 @@ function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname:
 interface ScopeMemo { services: unknown; sidecars: unknown; mesh: unknown; byKey: Map<string, SidecarScope> }
 const memo = new WeakMap<object, ScopeMemo>();
 
-export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
+/** The context's computed scopes by namespace|sidecar (a fresh map when the context's inputs are not the memo's). */
+function scopesOf(ctx: PushContext): Map<string, SidecarScope> {
   const d = ctx.data;
   let m = memo.get(d.virtualServices);
   if (!m || m.services !== d.services || m.sidecars !== d.sidecars || m.mesh !== d.mesh) {
     memo.set(d.virtualServices, (m = { services: d.services, sidecars: d.sidecars, mesh: d.mesh, byKey: new Map() }));
   }
-  const perCtx = m.byKey;
-  const key = `${scope.namespace}|${scope.sidecar ?? ''}`;
+  return m.byKey;
+}
+
+const scopeKeyOf = (scope: ProxyScope): string => `${scope.namespace}|${scope.sidecar ?? ''}`;
+
+export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
+  const perCtx = scopesOf(ctx);
+  const key = scopeKeyOf(scope);
   let s = perCtx.get(key);
   if (!s) perCtx.set(key, (s = compute(ctx, scope)));
   return s;
+}
+
+/** The Sidecar resource in effect for the scope, if any. */
+function sidecarOf(ctx: PushContext, scope: ProxyScope): ConfigEntry | undefined {
+  if (!scope.sidecar) return undefined;
+  const [sns, sname] = scope.sidecar.split('/') as [string, string];
+  return ctx.sidecar(sns, sname);
+}
+
+/** One egress listener's hosts, parsed (`.` is the Sidecar's own namespace). */
+function egressHostsOf(sidecar: ConfigEntry, listener: any): EgressHost[] {
+  return ((listener.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace));
 }
 
 /**
@@ -139,15 +158,12 @@ function admittableByRoute(ctx: PushContext, namespace: string, svc: Service): b
  * computed cost a pass over every VirtualService.
  */
 export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service): boolean {
-  const known = memo.get(ctx.data.virtualServices);
-  const done = known && known.services === ctx.data.services && known.sidecars === ctx.data.sidecars && known.mesh === ctx.data.mesh
-    ? known.byKey.get(`${scope.namespace}|${scope.sidecar ?? ''}`) : undefined;
+  const done = scopesOf(ctx).get(scopeKeyOf(scope));
   if (done) return done.services.includes(svc);
   if (!visibleTo(svc, scope.namespace)) return false; // the scope's services are among the visible ones
-  const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
-  const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
+  const sidecar = sidecarOf(ctx, scope);
   if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
-  const all = (sidecar.spec.egress as any[]).flatMap((l) => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace)));
+  const all = (sidecar.spec.egress as any[]).flatMap((l) => egressHostsOf(sidecar, l));
   if (egressAdmits(all, svc.namespace, svc.hostname)) return true;
   if (!admittableByRoute(ctx, scope.namespace, svc)) return false;
   return sidecarScope(ctx, scope).services.includes(svc);
@@ -269,8 +285,7 @@ function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Serv
 
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const visible = visibleIn(ctx, scope.namespace);
-  const [sns, sname] = scope.sidecar ? scope.sidecar.split('/') as [string, string] : ['', ''];
-  const sidecar = scope.sidecar ? ctx.sidecar(sns, sname) : undefined;
+  const sidecar = sidecarOf(ctx, scope);
   const open = { services: visible, catchAllServices: visible, egressListeners: [], ingress: [], listenersKey: '' };
   // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
   const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
@@ -281,7 +296,7 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const inboundConnectionPool = sidecar.spec.inboundConnectionPool;
   // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
   if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
-  const hostsOf = (l: any): EgressHost[] => ((l.hosts ?? []) as string[]).map((h) => parseEgressHost(h, sidecar.namespace));
+  const hostsOf = (l: any): EgressHost[] => egressHostsOf(sidecar, l);
   const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
   const admitted = admit(ctx, scope, visible, all);
   const services = inVisibleOrder(visible, admitted);
