@@ -125,11 +125,11 @@ export class ProxyDependencies {
         if (!vs) return false; // not in this context; the other context is checked too
         const gateways = vs.spec.gateways as string[] | undefined;
         if (gateways && gateways.length > 0 && !gateways.includes('mesh')) return false;
-        if (this.hostsAffect(ctx, scope, vs, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)))) return true;
+        if (!exportedTo(vs.spec.exportTo as string[] | undefined, vs.namespace, ns)) return false;
+        if (this.hostsAffect(ctx, scope, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)))) return true;
         // A Sidecar can admit a VirtualService through its namespace (`ns-a/*` admits ns-a's VirtualServices for
         // any host, even one the proxy cannot see), and with it the VirtualService's destinations: those are then
         // in the scope, so a scope holding one of them may have admitted it.
-        if (!exportedTo(vs.spec.exportTo as string[] | undefined, vs.namespace, scope.namespace)) return false;
         return routeDestinations(ctx, vs).some((d) => { const svc = ctx.service(d); return svc !== undefined && scopeIncludes(ctx, scope, svc); });
       }
       case Kind.DestinationRule: {
@@ -137,7 +137,7 @@ export class ProxyDependencies {
         if (!dr) return false;
         const host = ctx.qualify(String(dr.spec.host ?? ''), dr.namespace);
         if (ctx.service(host)?.namespace === ns) return true;
-        return this.hostsAffect(ctx, scope, dr, [host]);
+        return exportedTo(dr.spec.exportTo as string[] | undefined, dr.namespace, ns) && this.hostsAffect(ctx, scope, [host]);
       }
       case Kind.Service: {
         const svc = ctx.services.find((s) => s.namespace === k.namespace && s.name === k.name);
@@ -150,8 +150,8 @@ export class ProxyDependencies {
     }
   }
 
-  private hostsAffect(ctx: PushContext, scope: ProxyScope, cfg: ConfigEntry, hosts: string[]): boolean {
-    if (!exportedTo(cfg.spec.exportTo as string[] | undefined, cfg.namespace, scope.namespace)) return false;
+  /** Whether a config exported to the scope's namespace reaches it through one of its hosts. */
+  private hostsAffect(ctx: PushContext, scope: ProxyScope, hosts: string[]): boolean {
     if (hosts.length === 0) return true; // a delegate: reached through whichever VirtualService includes it
     for (const h of hosts) {
       if (!h.includes('*')) {
