@@ -63,12 +63,6 @@ export class ResourceCache {
     this.sweepAbove = Math.max(MIN_SWEEP_SIZE, 2 * this.map.size);
   }
 
-  /** `advance` then `collect`: what one push does, in one call. */
-  sweep(held: () => Iterable<readonly string[]>): void {
-    this.advance();
-    this.collect(held);
-  }
-
   stats(): CacheStats {
     let bytes = 0;
     for (const e of this.map.values()) bytes += e.entry.length;

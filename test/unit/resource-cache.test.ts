@@ -11,7 +11,8 @@ test('entries a proxy holds survive any number of sweeps; unheld, unused ones ar
   // 100 pushes elsewhere, each leaving 20 superseded versions behind.
   for (let push = 0; push < 100; push++) {
     for (let i = 0; i < 20; i++) cache.set(`gone-${push}-${i}`, b);
-    cache.sweep(() => [held]);
+    cache.advance(); // a push context
+    cache.collect(() => [held]); // after its push
   }
   for (const k of held) assert.ok(cache.peek(k), `${k} is held by a proxy and must stay cached`);
   assert.equal(cache.peek('gone-0-0'), undefined, 'a superseded entry nobody holds is dropped');
@@ -24,6 +25,7 @@ test('a disabled cache holds nothing', () => {
   const cache = new ResourceCache(false);
   cache.set('k', Buffer.from('x'));
   assert.equal(cache.get('k'), undefined);
-  cache.sweep(() => [['k']]);
+  cache.advance();
+  cache.collect(() => [['k']]);
   assert.equal(cache.stats().size, 0);
 });
