@@ -506,6 +506,7 @@ export class PushEngine {
     if (full) this.stats.fullPushes++; else this.stats.edsPushes++;
     this.stats.proxiesPushed += work.length;
     this.stats.lastPushMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     this.scheduleCollect();
     this.opts.log.info({
       pushVersion: info.pushVersion, full, proxies: work.length, skipped, connected: this.targets.size, events: req.events,
@@ -514,7 +515,7 @@ export class PushEngine {
       contextMs: Math.round(tDecide - t0), decideMs: Math.round(tLanes - tDecide), sendMs: Math.round(performance.now() - tLanes),
       // Process CPU while the push ran (other work interleaved on the event loop included): far below `ms` means
       // the push waited for ACKs rather than computed.
-      cpuMs: Math.round(((c) => (c.user + c.system) / 1000)(process.cpuUsage(cpu0))),
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     }, 'push complete');
   }
 

@@ -13,6 +13,7 @@ import { generateResources } from '../../workers/networking/generate-resources.j
 import { parseProxy } from '../../src/model/proxy.js';
 import { PUSH_ORDER, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/model/snapshot-codec.js';
+import { TEST_MESH } from '../helpers/context.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/bookinfo');
 
@@ -25,16 +26,17 @@ function bookinfoStore(): ConfigStore {
 const pools: Array<ReturnType<typeof createGenerationPool>> = [];
 after(async () => { for (const p of pools) await p.close(); });
 
+function engineOn(pool: GenerationPool, store: ConfigStore, inlineMax?: number): PushEngine {
+  const e = new PushEngine({ store, pool, inlineMax, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10, mesh: TEST_MESH });
+  e.rebuild();
+  return e;
+}
+
 function engine(workers: number, store = bookinfoStore()): PushEngine {
   const pool = createGenerationPool(workers);
   pools.push(pool);
-  const e = new PushEngine({
-    // inlineMax 0: every batch goes to the pool, so the worker path is what is compared with the inline one.
-    store, pool, inlineMax: 0, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10,
-    mesh: { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' },
-  });
-  e.rebuild();
-  return e;
+  // inlineMax 0: every batch goes to the pool, so the worker path is what is compared with the inline one.
+  return engineOn(pool, store, 0);
 }
 
 const proxies = [
@@ -115,11 +117,7 @@ test('batches are built inline when no core is spare for a worker (or every spar
       },
       async close() {},
     } satisfies GenerationPool;
-    const e = new PushEngine({
-      store: bookinfoStore(), pool, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10,
-      mesh: { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' },
-    });
-    e.rebuild();
+    const e = engineOn(pool, bookinfoStore());
     const r = await e.compute(proxies[0]!, PUSH_ORDER[0], undefined);
     assert.ok(r.names.length > 4, `a batch above the inline minimum (${r.names.length} clusters)`);
     return posted;
