@@ -90,8 +90,8 @@ class WorkerPool implements GenerationPool {
 
 /**
  * One thread per core but one: the main thread, which owns every proxy connection, keeps a core to itself. On the
- * 2-core machines here a second worker only took CPU from it (bench/RESULTS.md, workers: 1 thread ties the inline
- * path, 2 and 4 threads lose 2–4% on a storm and each adds 70–80 MB of RSS).
+ * 2-core machines here, before batches were limited to spare cores, a second worker only took CPU from it
+ * (bench/RESULTS.md, workers 02:05: 2 and 4 threads lost 2–4% on a storm); each thread adds 70–80 MB of RSS.
  */
 export function defaultWorkerCount(): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
