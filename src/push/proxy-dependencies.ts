@@ -26,7 +26,7 @@ import { exportedTo, hostMatches } from '../model/push-context.js';
 import { securityLabelKeys, type ProxyScope } from '../model/scope.js';
 import { routeDestinations, scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { ENDPOINT_KINDS, Kind } from '../config/kinds.js';
-import { LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../proto/type-urls.js';
 
 interface ChangedKey { kind: string; namespace: string; name: string }
 
@@ -60,15 +60,17 @@ export class ProxyDependencies {
     const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
     this.scopesStable = !this.all && oldCtx.localityAware === newCtx.localityAware &&
       same(oldCtx.sourceLabelKeys, newCtx.sourceLabelKeys) && same(securityLabelKeys(oldCtx), securityLabelKeys(newCtx));
-    const all = [...configsUpdated].map(parseKey);
-    this.virtualServicesOnly = all.length > 0 && all.every((k) => k.kind === Kind.VirtualService);
+    this.virtualServicesOnly = this.keys.length > 0 && this.keys.every((k) => k.kind === Kind.VirtualService);
     if (this.virtualServicesOnly) {
       const streamRoutes = (vs: ConfigEntry | undefined): boolean => vs !== undefined && ((vs.spec.tcp?.length ?? 0) > 0 || (vs.spec.tls?.length ?? 0) > 0);
-      this.streamRoutesChanged = all.some((k) => streamRoutes(oldCtx.virtualService(k.namespace, k.name)) || streamRoutes(newCtx.virtualService(k.namespace, k.name)));
+      this.streamRoutesChanged = this.keys.some((k) => streamRoutes(oldCtx.virtualService(k.namespace, k.name)) || streamRoutes(newCtx.virtualService(k.namespace, k.name)));
     }
   }
 
-  /** Every change is a VirtualService (no endpoints or other kinds merged into the push). */
+  /**
+   * Every change other than endpoints is a VirtualService. Endpoint changes merged into the same push are the
+   * engine's to add (see withEndpointTypes): typesFor answers for the VirtualServices alone.
+   */
   private readonly virtualServicesOnly: boolean;
   /** Some changed VirtualService has (or had) tcp or tls routes: those live in listeners, not routes. */
   private streamRoutesChanged = false;
@@ -88,6 +90,17 @@ export class ProxyDependencies {
       (x.length === y.length && x.every((v, i) => v === y[i] || (v.hostname === y[i]!.hostname && v.version === y[i]!.version)));
     if (!same(a.services, b.services) || !same(a.catchAllServices, b.catchAllServices)) return PUSH_ORDER;
     return this.streamRoutesChanged ? [LISTENER_TYPE, ROUTE_TYPE] : [ROUTE_TYPE];
+  }
+
+  /**
+   * What to offer an affected proxy when endpoint changes are merged into the push: the types the other changes
+   * reach (typesFor), plus EDS, plus CDS when some changed service's clusters carry its endpoints (DNS) or its
+   * identities (a new service account). A proxy whose scope reads the workload registry is the caller's to send
+   * everything when workloads moved.
+   */
+  static withEndpointTypes(types: readonly string[], cds: boolean): readonly string[] {
+    if (types === PUSH_ORDER) return types;
+    return PUSH_ORDER.filter((t) => types.includes(t) || t === ENDPOINT_TYPE || (cds && t === CLUSTER_TYPE));
   }
 
   /** Whether a proxy last pushed with `oldScope` (undefined: never pushed) and now in `newScope` needs this push. */

@@ -23,6 +23,7 @@ import { clusterCarriesEndpoints } from '../model/registry/service-entry.js';
 import { planResources } from '../../workers/networking/generator.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseClusterName } from '../../workers/networking/names.js';
+import { serviceIdentities } from '../../workers/networking/security/tls-context.js';
 import type { GenerationPool } from './generation-pool.js';
 import { ResourceCache } from './resource-cache.js';
 import { ProxyDependencies } from './proxy-dependencies.js';
@@ -146,6 +147,19 @@ export function nameIndex(res: ComputedResponse): Map<string, number> {
 }
 
 /** The services an EDS (or CDS) response covers (to decide whether an endpoint change concerns a proxy). */
+/** A proxy's scope reads the workload registry: it has no labels of its own, or endpoints are locality-aware. */
+function readsRegistry(proxy: Proxy, ctx: PushContext): boolean {
+  return Object.keys(proxy.labels).length === 0 || ctx.localityAware;
+}
+
+/** Whether a service's identities (its endpoints' service accounts) differ between two contexts. */
+function identitiesChanged(a: PushContext | undefined, b: PushContext, host: string): boolean {
+  const x = a?.service(host), y = b.service(host);
+  if (!a || !x || !y) return false;
+  const p = serviceIdentities(a, x), q = serviceIdentities(b, y);
+  return p.length !== q.length || p.some((id, i) => id !== q[i]);
+}
+
 function edsHosts(res: ComputedResponse): Set<string> {
   let s = hostsMemo.get(res);
   if (!s) {
@@ -416,6 +430,7 @@ export class PushEngine {
   async push(req: PushRequest): Promise<void> {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
+    const before = this.ctx;
     let full = req.full;
     let changedHosts: Set<string> | undefined;
     let workloadsChanged = false;
@@ -454,7 +469,12 @@ export class PushEngine {
     const work: Array<[PushTarget, readonly string[]]> = [];
     const changed = [...(changedHosts ?? [])];
     // Services whose clusters carry endpoints inline (DNS ServiceEntries): their endpoint changes are CDS changes.
-    const inlineHosts = changed.filter((h) => { const s = this.ctx.service(h); return s !== undefined && clusterCarriesEndpoints(s); });
+    // Services whose clusters change with their endpoints: DNS ServiceEntries carry them inline, and a new set of
+    // service accounts changes the SANs auto mTLS verifies (istiod: service accounts changed → full push).
+    const cdsHosts = changed.filter((h) => {
+      const s = this.ctx.service(h);
+      return s !== undefined && (clusterCarriesEndpoints(s) || identitiesChanged(before, this.ctx, h));
+    });
     // Without endpoint changes, a proxy the full push skips needs nothing: every type it holds or is being sent
     // is the same under the new context (that is what skipping means).
     const endpointWork = changed.length > 0 || workloadsChanged;
@@ -464,7 +484,13 @@ export class PushEngine {
       if (full) {
         if (!deps) { work.push([t, PUSH_ORDER]); continue; }
         if (deps.scopesStable && t.scope) {
-          if (deps.affects(t.scope, t.scope)) { work.push([t, deps.typesFor(t.scope)]); continue; }
+          if (deps.affects(t.scope, t.scope)) {
+            const types = deps.typesFor(t.scope);
+            work.push([t, !endpointWork ? types
+              : workloadsChanged && readsRegistry(t.proxy, this.ctx) ? PUSH_ORDER
+              : ProxyDependencies.withEndpointTypes(types, cdsHosts.length > 0)]);
+            continue;
+          }
         } else {
           const now = this.scopeOf(t.proxy);
           if (t.scopeKey !== now.key || deps.affects(t.scope, now.scope)) { work.push([t, PUSH_ORDER]); continue; }
@@ -475,10 +501,10 @@ export class PushEngine {
       // A scope can only change when workloads did (services and config are unchanged in an endpoint push).
       // Only proxies whose scope reads the workload registry (no labels of their own, or locality-aware
       // endpoints) can see it move; for the rest the scope is not recomputed for every endpoint change.
-      if (workloadsChanged && t.scopeKey !== undefined && (Object.keys(t.proxy.labels).length === 0 || this.ctx.localityAware) &&
+      if (workloadsChanged && t.scopeKey !== undefined && readsRegistry(t.proxy, this.ctx) &&
         t.scopeKey !== this.scopeOf(t.proxy).key) { work.push([t, PUSH_ORDER]); continue; }
-      const cds = inlineHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
-      if (cds && inlineHosts.some((h) => edsHosts(cds).has(h))) { work.push([t, [CLUSTER_TYPE, ENDPOINT_TYPE]]); continue; }
+      const cds = cdsHosts.length > 0 ? t.lastComputed(CLUSTER_TYPE) : undefined;
+      if (cds && cdsHosts.some((h) => edsHosts(cds).has(h))) { work.push([t, [CLUSTER_TYPE, ENDPOINT_TYPE]]); continue; }
       // A proxy with an EDS response holds an EDS watch; only one watching without a response yet needs the
       // (allocating) look at its watches.
       const last = t.lastComputed(ENDPOINT_TYPE);

@@ -124,3 +124,37 @@ test('an endpoint change merged into a full push still reaches its watchers, as 
   assert.equal(mesh.server.engine.stats.proxiesSkipped - skippedBefore, 1, 'ns-b left out of the config part');
   assert.deepEqual(b.received.slice(nb).map((r) => r.type_url), [ENDPOINT_TYPE], 'ns-b: EDS only');
 });
+
+/** Cache lookups (hits + misses) so far for one type: how many resources of it pushes have planned. */
+async function lookups(type: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${mesh.server.monitoringPort}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^meshpilot_xds_cache_(?:hits|misses)\\{type="${type}"\\} (\\S+)$`, 'gm'))) n += Number(m[1]);
+  return n;
+}
+
+test('a VirtualService change and an endpoint change in one debounce window: the affected proxy gets EDS and RDS only', async () => {
+  await mesh.settle();
+  const na = a.received.length, nb = b.received.length;
+  const cdsBefore = await lookups('cds'), ldsBefore = await lookups('lds');
+  const fullBefore = mesh.server.engine.stats.fullPushes;
+  // beta's own VirtualService (ns-b admits it) and an EndpointSlice giving beta a third endpoint (the pods, the
+  // workload registry, stay as they are), merged into one full push.
+  mesh.write('vs-beta-own.yaml', vs('beta-own', 'ns-b', BETA, 'b1'));
+  mesh.write('beta-slice.yaml', `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: beta-1, namespace: ns-b, labels: {kubernetes.io/service-name: beta}}\n` +
+    `addressType: IPv4\nports: [{name: http, port: 9080}]\nendpoints:\n${[1, 2, 3].map((i) => `- addresses: ["10.0.3.${i}"]\n`).join('')}`);
+  const eds = await b.next(ENDPOINT_TYPE, 3000, nb);
+  assert.ok(hasText(eds, '10.0.3.3'), 'ns-b sees the EndpointSlice\'s endpoints');
+  b.ack(eds, [`outbound|9080||${BETA}`]);
+  const rds = await b.next(ROUTE_TYPE, 3000, nb);
+  assert.ok(hasText(rds, 'b1'), 'and the new route');
+  b.ack(rds, ['9080']);
+  await mesh.settle();
+  assert.equal(mesh.server.engine.stats.fullPushes - fullBefore, 1, 'one merged full push');
+  assert.deepEqual(b.received.slice(nb).map((r) => r.type_url), [ENDPOINT_TYPE, ROUTE_TYPE], 'ns-b: no CDS or LDS');
+  assert.equal(a.received.length, na, 'ns-a (egress ./*) is not pushed');
+  // Not planned and compared equal, but not offered at all: a VirtualService cannot change ns-b's clusters or
+  // listeners here, and the endpoint change reaches them only through EDS.
+  assert.equal(await lookups('cds'), cdsBefore, 'no CDS planned');
+  assert.equal(await lookups('lds'), ldsBefore, 'no LDS planned');
+});

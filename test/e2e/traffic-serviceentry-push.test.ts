@@ -3,7 +3,10 @@
  * name, every response ACKed). A DNS ServiceEntry's cluster is STRICT_DNS with its endpoints inline in CDS, so a
  * WorkloadEntry it selects moving to another address must push CDS — istiod's serviceentry controller makes that a
  * full push with the ServiceEntry in ConfigsUpdated (pilot/pkg/serviceregistry/serviceentry/controller.go,
- * WorkloadInstanceHandler, istio#39505). A STATIC ServiceEntry's cluster is EDS: the same edit stays EDS-only.
+ * WorkloadInstanceHandler, istio#39505). A STATIC ServiceEntry's cluster is EDS: the same edit stays EDS-only —
+ * unless the moved endpoint brings a new service account: auto mTLS verifies the server's SPIFFE SAN against the
+ * service's identities, which live in the cluster, so that change pushes CDS too (istiod makes it a full push:
+ * pilot/pkg/model/endpointshards.go, UpdateServiceEndpoints).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +17,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../../src/proto/type
 const DNS_CLUSTER = 'outbound|5000||db.vm.internal';
 const STATIC_CLUSTER = 'outbound|6000||cache.vm.internal';
 
-function entries(dbAddress: string, cacheAddress: string): string {
+function entries(dbAddress: string, cacheAddress: string, cacheServiceAccount = 'cache-a'): string {
   return `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: db, namespace: default}
@@ -43,7 +46,7 @@ spec:
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: cache-vm, namespace: default}
-spec: {address: ${cacheAddress}, labels: {app: cache}}
+spec: {address: ${cacheAddress}, labels: {app: cache}, serviceAccount: ${cacheServiceAccount}}
 `;
 }
 
@@ -132,4 +135,24 @@ test('a DNS ServiceEntry edit and a STATIC one together: CDS for the DNS cluster
   const eds = await client.next(ENDPOINT_TYPE, 3000, n);
   assert.deepEqual(addresses(cds.resources.find((c) => c.name === DNS_CLUSTER).load_assignment), ['db-3.example.test']);
   assert.deepEqual(addresses(eds.resources.find((r) => r.cluster_name === STATIC_CLUSTER)), ['10.20.0.3']);
+});
+
+/** The SPIFFE SANs a cluster's mTLS match verifies. */
+function sans(cluster: unknown): string[] {
+  return [...new Set(JSON.stringify(cluster).match(/spiffe:\/\/[^"]+/g) ?? [])].sort();
+}
+
+test('STATIC ServiceEntry: an endpoint with a new service account pushes the cluster with the new SAN', async () => {
+  await mesh.settle();
+  const cds0 = client.received.filter((r) => r.type_url === CLUSTER_TYPE).at(-1)!;
+  assert.deepEqual(sans(cds0.resources.find((c) => c.name === STATIC_CLUSTER)), ['spiffe://cluster.local/ns/default/sa/cache-a']);
+  const n = client.received.length;
+  mesh.write('vm.yaml', entries('db-3.example.test', '10.20.0.4', 'cache-b'));
+  const cds = await client.next(CLUSTER_TYPE, 3000, n);
+  assert.deepEqual(sans(cds.resources.find((c) => c.name === STATIC_CLUSTER)), ['spiffe://cluster.local/ns/default/sa/cache-b'],
+    'the client verifies the new identity');
+  const eds = await client.next(ENDPOINT_TYPE, 3000, n);
+  assert.deepEqual(addresses(eds.resources.find((r) => r.cluster_name === STATIC_CLUSTER)), ['10.20.0.4']);
+  await mesh.settle();
+  assert.deepEqual(client.received.slice(n).map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE], 'no LDS');
 });

@@ -15,6 +15,7 @@ import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
 import { egressSidecarYaml, headerRouteVsYaml } from '../helpers/istio-yaml.js';
 import { ctxOf } from '../helpers/context.js';
 import { scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
+import { serviceIdentities } from '../../workers/networking/security/tls-context.js';
 
 
 function svc(name: string, ns: string, ip: string, ports = [9080]): string {
@@ -219,7 +220,13 @@ test('scopeIncludes answers what the computed Sidecar scope answers (1,000 rando
   assert.ok(inside > checked / 5 && inside < checked * 4 / 5, `a mix of answers (${inside} of ${checked} inside)`);
 });
 
-test('VirtualService-only pushes: skipped proxies and skipped types are exactly what the new context would give (300 random edits)', () => {
+/** An EndpointSlice for a service, overriding the endpoints its pods give it (the workload registry is untouched). */
+function slice(name: string, ns: string, address: string): string {
+  return `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: ${name}-slice, namespace: ${ns}, labels: {kubernetes.io/service-name: ${name}}}\n` +
+    `addressType: IPv4\nports: [{name: http-9080, port: 9080}]\nendpoints:\n- addresses: ["${address}"]\n  conditions: {ready: true}\n`;
+}
+
+test('VirtualService pushes, alone or with endpoint changes merged: skipped proxies and skipped types are exactly what the new context would give (300 random edits)', () => {
   const r = seeded(11);
   const { rnd, pick } = r;
   /** One type of a proxy's config, as JSON per resource. */
@@ -244,7 +251,7 @@ test('VirtualService-only pushes: skipped proxies and skipped types are exactly 
     assert.notEqual(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'the catch-all listener gains beta\'s port');
     assert.ok(deps.typesFor(scope).includes(LISTENER_TYPE), 'so listeners are offered');
   }
-  let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0;
+  let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0, merged = 0;
   for (let round = 0; round < 300; round++) {
     const { docs, placed, vsCount } = randomMesh(r);
     // Edit one VirtualService: a new destination or host, TCP instead of HTTP, exportTo, deleted, or a new one.
@@ -255,8 +262,19 @@ test('VirtualService-only pushes: skipped proxies and skipped types are exactly 
     if (kind === 0 && v < vsCount) delete next[`vs-${v}.yaml`];
     else next[`vs-${v}.yaml`] = randomVs(`vs-${v}`, from.ns, [hostOf(from.n, from.ns)], hostOf(to.n, to.ns), kind === 1, kind === 2 ? '  exportTo: ["."]\n' : '');
     const vsNs = (next[`vs-${v}.yaml`] ?? docs[`vs-${v}.yaml`])!.match(/namespace: ([\w-]+)/)![1]!;
+    const changes = [`VirtualService/${vsNs}/vs-${v}`];
+    // Half the pushes also carry an endpoint change (merged in one debounce window): a service's endpoints move.
+    const moved = rnd(1000) < 500 ? pick(placed) : undefined;
+    if (moved) {
+      next[`slice-${moved.n}.yaml`] = slice(moved.n, moved.ns, `10.7.${rnd(200)}.${1 + rnd(200)}`);
+      changes.push(`EndpointSlice/${moved.ns}/${moved.n}-slice`);
+    }
     const oldCtx = ctxOf(docs), newCtx = ctxOf(next);
-    const deps = new ProxyDependencies(oldCtx, newCtx, [`VirtualService/${vsNs}/vs-${v}`]);
+    const deps = new ProxyDependencies(oldCtx, newCtx, changes);
+    // What the engine adds for the endpoint change: EDS, and CDS if the moved service's identities changed.
+    const movedHost = moved ? hostOf(moved.n, moved.ns) : undefined;
+    const cds = movedHost !== undefined &&
+      serviceIdentities(oldCtx, oldCtx.service(movedHost)!).join() !== serviceIdentities(newCtx, newCtx.service(movedHost)!).join();
     assert.equal(deps.all, false);
     if (!deps.scopesStable) continue;
     // A client in each namespace, and each service's own workload (inbound listeners and clusters).
@@ -267,19 +285,21 @@ test('VirtualService-only pushes: skipped proxies and skipped types are exactly 
     for (const proxy of proxies) {
       const scope = scopeFor(proxy, oldCtx);
       const affected = deps.affects(scope, scope);
-      const types = affected ? deps.typesFor(scope) : [];
+      const types = affected ? (moved ? ProxyDependencies.withEndpointTypes(deps.typesFor(scope), cds) : deps.typesFor(scope))
+        : moved ? (cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE]) : [];
       for (const type of TYPES) {
         if (types.includes(type)) continue;
         assert.equal(typeOf(newCtx, proxy, type), typeOf(oldCtx, proxy, type),
           `round ${round}: ${proxy.id} ${affected ? `offered only ${types.join(' ')}` : 'skipped'} but its ${type} changed\nbefore: ${Object.entries(docs).filter(([f]) => f.startsWith("vs-")).map(([, t]) => t).join("---\n")}\nafter: ${Object.entries(next).filter(([f]) => f.startsWith("vs-")).map(([, t]) => t).join("---\n")}\n${Object.values(next).join("---\n")}`);
       }
       if (!affected) skippedProxies++;
+      else if (moved && types.length < 4) merged++;
       else if (types.length === 1) routesOnly++;
       else if (types.length === 2) withListeners++;
       else everything++;
     }
   }
   // Every branch taken, so the property is not vacuous.
-  assert.ok(skippedProxies > 100 && routesOnly > 100 && withListeners > 10 && everything > 10,
-    `skipped ${skippedProxies}, routes only ${routesOnly}, listeners+routes ${withListeners}, everything ${everything}`);
+  assert.ok(skippedProxies > 100 && routesOnly > 100 && withListeners > 10 && everything > 10 && merged > 100,
+    `skipped ${skippedProxies}, routes only ${routesOnly}, listeners+routes ${withListeners}, everything ${everything}, with endpoints merged ${merged}`);
 });
