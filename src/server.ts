@@ -60,6 +60,8 @@ export interface ServerOptions {
   maxRequestsPerSecond: number;
   /** How long a push waits for a proxy's ACK before its lane moves on (pacing). */
   pushAckTimeoutMs: number;
+  /** Time spent before the xDS port opens generating what each namespace's sidecars share (PushEngine.warmUp); 0 = none. */
+  warmupBudgetMs: number;
   /** Generation batches of at most this many resources run on the main thread (default 4; 0 = always the pool). */
   inlineMax?: number;
   /** TLS port for ADS + SDS + the CA (istiod's 15012); -1 turns it off. `xdsPort` -1 turns off plaintext xDS. */
@@ -112,6 +114,7 @@ export function defaultServerOptions(): ServerOptions {
     share: true,
     maxRequestsPerSecond: autoThrottle(),
     pushAckTimeoutMs: 2000,
+    warmupBudgetMs: 5000,
     secureXdsPort: 15012,
     caDir: defaultCaDir(),
     workloadCertTtlMs: DEFAULT_WORKLOAD_CERT_TTL_MS,
@@ -274,6 +277,11 @@ export class MeshpilotServer {
     // with the config above, so this rarely waits).
     await this.pool.ready?.();
     if (this.stopping) return;
+    if (this.opts.warmupBudgetMs > 0) {
+      const w = await this.engine.warmUp(this.opts.warmupBudgetMs);
+      this.log.info({ ...w, ms: Math.round(w.ms) }, 'warm-up: shared config generated before the xDS port opens');
+      if (this.stopping) return;
+    }
     if (this.opts.xdsPort >= 0) {
       this.ads.register(this.grpcServer);
       registerCsds(this.grpcServer, this);

@@ -95,6 +95,7 @@ export function serveCommand(): Command {
     .option('--inline-max <n>', 'generate batches of up to N resources on the main thread (default: adaptive, from measured costs; for measurement)', intArg(0, 1_000_000))
     .option('--max-requests-per-second <n>', 'new xDS streams admitted per second, 0 = unlimited (env PILOT_MAX_REQUESTS_PER_SECOND; min(15+5×cores,100))', intArg(0, 1_000_000))
     .option('--push-ack-timeout <duration>', 'how long a push waits for an ACK before moving on (pacing)', durationArg)
+    .option('--warmup-budget <duration>', 'before the xDS port opens, generate what each namespace\'s sidecars share, for at most this long (5s; 0 = off)', durationArg)
     .action(async (o: Record<string, any>, cmd: Command) => {
       const kubeconfigs: KubeconfigSource[] = (o.kubeconfig as string[]).map((p) => ({ path: p }));
       if (kubeconfigs.length === 0 && process.env.KUBECONFIG) kubeconfigs.push({ path: process.env.KUBECONFIG });
@@ -140,6 +141,7 @@ export function serveCommand(): Command {
         dependencyFilter: o.pushFilter !== false,
         maxRequestsPerSecond: o.maxRequestsPerSecond ?? envNonNegative('PILOT_MAX_REQUESTS_PER_SECOND', d.maxRequestsPerSecond),
         pushAckTimeoutMs: o.pushAckTimeout ?? d.pushAckTimeoutMs,
+        warmupBudgetMs: o.warmupBudget ?? d.warmupBudgetMs,
       };
       const server = new MeshpilotServer(opts);
       const shutdown = (sig: string): void => {
