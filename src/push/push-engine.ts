@@ -18,7 +18,7 @@ import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
 import { SDS_CAPABLE_METADATA, scopeFor, scopeKey, type ProxyScope } from '../model/scope.js';
 import { parseProxy, type Proxy } from '../model/proxy.js';
 import { resourceEntry } from '../proto/discovery.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, shortType } from '../proto/type-urls.js';
 import { clusterCarriesEndpoints } from '../model/registry/service-entry.js';
 import { planResources } from '../../workers/networking/generator.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
@@ -283,25 +283,38 @@ export class PushEngine {
    * Before the xDS port opens: generate, through the normal path, what a sidecar of each namespace that has services
    * shares with every other sidecar there (outbound clusters, load assignments, listeners and routes), so a connect
    * storm after a restart finds them in the resource cache and the generators and encoders already compiled (in a
-   * 5,000-proxy storm, cold code and generation were a quarter of the server's main-thread time). Stops at the time
-   * budget; whatever it did not reach is generated on demand as before. Nothing here is proxy-specific: proxies of
-   * one namespace differ only in their inbound side, which is left to their first request.
+   * 5,000-proxy storm, cold code and generation were a quarter of the server's main-thread time); then, for each
+   * service with a selector, its workloads' inbound side. A proxy whose scope matches a warmed one gets the very
+   * result computed here (same scope key, same inputs). Stops at the time budget; whatever it did not reach is
+   * generated on demand as before.
    */
-  async warmUp(budgetMs: number): Promise<{ namespaces: number; of: number; resources: number; ms: number }> {
+  async warmUp(budgetMs: number): Promise<{ namespaces: number; of: number; workloads: number; resources: number; ms: number }> {
     const t0 = performance.now();
     const generated0 = this.stats.generated;
     const namespaces = [...new Set(this.ctx.services.map((s) => s.namespace))].sort();
-    let done = 0;
+    const sidecar = (ns: string, labels: Record<string, string>): Proxy =>
+      parseProxy(`sidecar~0.0.0.0~meshpilot-warmup.${ns}~${ns}.svc.${this.opts.mesh.domainSuffix}`,
+        { NAMESPACE: ns, LABELS: { ...labels, 'security.istio.io/tlsMode': 'istio' } });
+    let done = 0, workloads = 0;
     for (const ns of namespaces) {
       if (performance.now() - t0 > budgetMs) break;
       // A sidecar with the tlsMode label every injected pod carries, selected by no service (no inbound side).
-      const proxy = parseProxy(`sidecar~0.0.0.0~meshpilot-warmup.${ns}~${ns}.svc.${this.opts.mesh.domainSuffix}`,
-        { NAMESPACE: ns, LABELS: { 'security.istio.io/tlsMode': 'istio', 'meshpilot.io/warmup': 'true' } });
+      const proxy = sidecar(ns, { 'meshpilot.io/warmup': 'true' });
       for (const type of PUSH_ORDER) await this.compute(proxy, type, undefined);
       done++;
     }
+    // Then each selector service's workloads: a sidecar labelled with the selector has that service's inbound side
+    // (clusters and listeners; EDS and RDS do not read it). Their pods' other labels matter only where routes or
+    // security policies select on them, which the scope keeps; otherwise these share the real pods' scope group.
+    for (const svc of this.ctx.services) {
+      if (performance.now() - t0 > budgetMs) break;
+      if (!svc.selector || Object.keys(svc.selector).length === 0) continue;
+      const proxy = sidecar(svc.namespace, svc.selector);
+      for (const type of [CLUSTER_TYPE, LISTENER_TYPE]) await this.compute(proxy, type, undefined);
+      workloads++;
+    }
     const ms = performance.now() - t0;
-    return { namespaces: done, of: namespaces.length, resources: this.stats.generated - generated0, ms };
+    return { namespaces: done, of: namespaces.length, workloads, resources: this.stats.generated - generated0, ms };
   }
 
   add(target: PushTarget): void { this.targets.add(target); }
