@@ -58,6 +58,9 @@ if (!(scale > 0)) throw new Error('--scale must be a positive number');
 
 function log(s: string): void { process.stderr.write(`[bench] ${s}\n`); }
 
+/** A variant name as a file name part ("no warm-up" → "no-warm-up"). */
+const slug = (name: string): string => name.replace(/[^\w.-]+/g, '-');
+
 function scaled(s: Scenario): Scenario {
   if (scale === 1) return s;
   const services = Math.max(1, Math.round(s.mesh.services * scale));
@@ -84,20 +87,20 @@ function harnessArgs(s: Scenario, v: Variant | undefined, target: string, meshDi
 }
 
 async function runMeshpilot(s: Scenario, v: Variant, work: string, proxies: number, record?: string): Promise<RunResult & { meshDir: string }> {
-  const meshDir = path.join(work, `mesh-${v.name}-${proxies}`);
+  const meshDir = path.join(work, `mesh-${slug(v.name)}-${proxies}`);
   genMesh(s, meshDir);
   const xdsPort = await freePort();
   const monPort = await freePort();
   const serveArgs = ['serve', '--config-dir', meshDir, '--xds-port', String(xdsPort), '--monitoring-port', String(monPort), '--log-level', 'warn',
     ...(serveFlags.includes('--secure-xds-port') ? ['--secure-xds-port', '0'] : []),
     ...(s.debounceAfterMs !== undefined ? ['--debounce-after', `${s.debounceAfterMs}ms`] : []), ...(v.serve ?? [])];
-  const logFile = path.join(work, `serve-${v.name}-${proxies}.log`);
+  const logFile = path.join(work, `serve-${slug(v.name)}-${proxies}.log`);
   const server = spawn(process.execPath, [MAIN, ...serveArgs], { stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')], env: { ...process.env, ...(v.env ?? {}) } });
   try {
     await waitReady(`http://127.0.0.1:${monPort}/ready`, server, 120_000);
     const hargs = [...harnessArgs(s, v, `127.0.0.1:${xdsPort}`, meshDir, server.pid!, proxies), ...(record ? ['--record', record] : [])];
     log(`${s.name}/${v.name}: ${proxies} proxies against meshpilot serve ${(v.serve ?? []).join(' ')}`);
-    const report = await runHarness(hargs, path.join(work, `load-${v.name}-${proxies}.json`));
+    const report = await runHarness(hargs, path.join(work, `load-${slug(v.name)}-${proxies}.json`));
     const env = Object.entries(v.env ?? {}).map(([k, val]) => `${k}=${val} `).join('');
     return { label: v.name, variant: v.name, floor: false, report, meshDir, serverCmd: `${env}meshpilot ${serveArgs.join(' ')}`, loadCmd: `meshpilot load ${hargs.join(' ')}` };
   } finally {
@@ -113,8 +116,11 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
       floor.stdout!.on('data', (c: Buffer) => { buf += c; const nl = buf.indexOf('\n'); if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl))); });
       floor.once('exit', (c) => reject(new Error(`floor server exited with ${c}`)));
     });
+    // The harness records here too (into a directory nobody reads): hashing and keeping every response costs it
+    // ~0.5 s of CPU in a 5,000-proxy storm, on the cores both servers share with it, and the recorded meshpilot
+    // run paid it.
     const hargs = [...harnessArgs(s, undefined, `127.0.0.1:${info.port}`, meshDir, floor.pid!, proxies),
-      '--floor-recording', record, '--floor-control', `http://127.0.0.1:${info.controlPort}`];
+      '--floor-recording', record, '--floor-control', `http://127.0.0.1:${info.controlPort}`, '--record', `${record}-floor`];
     log(`${s.name}/floor: ${proxies} proxies against the floor server (replaying the recorded bytes)`);
     const report = await runHarness(hargs, path.join(work, `load-floor-${proxies}.json`));
     return { label: 'floor', variant: 'floor', floor: true, report, serverCmd: `node dist/bench/floor-server.js --recording DIR`, loadCmd: `meshpilot load ${hargs.join(' ')}` };
