@@ -36,6 +36,16 @@ function endpointsVersion(eps: readonly unknown[]): string {
 
 /** `clusters`: Kubernetes clusters whose registries join the main store's (services by hostname, endpoints per cluster). */
 export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, version: string, clusterId: string, clusters?: ClusterRegistrySet): PushContextData {
+  return { version, mesh, ...buildRegistryData(store, mesh, clusterId, clusters), ...buildConfigLists(store, mesh) };
+}
+
+type RegistryData = Pick<PushContextData, 'services' | 'endpoints' | 'endpointVersions' | 'workloads'>;
+
+/**
+ * The service registry part of a PushContext (services, endpoints and their versions, workloads): all an
+ * endpoint-only push rebuilds — the Istio config lists are kept from the current context.
+ */
+export function buildRegistryData(store: ConfigStore, mesh: MeshSettings, clusterId: string, clusters?: ClusterRegistrySet): RegistryData {
   const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
   // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
   const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
@@ -51,15 +61,7 @@ export function buildPushContextData(store: ConfigStore, mesh: MeshSettings, ver
   }
   const endpointVersions: Record<string, string> = {};
   for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = endpointsVersion(eps);
-  return {
-    version,
-    mesh,
-    services: reg.services,
-    endpoints: reg.endpoints,
-    endpointVersions,
-    ...buildConfigLists(store, mesh),
-    workloads: reg.workloads,
-  };
+  return { services: reg.services, endpoints: reg.endpoints, endpointVersions, workloads: reg.workloads };
 }
 
 /** Istio kinds that never reach the service registry: a change to only these can keep the registry part. */

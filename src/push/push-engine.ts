@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { ConfigStore } from '../config/store.js';
 import { PushContext, type MeshSettings, type PushContextData } from '../model/push-context.js';
-import { buildConfigLists, buildPushContextData, CONFIG_ONLY_KINDS } from '../model/build-push-context.js';
+import { buildConfigLists, buildPushContextData, buildRegistryData, CONFIG_ONLY_KINDS } from '../model/build-push-context.js';
 import type { ClusterRegistrySet } from '../model/registry/aggregate.js';
 import { encodeSnapshot, type SnapshotRef } from '../model/snapshot-codec.js';
 import { FlatEndpointsEncoder } from '../model/snapshot-flat.js';
@@ -111,7 +111,7 @@ function digest(parts: readonly string[]): string {
 }
 
 /** Services whose endpoints differ between two contexts, and (when asked) whether the workload registry moved. */
-function endpointChanges(old: PushContextData, fresh: PushContextData, compareWorkloads: boolean): { changedHosts: Set<string>; workloadsChanged: boolean } {
+function endpointChanges(old: Pick<PushContextData, 'endpointVersions' | 'workloads'>, fresh: Pick<PushContextData, 'endpointVersions' | 'workloads'>, compareWorkloads: boolean): { changedHosts: Set<string>; workloadsChanged: boolean } {
   const changedHosts = new Set<string>();
   const a = old.endpointVersions, b = fresh.endpointVersions;
   if (a !== b) for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
@@ -268,7 +268,7 @@ export class PushEngine {
    * shared snapshot) are kept. Returns the services whose endpoints changed.
    */
   refreshEndpoints(): { changedHosts: Set<string>; workloadsChanged: boolean } {
-    const fresh = buildPushContextData(this.opts.store, this.opts.mesh, '', this.opts.clusterId, this.opts.clusters);
+    const fresh = buildRegistryData(this.opts.store, this.opts.mesh, this.opts.clusterId, this.opts.clusters);
     const old = this.ctx.data;
     const servicesChanged = fresh.services.length !== old.services.length ||
       fresh.services.some((s, i) => s.version !== old.services[i]!.version);
