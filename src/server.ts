@@ -124,6 +124,8 @@ export function defaultServerOptions(): ServerOptions {
 
 export class MeshpilotServer {
   readonly log: Logger;
+  /** What the start-up warm-up did (PushEngine.warmUp), when it ran. */
+  warmup: Awaited<ReturnType<PushEngine['warmUp']>> | undefined;
   readonly store = new ConfigStore();
   readonly engine: PushEngine;
   readonly ads: AdsServer;
@@ -278,7 +280,10 @@ export class MeshpilotServer {
     await this.pool.ready?.();
     if (this.stopping) return;
     if (this.opts.warmupBudgetMs > 0) {
-      const w = await this.engine.warmUp(this.opts.warmupBudgetMs);
+      // Sidecars of the secure port (with a certificate: SDS-backed TLS) and of the plaintext port have different
+      // configs; warm the kinds the open ports will see.
+      const sds = [...(this.opts.secureXdsPort >= 0 ? [true] : []), ...(this.opts.xdsPort >= 0 ? [false] : [])];
+      const w = this.warmup = await this.engine.warmUp(this.opts.warmupBudgetMs, sds);
       this.log.info({ ...w, ms: Math.round(w.ms) }, 'warm-up: shared config generated before the xDS port opens');
       if (this.stopping) return;
     }

@@ -288,33 +288,40 @@ export class PushEngine {
    * result computed here (same scope key, same inputs). Stops at the time budget; whatever it did not reach is
    * generated on demand as before.
    */
-  async warmUp(budgetMs: number): Promise<{ namespaces: number; of: number; workloads: number; resources: number; ms: number }> {
+  async warmUp(budgetMs: number, sdsVariants: readonly boolean[] = [false]): Promise<{ namespaces: number; of: number; workloads: number; resources: number; ms: number }> {
     const t0 = performance.now();
     const generated0 = this.stats.generated;
     const namespaces = [...new Set(this.ctx.services.map((s) => s.namespace))].sort();
-    const sidecar = (ns: string, labels: Record<string, string>): Proxy =>
+    // Sidecars on the secure port with a verified certificate get SDS-backed TLS (a scope of their own): the ports
+    // that are open decide which kinds of sidecar are warmed, the secure one first (where real sidecars connect).
+    const sidecar = (ns: string, labels: Record<string, string>, sds: boolean): Proxy =>
       parseProxy(`sidecar~0.0.0.0~meshpilot-warmup.${ns}~${ns}.svc.${this.opts.mesh.domainSuffix}`,
-        { NAMESPACE: ns, LABELS: { ...labels, 'security.istio.io/tlsMode': 'istio' } });
+        { NAMESPACE: ns, LABELS: { ...labels, 'security.istio.io/tlsMode': 'istio' }, ...(sds ? { [SDS_CAPABLE_METADATA]: 'true' } : {}) });
+    const over = (): boolean => performance.now() - t0 > budgetMs;
     let done = 0, workloads = 0;
-    for (const ns of namespaces) {
-      if (performance.now() - t0 > budgetMs) break;
-      // A sidecar with the tlsMode label every injected pod carries, selected by no service (no inbound side).
-      const proxy = sidecar(ns, { 'meshpilot.io/warmup': 'true' });
-      for (const type of PUSH_ORDER) await this.compute(proxy, type, undefined);
-      done++;
+    for (const sds of sdsVariants) {
+      for (const ns of namespaces) {
+        if (over()) break;
+        // A sidecar with the tlsMode label every injected pod carries, selected by no service (no inbound side).
+        const proxy = sidecar(ns, { 'meshpilot.io/warmup': 'true' }, sds);
+        for (const type of PUSH_ORDER) await this.compute(proxy, type, undefined);
+        done++;
+      }
     }
     // Then each selector service's workloads: a sidecar labelled with the selector has that service's inbound side
     // (clusters and listeners; EDS and RDS do not read it). Their pods' other labels matter only where routes or
     // security policies select on them, which the scope keeps; otherwise these share the real pods' scope group.
-    for (const svc of this.ctx.services) {
-      if (performance.now() - t0 > budgetMs) break;
-      if (!svc.selector || Object.keys(svc.selector).length === 0) continue;
-      const proxy = sidecar(svc.namespace, svc.selector);
-      for (const type of [CLUSTER_TYPE, LISTENER_TYPE]) await this.compute(proxy, type, undefined);
-      workloads++;
+    for (const sds of sdsVariants) {
+      for (const svc of this.ctx.services) {
+        if (over()) break;
+        if (!svc.selector || Object.keys(svc.selector).length === 0) continue;
+        const proxy = sidecar(svc.namespace, svc.selector, sds);
+        for (const type of [CLUSTER_TYPE, LISTENER_TYPE]) await this.compute(proxy, type, undefined);
+        workloads++;
+      }
     }
     const ms = performance.now() - t0;
-    return { namespaces: done, of: namespaces.length, workloads, resources: this.stats.generated - generated0, ms };
+    return { namespaces: done, of: namespaces.length * sdsVariants.length, workloads, resources: this.stats.generated - generated0, ms };
   }
 
   add(target: PushTarget): void { this.targets.add(target); }

@@ -64,3 +64,13 @@ test('--warmup-budget 0: nothing before the first proxy, which then generates ev
   const total = got.cds!.length + got.lds!.length + got.rds!.length;
   assert.ok(mesh.server.engine.stats.generated >= total, `${mesh.server.engine.stats.generated} generated for ${total} CDS/LDS/RDS resources`);
 });
+
+test('with the secure port open, sidecars with SDS-backed TLS are warmed too, first', async () => {
+  const mesh = await startMeshpilot(FILES, { secureXdsPort: 0 });
+  meshes.push(mesh);
+  const plain = meshes[0]!.server.warmup!;
+  const both = mesh.server.warmup!;
+  assert.deepEqual([plain.of, plain.namespaces, plain.workloads], [2, 2, 2], 'plaintext only: two namespaces, two services');
+  assert.deepEqual([both.of, both.namespaces, both.workloads], [4, 4, 4], 'both ports: each twice');
+  assert.ok(both.resources > plain.resources, `${both.resources} resources (SDS-backed clusters and listeners too) vs ${plain.resources}`);
+});

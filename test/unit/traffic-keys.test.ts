@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
-import { scopeFor, scopeKey, type ProxyScope } from '../../src/model/scope.js';
+import { SDS_CAPABLE_METADATA, scopeFor, scopeKey, type ProxyScope } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { ctxOf } from '../helpers/context.js';
@@ -301,4 +301,24 @@ spec:
   assert.notEqual(wl.after, wl.before, 'SNI-DNAT EDS follows the endpoints');
   const dr = after({ 'dr.yaml': BASE['dr.yaml']!.replace('subsets: [{name: v1, labels: {version: v1}}]', 'subsets: [{name: v1, labels: {version: v1}}]\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}') }, CLUSTER_TYPE, 'outbound_.8080_._.reviews.default.svc.cluster.local');
   assert.notEqual(dr.after, dr.before, 'a DestinationRule edit changes the SNI-DNAT cluster key');
+});
+
+test('a sidecar getting SDS secrets from us and one that does not: every resource that differs has its own key', () => {
+  // PERMISSIVE (the default): the inbound mTLS chain is there only for a proxy that gets its certificate over SDS.
+  const ctx = ctxOf(BASE);
+  const labels = { LABELS: { app: 'reviews', 'security.istio.io/tlsMode': 'istio' } };
+  const plain = scopeFor(parseProxy('sidecar~10.1.0.7~reviews-0.default~default.svc.cluster.local', labels), ctx);
+  const sds = scopeFor(parseProxy('sidecar~10.1.0.7~reviews-0.default~default.svc.cluster.local', { ...labels, [SDS_CAPABLE_METADATA]: 'true' }), ctx);
+  assert.equal(sds.sds, true);
+  let differing = 0;
+  for (const type of [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) {
+    const kp = keys(ctx, plain, type), ks = keys(ctx, sds, type);
+    for (const [name, key] of kp) {
+      const a = JSON.stringify(buildResource(ctx, plain, type, name)), b = JSON.stringify(buildResource(ctx, sds, type, name));
+      if (a === b) continue;
+      differing++;
+      assert.notEqual(ks.get(name), key, `${name} differs with SDS, so its key must too`);
+    }
+  }
+  assert.ok(differing > 0, 'some resource (the inbound listener) differs');
 });

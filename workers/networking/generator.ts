@@ -149,7 +149,8 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
   }
   const sc = sidecarScope(ctx, scope);
   const policy = sc.outboundPolicy;
-  const security = (): string => securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {});
+  // Inbound chains also read whether the proxy gets SDS secrets from us (mTLS chains only then).
+  const security = (): string => `${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}|${scope.sds === true ? 'sds' : ''}`;
   return planSidecarListeners(ctx, scope).filter((p) => wants(requested, p.name)).map((p) => {
     switch (p.kind) {
       // Inbound chains come from the service ports or the Sidecar's ingress listeners (binds, instance IP).
