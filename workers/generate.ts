@@ -7,6 +7,8 @@ import type { PushContext } from '../src/model/push-context.js';
 import type { ProxyScope } from '../src/model/scope.js';
 import { parentPort } from 'node:worker_threads';
 import { envoyRoot } from '../src/proto/envoy-protos.js';
+import { precompileTypes } from '../src/proto/encode.js';
+import * as typeUrls from '../src/proto/type-urls.js';
 import { WORKER_LOADED } from '../src/push/worker-loaded.js';
 import { generateResources, type GeneratedResource } from './networking/generate-resources.js';
 
@@ -35,6 +37,8 @@ function contextFor(ref: SnapshotRef): PushContext {
 }
 
 envoyRoot(); // load protos when the worker starts, not on its first task
+// ... and compile the encoders of every resource type and of the typed configs they carry (~0.1 s per worker).
+precompileTypes((Object.values(typeUrls) as unknown[]).filter((v): v is string => typeof v === 'string' && v.startsWith(typeUrls.TYPE_PREFIX) && v.length > typeUrls.TYPE_PREFIX.length));
 // Tell the pool this thread has loaded (src/push/generation-pool.ts: the server listens only once every worker has).
 parentPort?.postMessage({ [WORKER_LOADED]: true });
 

@@ -158,6 +158,27 @@ function packAny(obj: ProtoObject, at: Path): ProtoObject {
   return { type_url: typeUrl, value: encodeMessage(typeFromUrl(typeUrl), fields, at) };
 }
 
+/**
+ * Compile protobufjs' encoders (and the rest of each type's generated code) for these types and every message type
+ * they reach, now rather than on first use: a generation worker does it while loading, so its first tasks in a
+ * connect storm do not pay for it while the main thread waits. Returns how many types were set up.
+ */
+export function precompileTypes(typeUrls: readonly string[]): number {
+  const seen = new Set<protobuf.Type>();
+  const stack = typeUrls.map((u) => typeFromUrl(u));
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const f of t.fieldsArray) {
+      if (!f.resolved) f.resolve();
+      if (f.resolvedType instanceof protobuf.Type && !seen.has(f.resolvedType)) stack.push(f.resolvedType);
+    }
+  }
+  for (const t of seen) t.setup();
+  return seen.size;
+}
+
 /** Encode `obj` as message `type`, strictly. */
 export function encodeMessage(type: protobuf.Type, obj: ProtoObject, at: Path = type.name): Uint8Array {
   return type.encode(normalize(type, obj, at)).finish();
