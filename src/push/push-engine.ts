@@ -146,7 +146,6 @@ export function nameIndex(res: ComputedResponse): Map<string, number> {
   return m;
 }
 
-/** The services an EDS (or CDS) response covers (to decide whether an endpoint change concerns a proxy). */
 /** A proxy's scope reads the workload registry: it has no labels of its own, or endpoints are locality-aware. */
 function readsRegistry(proxy: Proxy, ctx: PushContext): boolean {
   return Object.keys(proxy.labels).length === 0 || ctx.localityAware;
@@ -160,6 +159,7 @@ function identitiesChanged(a: PushContext | undefined, b: PushContext, host: str
   return p.length !== q.length || p.some((id, i) => id !== q[i]);
 }
 
+/** The services an EDS (or CDS) response covers (to decide whether an endpoint change concerns a proxy). */
 function edsHosts(res: ComputedResponse): Set<string> {
   let s = hostsMemo.get(res);
   if (!s) {
