@@ -120,7 +120,10 @@ function endpointChanges(old: Pick<PushContextData, 'endpointVersions' | 'worklo
   return { changedHosts, workloadsChanged };
 }
 
-/** A proxy's scope; `key` groups proxies for every type, `outboundKey` (inbound ports left out) for EDS and RDS. */
+/**
+ * A proxy's scope; `key` groups proxies for every type, `outboundKey` for EDS and RDS: without the inbound ports
+ * and without whether the proxy gets SDS secrets, which only its inbound listener chains read.
+ */
 interface ScopeEntry { scope: ProxyScope; key: string; outboundKey: string }
 
 const namesKeys = new WeakMap<readonly string[], string>();
@@ -355,7 +358,7 @@ export class PushEngine {
     let s = this.scopes.get(k);
     if (!s) {
       const scope = scopeFor(proxy, this.ctx);
-      s = { scope, key: scopeKey(scope), outboundKey: scopeKey({ ...scope, inbound: [] }) };
+      s = { scope, key: scopeKey(scope), outboundKey: scopeKey({ ...scope, inbound: [], sds: undefined }) };
       this.scopes.set(k, s);
     }
     return s;
