@@ -87,20 +87,21 @@ function harnessArgs(s: Scenario, v: Variant | undefined, target: string, meshDi
 }
 
 async function runMeshpilot(s: Scenario, v: Variant, work: string, proxies: number, record?: string, pass = ''): Promise<RunResult & { meshDir: string }> {
-  const meshDir = path.join(work, `mesh-${slug(v.name)}-${proxies}${pass && `-${pass}`}`);
+  const tag = `${slug(v.name)}-${proxies}${pass && `-${pass}`}`;
+  const meshDir = path.join(work, `mesh-${tag}`);
   genMesh(s, meshDir);
   const xdsPort = await freePort();
   const monPort = await freePort();
   const serveArgs = ['serve', '--config-dir', meshDir, '--xds-port', String(xdsPort), '--monitoring-port', String(monPort), '--log-level', 'warn',
     ...(serveFlags.includes('--secure-xds-port') ? ['--secure-xds-port', '0'] : []),
     ...(s.debounceAfterMs !== undefined ? ['--debounce-after', `${s.debounceAfterMs}ms`] : []), ...(v.serve ?? [])];
-  const logFile = path.join(work, `serve-${slug(v.name)}-${proxies}${pass && `-${pass}`}.log`);
+  const logFile = path.join(work, `serve-${tag}.log`);
   const server = spawn(process.execPath, [MAIN, ...serveArgs], { stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')], env: { ...process.env, ...(v.env ?? {}) } });
   try {
     await waitReady(`http://127.0.0.1:${monPort}/ready`, server, 120_000);
     const hargs = [...harnessArgs(s, v, `127.0.0.1:${xdsPort}`, meshDir, server.pid!, proxies), ...(record ? ['--record', record] : [])];
     log(`${s.name}/${v.name}: ${proxies} proxies against meshpilot serve ${(v.serve ?? []).join(' ')}`);
-    const report = await runHarness(hargs, path.join(work, `load-${slug(v.name)}-${proxies}${pass && `-${pass}`}.json`));
+    const report = await runHarness(hargs, path.join(work, `load-${tag}.json`));
     const env = Object.entries(v.env ?? {}).map(([k, val]) => `${k}=${val} `).join('');
     return { label: v.name, variant: v.name, floor: false, report, meshDir, serverCmd: `${env}meshpilot ${serveArgs.join(' ')}`, loadCmd: `meshpilot load ${hargs.join(' ')}` };
   } finally {
