@@ -121,10 +121,11 @@ function endpointChanges(old: Pick<PushContextData, 'endpointVersions' | 'worklo
 }
 
 /**
- * A proxy's scope; `key` groups proxies for every type, `outboundKey` for EDS and RDS: without the inbound ports
- * and without whether the proxy gets SDS secrets, which only its inbound listener chains read.
+ * A proxy's scope and the keys its computations are shared by: `key` (the whole scope; listeners, and what a scope
+ * change is detected by), `clusterKey` for CDS (without whether the proxy gets SDS secrets, which only inbound
+ * listener chains read) and `outboundKey` for EDS and RDS (without that and without the inbound ports).
  */
-interface ScopeEntry { scope: ProxyScope; key: string; outboundKey: string }
+interface ScopeEntry { scope: ProxyScope; key: string; clusterKey: string; outboundKey: string }
 
 const namesKeys = new WeakMap<readonly string[], string>();
 
@@ -358,7 +359,7 @@ export class PushEngine {
     let s = this.scopes.get(k);
     if (!s) {
       const scope = scopeFor(proxy, this.ctx);
-      s = { scope, key: scopeKey(scope), outboundKey: scopeKey({ ...scope, inbound: [], sds: undefined }) };
+      s = { scope, key: scopeKey(scope), clusterKey: scopeKey({ ...scope, sds: undefined }), outboundKey: scopeKey({ ...scope, inbound: [], sds: undefined }) };
       this.scopes.set(k, s);
     }
     return s;
@@ -376,11 +377,11 @@ export class PushEngine {
   }
 
   private computeShared(
-    proxy: Proxy, { scope, key, outboundKey }: ScopeEntry, typeUrl: string, names: readonly string[] | undefined,
+    proxy: Proxy, { scope, key, clusterKey, outboundKey }: ScopeEntry, typeUrl: string, names: readonly string[] | undefined,
   ): Promise<ComputedResponse> {
     // EDS and RDS never read the proxy's own inbound ports: every workload of a namespace (same Sidecar) shares them.
     const group = this.opts.share === false ? proxy.id
-      : typeUrl === ENDPOINT_TYPE || typeUrl === ROUTE_TYPE ? outboundKey : key;
+      : typeUrl === ENDPOINT_TYPE || typeUrl === ROUTE_TYPE ? outboundKey : typeUrl === CLUSTER_TYPE ? clusterKey : key;
     const memoKey = `${this.ctx.version}|${group}|${typeUrl}|${namesKey(names)}`;
     let p = this.memo.get(memoKey);
     if (!p) {

@@ -11,7 +11,7 @@ import { PushEngine } from '../../src/push/push-engine.js';
 import { createGenerationPool, type GenerationPool } from '../../src/push/generation-pool.js';
 import { generateResources } from '../../workers/networking/generate-resources.js';
 import { parseProxy } from '../../src/model/proxy.js';
-import { PUSH_ORDER, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
+import { PUSH_ORDER, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { SDS_CAPABLE_METADATA } from '../../src/model/scope.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/model/snapshot-codec.js';
 import { TEST_MESH } from '../helpers/context.js';
@@ -86,12 +86,12 @@ test('proxies with the same scope share one computation and the same bytes', asy
   assert.equal(e.cache.misses, misses);
 });
 
-test('a sidecar getting SDS secrets and a plaintext one share EDS and RDS, but not their inbound listener', async () => {
+test('a sidecar getting SDS secrets and a plaintext one share CDS, EDS and RDS, but not their inbound listener', async () => {
   const e = engine(0);
   const labels = { LABELS: { app: 'reviews', version: 'v1', 'security.istio.io/tlsMode': 'istio' } };
   const plain = parseProxy('sidecar~10.244.1.12~reviews-v1-a.default~default.svc.cluster.local', labels);
   const sds = parseProxy('sidecar~10.244.1.13~reviews-v1-b.default~default.svc.cluster.local', { ...labels, [SDS_CAPABLE_METADATA]: 'true' });
-  for (const t of [ENDPOINT_TYPE, ROUTE_TYPE]) {
+  for (const t of [CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE]) {
     assert.equal(await e.compute(plain, t, undefined), await e.compute(sds, t, undefined), `${t}: one shared computation`);
   }
   const [lp, ls] = [await e.compute(plain, LISTENER_TYPE, undefined), await e.compute(sds, LISTENER_TYPE, undefined)];
