@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { MeshpilotServer, defaultServerOptions, type ServerOptions } from '../server.js';
 import { parseDurationFlag } from '../model/duration.js';
 import { LOG_LEVELS } from '../log/logger.js';
-import { inClusterAvailable } from '../sources/kube/kube-client.js';
+import { inClusterAvailable } from '../sources/kube/in-cluster.js';
 import type { KubeconfigSource } from '../sources/kube/multicluster.js';
 import { SELF_SIGNED_ROOT_TTL_MS } from '../security/ca.js';
 import { DEFAULT_ROOT_CHECK_INTERVAL_MS, DEFAULT_ROOT_GRACE_PERIOD_PERCENTILE } from '../security/root-rotator.js';

@@ -4,7 +4,7 @@
  * resources a proxy receives, so convergence is detected with Buffer.indexOf on the response bytes.
  */
 import path from 'node:path';
-import { KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { endpointsYaml, virtualServiceYaml, writeAtomic, type MeshManifest, type ServiceInfo } from './mesh-gen.js';
 
@@ -93,14 +93,18 @@ export class MeshChurner {
   }
 }
 
-/** Server-side apply of churned objects (EndpointSlices, VirtualServices) to the API server of a kubeconfig. */
+/**
+ * Server-side apply of churned objects (EndpointSlices, VirtualServices) to the API server of a kubeconfig.
+ * Created with open(): the Kubernetes client is loaded only by runs that churn through an API server.
+ */
 export class KubeChurnApplier {
-  private readonly client: KubernetesObjectApi;
+  private constructor(private readonly client: KubernetesObjectApi, private readonly ssa: PatchStrategy, private readonly fieldManager: string) {}
 
-  constructor(kubeconfigPath: string, private readonly fieldManager = 'meshpilot-load') {
-    const kc = new KubeConfig();
+  static async open(kubeconfigPath: string, fieldManager = 'meshpilot-load'): Promise<KubeChurnApplier> {
+    const k8s = await import('@kubernetes/client-node');
+    const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfigPath);
-    this.client = KubernetesObjectApi.makeApiClient(kc);
+    return new KubeChurnApplier(k8s.KubernetesObjectApi.makeApiClient(kc), k8s.PatchStrategy.ServerSideApply, fieldManager);
   }
 
   /** Apply every object of a YAML stream; rejects naming the object when the API server refuses it. */
@@ -109,7 +113,7 @@ export class KubeChurnApplier {
       const obj = doc.toJSON() as KubernetesObject | null;
       if (!obj) continue;
       try {
-        await this.client.patch(obj, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply);
+        await this.client.patch(obj, undefined, undefined, this.fieldManager, true, this.ssa);
       } catch (e) {
         const err = e as { code?: number; body?: unknown; message?: string };
         throw new Error(`churn: applying ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name} failed: ${err.code ?? ''} ${typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? err.message)}`);

@@ -271,7 +271,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     // Churn.
     phase = 'churn';
     const churner = mesh && o.churn && !floor ? new MeshChurner(o.meshDir!, mesh, randomBytes(3).toString('hex')) : undefined;
-    const kubeChurn = churner && o.churnKubeconfig ? new KubeChurnApplier(o.churnKubeconfig) : undefined;
+    const kubeChurn = churner && o.churnKubeconfig ? await KubeChurnApplier.open(o.churnKubeconfig) : undefined;
     let floorIdx = 0;
     let eventIndex = 0;
     const plan = o.churn ? schedule(o.churn, o.durationMs) : [];

@@ -197,6 +197,11 @@ export class PushEngine {
     this.cache = new ResourceCache(opts.cache !== false);
   }
 
+  /** Kubernetes clusters' registries, once the server has loaded them (read by the next rebuild). */
+  attachClusters(clusters: ClusterRegistrySet): void {
+    this.opts.clusters = clusters;
+  }
+
   get pushContext(): PushContext { return this.ctx; }
   get connected(): number { return this.targets.size; }
   allTargets(): PushTarget[] { return [...this.targets]; }

@@ -86,7 +86,7 @@ test('meshpilot load --churn-kubeconfig: endpoint and VirtualService churn appli
     assert.ok(slice.endpoints.some((e: { addresses: string[] }) => e.addresses.includes(last.marker)), `${last.marker} is in the applied EndpointSlice`);
 
     // A change the API server refuses is an error naming the object, not a silent miss.
-    const bad = new KubeChurnApplier(kube.kubeconfigPath);
+    const bad = await KubeChurnApplier.open(kube.kubeconfigPath);
     await assert.rejects(bad.apply('apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: broken, namespace: ns-00}\naddressType: IPv4\nendpoints:\n- addresses: ["not-an-ip"]\n'),
       /EndpointSlice ns-00\/broken/);
   } finally {

@@ -30,10 +30,6 @@ export function loadKubeConfig(source: { path: string } | { inCluster: true } | 
   return kc;
 }
 
-export function inClusterAvailable(): boolean {
-  return !!process.env.KUBERNETES_SERVICE_HOST && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-}
-
 export interface ListPage { items: Record<string, any>[]; resourceVersion: string; continue?: string }
 
 export class KubeClient {
