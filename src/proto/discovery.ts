@@ -122,14 +122,27 @@ export function resourceEntry(anyBytes: Uint8Array): Buffer {
   return lengthDelimited(2, anyBytes);
 }
 
+/**
+ * A DiscoveryResponse without its nonce (version_info, resources, type_url): the part every stream that receives
+ * the same response shares. The nonce (field 5) is appended per stream by withNonce.
+ */
+export function discoveryResponseBody(versionInfo: string, entries: readonly Buffer[], typeUrl: string): Buffer {
+  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
+  for (const e of entries) parts.push(e);
+  parts.push(lengthDelimited(4, Buffer.from(typeUrl)));
+  return Buffer.concat(parts);
+}
+
+/** A response body (discoveryResponseBody) with this stream's nonce: one copy of the shared bytes. */
+export function withNonce(body: Buffer, nonce: string): Buffer {
+  return Buffer.concat([body, lengthDelimited(5, Buffer.from(nonce))]);
+}
+
 /** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry). */
 export function frameDiscoveryResponse(
   versionInfo: string, entries: readonly Buffer[], typeUrl: string, nonce: string,
 ): Buffer {
-  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
-  for (const e of entries) parts.push(e);
-  parts.push(lengthDelimited(4, Buffer.from(typeUrl)), lengthDelimited(5, Buffer.from(nonce)));
-  return Buffer.concat(parts);
+  return withNonce(discoveryResponseBody(versionInfo, entries, typeUrl), nonce);
 }
 
 export interface DeltaDiscoveryRequest {

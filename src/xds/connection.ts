@@ -3,7 +3,7 @@
  * xds.Connection and its shouldRespond(). All per-stream state lives in this one object.
  */
 import type { DiscoveryRequest } from '../proto/discovery.js';
-import { frameDiscoveryResponse } from '../proto/discovery.js';
+import { discoveryResponseBody, withNonce } from '../proto/discovery.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
 import { nameIndex, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
@@ -48,6 +48,21 @@ export function canonicalNames(incoming: readonly string[], current: readonly st
     namesIntern.set(key, (c = sorted));
   }
   return c as string[];
+}
+
+/**
+ * The nonce-less body of a whole response, shared by every stream it is sent to: framing then copies it once with
+ * the stream's nonce instead of concatenating every resource again. Kept from the second send of a response on
+ * (a response that goes to one proxy only, e.g. without sharing, is not held twice).
+ */
+const bodies = new WeakMap<ComputedResponse, Buffer | null>();
+
+function sharedBody(res: ComputedResponse, typeUrl: string): Buffer {
+  const b = bodies.get(res);
+  if (b) return b;
+  const body = discoveryResponseBody(res.version, res.entries, typeUrl);
+  bodies.set(res, b === null ? body : null);
+  return body;
 }
 
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';
@@ -119,7 +134,7 @@ export class XdsConnection extends BaseConnection {
     if (typeUrl === ENDPOINT_TYPE && this.edsResendFor(info.pushVersion)) force = true;
     if (!force && last?.version === res.version) return Promise.resolve();
     if (this.holdBack(typeUrl)) return Promise.resolve();
-    let entries = res.entries;
+    let entries: Buffer[] | undefined;
     if (!force && typeUrl === ENDPOINT_TYPE && last) {
       const lastIdx = nameIndex(last);
       const changed: number[] = [];
@@ -129,13 +144,13 @@ export class XdsConnection extends BaseConnection {
       entries = changed.map((i) => res.entries[i]!);
     }
     const nonce = this.nextNonce();
-    const buf = frameDiscoveryResponse(res.version, entries, typeUrl, nonce);
+    const buf = withNonce(entries ? discoveryResponseBody(res.version, entries, typeUrl) : sharedBody(res, typeUrl), nonce);
     if (typeUrl === CLUSTER_TYPE) this.noteCdsSent(info.pushVersion, 'all');
     w.nonceSent = nonce;
     w.versionSent = res.version;
     w.lastSent = res;
     w.lastSentAt = Date.now();
-    this.opts.log.debug({ proxy: this.proxy.id, type: shortType(typeUrl), version: res.version, pushVersion: info.pushVersion, resources: entries.length, bytes: buf.length, nonce }, 'ADS: push');
+    this.opts.log.debug({ proxy: this.proxy.id, type: shortType(typeUrl), version: res.version, pushVersion: info.pushVersion, resources: (entries ?? res.entries).length, bytes: buf.length, nonce }, 'ADS: push');
     this.opts.metrics?.responseSent(typeUrl, buf.length);
     return this.send(buf, nonce);
   }
