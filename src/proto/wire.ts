@@ -59,6 +59,8 @@ export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator
 }
 
 export function str(buf: Uint8Array, f: WireField): string {
+  // A Buffer decodes its own range without a view object (requests and responses are Buffers).
+  if (Buffer.isBuffer(buf)) return buf.toString('utf8', f.value, f.end);
   return Buffer.from(buf.buffer, buf.byteOffset + f.value, f.end - f.value).toString('utf8');
 }
 

@@ -24,7 +24,17 @@ const node = {
   metadata: jsonToStruct({ NAMESPACE: 'ns', LABELS: { app: 'a', version: 'v1' }, ISTIO_VERSION: '1.29.0', N: 3, B: true, L: ['x', 'y'] }),
 };
 
+// Every google.protobuf.Value kind, nested, as the wire-level node reader must read them.
+const richNode = {
+  id: 'router~10.0.0.2~gw-1.istio-system~istio-system.svc.cluster.local', cluster: 'gw', user_agent_name: 'envoy', user_agent_version: '1.40.0',
+  metadata: jsonToStruct({
+    NULLV: null, NUM: -2.5, BIG: 2 ** 40, ZERO: 0, F: false, EMPTY: {}, EL: [], 'ü-key': 'ß',
+    NESTED: { a: { b: [1, { c: 'd' }, [true, null]] } },
+  }),
+};
+
 const cases: Array<[string, Record<string, unknown>]> = [
+  ['node with every Value kind, nested', { node: richNode, type_url: 'T' }],
   ['initial with node', { node, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster' }],
   ['ACK with names and node', { version_info: 'v1/2', node, resource_names: ['outbound|80||a.ns.svc.cluster.local', 'b', 'ü'], type_url: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', response_nonce: '17' }],
   ['NACK', { version_info: 'v1', response_nonce: '3', type_url: 'T', error_detail: { code: 13, message: 'Proto constraint validation failed: listener 0.0.0.0_80' } }],
