@@ -191,6 +191,11 @@ export function encodeAny(obj: ProtoObject & { '@type': string }): Uint8Array {
   return anyType.encode(packed).finish();
 }
 
+/** A google.protobuf.Any around an already-encoded message (assembled from cached parts). */
+export function encodeAnyBytes(typeUrl: string, value: Uint8Array): Uint8Array {
+  return messageType('google.protobuf.Any').encode({ type_url: typeUrl, value }).finish();
+}
+
 /** Decode an Any's bytes back into a JSON object with '@type' (for debug output and tests). */
 export function decodeAny(bytes: Uint8Array): ProtoObject {
   const anyType = messageType('google.protobuf.Any');

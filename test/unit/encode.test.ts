@@ -1,15 +1,12 @@
 /** Strict encoding: an unknown field or enum value anywhere in a resource is an error naming where it is. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodeAny, decodeAny, messageType } from '../../src/proto/encode.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
-import { ctxOf } from '../helpers/context.js';
+import { ctxOf, goldenAndExampleMeshes } from '../helpers/context.js';
 
 const CLUSTER = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 
@@ -38,14 +35,7 @@ test('errors name the path: unknown field in a repeated nested message, unknown 
 });
 
 test('the strict encoder writes the bytes protobufjs\' own fromObject + encode write, for every resource of the golden scenarios and the examples', () => {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const golden = path.resolve(here, '../../../test/golden');
-  const examples = path.resolve(here, '../../../examples');
-  const meshes: Array<Record<string, string>> = [
-    ...fs.readdirSync(golden).filter((f) => f.endsWith('.yaml')).map((f) => ({ [f]: fs.readFileSync(path.join(golden, f), 'utf8') })),
-    Object.fromEntries(['bookinfo', 'bookinfo-traffic'].flatMap((d) => fs.readdirSync(path.join(examples, d))
-      .filter((f) => f.endsWith('.yaml')).map((f) => [`${d}/${f}`, fs.readFileSync(path.join(examples, d, f), 'utf8')]))),
-  ];
+  const meshes = goldenAndExampleMeshes();
   const proxies = [
     parseProxy('sidecar~10.1.0.1~client-0.default~default.svc.cluster.local', { NAMESPACE: 'default' }),
     parseProxy('sidecar~10.1.0.9~api-0.shop~shop.svc.cluster.local', { NAMESPACE: 'shop', LABELS: { app: 'api' } }),

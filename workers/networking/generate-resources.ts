@@ -1,8 +1,7 @@
 /** Build and encode named resources of one type for one scope: the unit of work a worker task performs. */
-import { encodeAny } from '../../src/proto/encode.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
-import { buildResource } from './generator.js';
+import { encodeResource } from './generator.js';
 
 export interface GeneratedResource {
   name: string;
@@ -14,8 +13,7 @@ export interface GeneratedResource {
 export function generateResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, names: readonly string[]): GeneratedResource[] {
   return names.map((name) => {
     try {
-      const obj = buildResource(ctx, scope, typeUrl, name);
-      return { name, any: obj ? encodeAny(obj as typeof obj & { '@type': string }) : null };
+      return { name, any: encodeResource(ctx, scope, typeUrl, name) };
     } catch (e) {
       // One bad resource must not fail the others: report it, the push engine logs and counts it.
       return { name, any: null, error: (e as Error).message };

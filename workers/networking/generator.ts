@@ -4,7 +4,7 @@
  * cheap and runs on the main thread to look up the cache, build runs in a worker only for cache misses.
  */
 import { createHash } from 'node:crypto';
-import type { ProtoObject } from '../../src/proto/encode.js';
+import { encodeAny, encodeAnyBytes, type ProtoObject } from '../../src/proto/encode.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { meshDigest, type PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
@@ -17,14 +17,13 @@ import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from '.
 import { buildGrpcInboundListener, isGrpcInboundName } from './security/grpc-inbound.js';
 import { securityInputsKey } from './security/policy-select.js';
 import { serviceIdentities, usesIstioMutual } from './security/tls-context.js';
-import { buildRouteConfiguration, sidecarRouteServices, virtualServiceFor } from './route-builder.js';
+import { buildRouteConfiguration, encodeSidecarRouteConfiguration, hostRouteInputs, sidecarRouteServices } from './route-builder.js';
 import { clusterName, dnsSrvSubsetKey, inboundClusterName, parseClusterName, parseDnsSrvSubsetKey, parseHostPort } from './names.js';
 import { hasAutoPassthrough, sniDnatCluster, sniDnatLoadAssignment } from './sni-dnat.js';
 import { visibleServices, visibleTo } from './visibility.js';
 import type { Service } from '../../src/model/service.js';
 import { sidecarScope } from './sidecar-scope.js';
 import { effectivePolicy, isPassthroughLb } from './traffic-policy.js';
-import { routeDependencies } from './http-route.js';
 import { tcpRouteDependencies } from './tcp-route.js';
 import {
   buildGatewayListener, buildGatewayRoute, planGatewayListeners, planGatewayRoutes,
@@ -174,12 +173,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
  */
 function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[]): string {
   const parts: string[] = [scope.generator, scope.namespace, JSON.stringify(scope.labels), sidecarScope(ctx, scope).outboundPolicy];
-  for (const host of hosts) {
-    const svc = ctx.service(host);
-    const vs = virtualServiceFor(ctx, scope, host);
-    parts.push(`${host}|${svc?.version}|${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`);
-    if (vs) parts.push(...routeDependencies(ctx, scope, vs));
-  }
+  for (const host of hosts) parts.push(hostRouteInputs(ctx, scope, host));
   return digest(parts);
 }
 
@@ -225,6 +219,19 @@ function planByType(ctx: PushContext, scope: ProxyScope, typeUrl: string, reques
 export function planResources(ctx: PushContext, scope: ProxyScope, typeUrl: string, requested?: readonly string[]): PlanItem[] {
   const mesh = `|mesh:${meshDigest(ctx.data.mesh)}`;
   return planByType(ctx, scope, typeUrl, requested).map((p) => ({ name: p.name, key: p.key + mesh }));
+}
+
+/**
+ * A resource as encoded google.protobuf.Any bytes, or null when it does not exist for this scope. Sidecar route
+ * configurations are assembled from cached encoded virtual hosts (same bytes as encoding buildResource's object).
+ */
+export function encodeResource(ctx: PushContext, scope: ProxyScope, typeUrl: string, name: string): Uint8Array | null {
+  if (typeUrl === ROUTE_TYPE && scope.type !== 'router' && scope.generator === 'envoy') {
+    const rc = encodeSidecarRouteConfiguration(ctx, scope, name);
+    return rc ? encodeAnyBytes(ROUTE_TYPE, rc) : null;
+  }
+  const obj = buildResource(ctx, scope, typeUrl, name);
+  return obj ? encodeAny(obj as typeof obj & { '@type': string }) : null;
 }
 
 export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: string, name: string): ProtoObject | undefined {

@@ -8,10 +8,11 @@
  * A Sidecar egress listener with a port limits its route configuration to that listener's hosts.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
-import { duration } from '../../src/proto/encode.js';
+import { duration, encodeMessage, messageType } from '../../src/proto/encode.js';
+import { lengthDelimited } from '../../src/proto/discovery.js';
 import { ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
-import { exportedTo } from '../../src/model/push-context.js';
+import { exportedTo, meshDigest } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
@@ -19,7 +20,8 @@ import { ALLOW_ANY_VHOST, PASSTHROUGH_CLUSTER } from '../../src/model/constants.
 import { clusterName, parseHostPort } from './names.js';
 import { visibleTo } from './visibility.js';
 import { egressListenerFor, sidecarScope } from './sidecar-scope.js';
-import { buildHttpRoutes, hashPolicyFor, retryPolicy } from './http-route.js';
+import { buildHttpRoutes, hashPolicyFor, retryPolicy, routeDependencies } from './http-route.js';
+import { EncodedParts } from './encoded-parts.js';
 
 export const BLOCK_ALL_VHOST = 'block_all';
 const MESH_GATEWAY = new Set(['mesh']);
@@ -91,6 +93,67 @@ export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoO
     domains: ['*'],
     routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
   };
+}
+
+/**
+ * What one service's virtual host reads besides the proxy's namespace, labels and generator: the service, its
+ * DestinationRule as seen from that namespace (hash policy of the default route), and its VirtualService with
+ * delegates, destinations and their DestinationRules. Route configuration keys and virtual host keys both use it.
+ */
+export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: string): string {
+  // Within one context it depends only on the proxy's namespace: memoised for the plan's key and the build.
+  let byHost = hostInputsMemo.get(ctx);
+  if (!byHost) hostInputsMemo.set(ctx, (byHost = new Map()));
+  const k = `${scope.namespace}|${host}`;
+  let v = byHost.get(k);
+  if (v === undefined) {
+    const vs = virtualServiceFor(ctx, scope, host);
+    const parts = [`${host}|${ctx.service(host)?.version}|${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`];
+    if (vs) parts.push(...routeDependencies(ctx, scope, vs));
+    byHost.set(k, (v = parts.join('\n')));
+  }
+  return v;
+}
+
+const hostInputsMemo = new WeakMap<PushContext, Map<string, string>>();
+
+/**
+ * Encoded virtual hosts of sidecar route configurations, by every input (per thread). Without sharing below the
+ * resource, one VirtualService change re-encoded every virtual host of every namespace's route configuration:
+ * with every proxy seeing 1,000 services, 50 configurations × 1,000 hosts per change.
+ */
+const vhostCache = new EncodedParts(64 * 1024 * 1024);
+
+export function vhostCacheStats(): { entries: number; bytes: number; hits: number; misses: number } {
+  return { entries: vhostCache.size, bytes: vhostCache.sizeBytes, hits: vhostCache.hits, misses: vhostCache.misses };
+}
+
+/**
+ * A sidecar's route configuration "PORT" as RouteConfiguration bytes, assembled from cached encoded virtual hosts:
+ * byte for byte what encoding buildRouteConfiguration's object gives (fields in the same order: name, the virtual
+ * hosts, validate_clusters). Only the catch-all host and the hosts whose inputs changed are encoded.
+ */
+export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): Uint8Array | undefined {
+  const port = Number(name);
+  if (scope.generator === 'grpc' || !Number.isInteger(port)) return undefined;
+  const VH = messageType('envoy.config.route.v3.VirtualHost');
+  const RC = messageType('envoy.config.route.v3.RouteConfiguration');
+  // The group: what every virtual host of this configuration reads about the proxy (and the mesh config).
+  const group = `${scope.generator}|${scope.namespace}|${JSON.stringify(scope.labels)}|${port}|${meshDigest(ctx.data.mesh)}`;
+  const parts: Uint8Array[] = [encodeMessage(RC, { name }, `RouteConfiguration ${name}`)];
+  for (const svc of sidecarRouteServices(ctx, scope, port)) {
+    const inputs = hostRouteInputs(ctx, scope, svc.hostname);
+    let bytes = vhostCache.get(group, svc.hostname, inputs);
+    if (!bytes) {
+      const vh = virtualHost(ctx, scope, svc, port, virtualHostDomains(svc, port, scope.namespace));
+      bytes = encodeMessage(VH, vh, `RouteConfiguration ${name} virtual host ${svc.hostname}:${port}`);
+      vhostCache.set(group, svc.hostname, inputs, bytes);
+    }
+    parts.push(lengthDelimited(2, bytes));
+  }
+  parts.push(lengthDelimited(2, encodeMessage(VH, catchAllVirtualHost(ctx, scope))));
+  parts.push(encodeMessage(RC, { validate_clusters: { value: false } }));
+  return Buffer.concat(parts);
 }
 
 export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
