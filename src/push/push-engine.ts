@@ -465,9 +465,10 @@ export class PushEngine {
     const pool = this.opts.pool;
     if (pool.threads === 0) return false; // the inline pool is the main thread already
     if (this.opts.inlineMax !== undefined) return n <= this.opts.inlineMax;
-    // No more tasks in flight than there are spare cores to run them (more threads than cores only add contention).
+    // No more tasks in flight than there are spare cores to run them (more threads than cores only add contention),
+    // nor than there are threads: a task queued behind a busy worker waits while the main thread could build it.
     const spare = pool.spareCores ?? Infinity;
-    if (spare < MIN_SPARE_CORES || (pool.inFlight ?? 0) >= Math.max(1, Math.round(spare))) return true;
+    if (spare < MIN_SPARE_CORES || (pool.inFlight ?? 0) >= Math.max(1, Math.min(pool.threads, Math.round(spare)))) return true;
     return n <= INLINE_MAX || n * (this.inlineCost.get(typeUrl) ?? INLINE_MS_PER_RESOURCE) <= (pool.overheadMs ?? 0);
   }
 

@@ -119,11 +119,11 @@ test('snapshot codec: both endpoint formats read back the same endpoints; endpoi
   }
 });
 
-test('batches are built inline when no core is spare for a worker (or every spare one has a task), and go to the pool when one is', async () => {
-  const run = async (spareCores: number, inFlight = 0): Promise<number> => {
+test('batches are built inline when no core is spare for a worker (or every spare one, or every thread, has a task), and go to the pool when one is', async () => {
+  const run = async (spareCores: number, inFlight = 0, threads = 4): Promise<number> => {
     let posted = 0;
     const pool = {
-      threads: 4, overheadMs: 0, spareCores, inFlight,
+      threads, overheadMs: 0, spareCores, inFlight,
       async generate(ctx: Parameters<GenerationPool['generate']>[0], _s: unknown, scope: Parameters<GenerationPool['generate']>[2], typeUrl: string, names: string[]) {
         posted++;
         return generateResources(ctx, scope, typeUrl, names);
@@ -140,4 +140,6 @@ test('batches are built inline when no core is spare for a worker (or every spar
   // No more tasks in flight than spare cores, however many threads the pool has.
   assert.equal(await run(1.2, 1), 0, 'one spare core, one task already running: built inline');
   assert.ok(await run(2.2, 1) > 0, 'two spare cores, one task running: the batch goes to the pool');
+  // Nor more than threads: a second task would wait behind the busy worker while the main thread could build it.
+  assert.equal(await run(2.2, 1, 1), 0, 'one thread, busy: built inline however many cores are spare');
 });
