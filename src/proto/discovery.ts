@@ -122,15 +122,20 @@ export function resourceEntry(anyBytes: Uint8Array): Buffer {
   return lengthDelimited(2, anyBytes);
 }
 
+/** The fields of a DiscoveryResponse before its nonce: version_info (1), the resource entries (2), type_url (4). */
+function responseParts(versionInfo: string, entries: readonly Buffer[], typeUrl: string): Buffer[] {
+  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
+  for (const e of entries) parts.push(e);
+  parts.push(lengthDelimited(4, Buffer.from(typeUrl)));
+  return parts;
+}
+
 /**
  * A DiscoveryResponse without its nonce (version_info, resources, type_url): the part every stream that receives
  * the same response shares. The nonce (field 5) is appended per stream by withNonce.
  */
 export function discoveryResponseBody(versionInfo: string, entries: readonly Buffer[], typeUrl: string): Buffer {
-  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
-  for (const e of entries) parts.push(e);
-  parts.push(lengthDelimited(4, Buffer.from(typeUrl)));
-  return Buffer.concat(parts);
+  return Buffer.concat(responseParts(versionInfo, entries, typeUrl));
 }
 
 /** A response body (discoveryResponseBody) with this stream's nonce: one copy of the shared bytes. */
@@ -138,11 +143,13 @@ export function withNonce(body: Buffer, nonce: string): Buffer {
   return Buffer.concat([body, lengthDelimited(5, Buffer.from(nonce))]);
 }
 
-/** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry). */
+/** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry), in one copy. */
 export function frameDiscoveryResponse(
   versionInfo: string, entries: readonly Buffer[], typeUrl: string, nonce: string,
 ): Buffer {
-  return withNonce(discoveryResponseBody(versionInfo, entries, typeUrl), nonce);
+  const parts = responseParts(versionInfo, entries, typeUrl);
+  parts.push(lengthDelimited(5, Buffer.from(nonce)));
+  return Buffer.concat(parts);
 }
 
 export interface DeltaDiscoveryRequest {
