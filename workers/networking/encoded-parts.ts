@@ -3,7 +3,7 @@
  * own): what a generator reuses below the level of whole resources, e.g. one service's virtual host inside a route
  * configuration that lists a thousand of them. An entry is found by a short name within a group (e.g. the host
  * within one kind of proxy's route configuration) and is valid only while its inputs string is the same, so it is
- * never stale, only replaced. Over the budget, the least recently used quarter goes.
+ * never stale, only replaced. Over the budget, the least recently used go until three quarters of it is left.
  */
 interface Entry { inputs: string; bytes: Uint8Array; used: number }
 
