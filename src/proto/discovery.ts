@@ -130,19 +130,6 @@ function responseParts(versionInfo: string, entries: readonly Buffer[], typeUrl:
   return parts;
 }
 
-/**
- * A DiscoveryResponse without its nonce (version_info, resources, type_url): the part every stream that receives
- * the same response shares. The nonce (field 5) is appended per stream by withNonce.
- */
-export function discoveryResponseBody(versionInfo: string, entries: readonly Buffer[], typeUrl: string): Buffer {
-  return Buffer.concat(responseParts(versionInfo, entries, typeUrl));
-}
-
-/** A response body (discoveryResponseBody) with this stream's nonce: one copy of the shared bytes. */
-export function withNonce(body: Buffer, nonce: string): Buffer {
-  return Buffer.concat([body, lengthDelimited(5, Buffer.from(nonce))]);
-}
-
 /** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry), in one copy. */
 export function frameDiscoveryResponse(
   versionInfo: string, entries: readonly Buffer[], typeUrl: string, nonce: string,

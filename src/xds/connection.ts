@@ -3,7 +3,7 @@
  * xds.Connection and its shouldRespond(). All per-stream state lives in this one object.
  */
 import type { DiscoveryRequest } from '../proto/discovery.js';
-import { discoveryResponseBody, frameDiscoveryResponse, withNonce } from '../proto/discovery.js';
+import { frameDiscoveryResponse } from '../proto/discovery.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
 import { nameIndex, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
@@ -48,59 +48,6 @@ export function canonicalNames(incoming: readonly string[], current: readonly st
     namesIntern.set(key, (c = sorted));
   }
   return c as string[];
-}
-
-/**
- * A whole response framed for one stream. The nonce-less bodies of responses being fanned out are kept so that
- * framing copies one with the stream's nonce instead of concatenating every resource again. A body is a contiguous
- * copy of resource entries the cache already holds (and that many responses share), so only bodies in use right
- * now are kept: from a response's second send on, for at most BODY_TTL_MS after their last use, within BODY_BUDGET
- * bytes (oldest out first), and none over BODY_MAX_BYTES: a 1.3 MB CDS response per kind of sidecar (every proxy
- * seeing 2,000 services) would be evicted before its next use and only cost a copy. Held without these limits, the
- * bodies cost 3.5× the floor's memory per proxy on the no-isolation mesh.
- */
-const BODY_BUDGET = 32 * 1024 * 1024;
-const BODY_MAX_BYTES = 256 * 1024;
-const BODY_TTL_MS = 2000;
-const bodies = new Map<ComputedResponse, { body: Buffer; usedAt: number }>();
-const sentOnce = new WeakSet<ComputedResponse>();
-let bodyBytes = 0;
-
-const sizes = new WeakMap<ComputedResponse, number>();
-
-function entriesBytes(res: ComputedResponse): number {
-  let n = sizes.get(res);
-  if (n === undefined) {
-    n = 0;
-    for (const e of res.entries) n += e.length;
-    sizes.set(res, n);
-  }
-  return n;
-}
-
-function frameWhole(res: ComputedResponse, typeUrl: string, nonce: string): Buffer {
-  const now = performance.now();
-  const hit = bodies.get(res);
-  if (hit) {
-    // Most recently used last.
-    bodies.delete(res);
-    bodies.set(res, hit);
-    hit.usedAt = now;
-    return withNonce(hit.body, nonce);
-  }
-  if (!sentOnce.has(res) || entriesBytes(res) > BODY_MAX_BYTES) {
-    sentOnce.add(res);
-    return frameDiscoveryResponse(res.version, res.entries, typeUrl, nonce);
-  }
-  const body = discoveryResponseBody(res.version, res.entries, typeUrl);
-  bodies.set(res, { body, usedAt: now });
-  bodyBytes += body.length;
-  for (const [r, e] of bodies) {
-    if (bodyBytes <= BODY_BUDGET && now - e.usedAt <= BODY_TTL_MS) break;
-    bodies.delete(r);
-    bodyBytes -= e.body.length;
-  }
-  return withNonce(body, nonce);
 }
 
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';
@@ -182,7 +129,9 @@ export class XdsConnection extends BaseConnection {
       entries = changed.map((i) => res.entries[i]!);
     }
     const nonce = this.nextNonce();
-    const buf = entries ? frameDiscoveryResponse(res.version, entries, typeUrl, nonce) : frameWhole(res, typeUrl, nonce);
+    // Framed from the cached entries for each stream. Keeping framed bodies to share among the streams of a fan-out
+    // was measured: no faster in three alternating storm pairs (4.16 s mean both ways), 18 MB more RSS at 5,000 proxies.
+    const buf = frameDiscoveryResponse(res.version, entries ?? res.entries, typeUrl, nonce);
     if (typeUrl === CLUSTER_TYPE) this.noteCdsSent(info.pushVersion, 'all');
     w.nonceSent = nonce;
     w.versionSent = res.version;

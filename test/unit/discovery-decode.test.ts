@@ -1,7 +1,7 @@
 /** The wire-level DiscoveryRequest reader agrees with protobufjs on every field ADS reads; the node decodes on demand. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeDiscoveryRequest, decodeNode, discoveryResponseBody, frameDiscoveryResponse, resourceEntry, withNonce } from '../../src/proto/discovery.js';
+import { decodeDiscoveryRequest, decodeNode, frameDiscoveryResponse, resourceEntry } from '../../src/proto/discovery.js';
 import { encodeAny, messageType, jsonToStruct } from '../../src/proto/encode.js';
 
 const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
@@ -68,12 +68,11 @@ test('malformed bytes are refused', () => {
   assert.throws(() => decodeDiscoveryRequest(Buffer.from([0x0a, 0x05, 0x61])));
 });
 
-test('a response framed in one copy and one framed from its shared body are the same bytes, and decode as sent', () => {
+test('a response framed from cached entries decodes as sent', () => {
   const RES = messageType('envoy.service.discovery.v3.DiscoveryResponse');
   const cluster = (name: string): Uint8Array => encodeAny({ '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name });
   const entries = [resourceEntry(cluster('a')), resourceEntry(cluster('b'.repeat(300)))];
   const whole = frameDiscoveryResponse('v7', entries, 'type.googleapis.com/T', '12-abc');
-  assert.ok(whole.equals(withNonce(discoveryResponseBody('v7', entries, 'type.googleapis.com/T'), '12-abc')));
   const back = RES.decode(whole) as any;
   assert.equal(back.version_info, 'v7');
   assert.equal(back.type_url, 'type.googleapis.com/T');
