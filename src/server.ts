@@ -279,8 +279,8 @@ export class MeshpilotServer {
       this.engine.rebuild();
     }
 
-    // Proxies connect as soon as the port is open: let the workers finish loading first (they load in parallel
-    // with the config above, so this rarely waits).
+    // Proxies connect as soon as the port is open: a pool whose threads must be loaded by then waits here (ours
+    // start on demand, src/push/generation-pool.ts).
     await this.pool.ready?.();
     if (this.stopping) return;
     if (this.opts.warmupBudgetMs > 0) {

@@ -45,7 +45,9 @@ parentPort?.postMessage({ [WORKER_LOADED]: true });
 /** The resources, and how long the worker spent on them (decode included): the pool's overhead is the rest. */
 export interface GenerateResult { resources: GeneratedResource[]; ms: number }
 
-export default function generate(task: GenerateTask): GenerateResult {
+/** `null` only starts the thread (the pool's wake): by the time it returns, the protos and encoders are loaded. */
+export default function generate(task: GenerateTask | null): GenerateResult | null {
+  if (task === null) return null;
   const t0 = performance.now();
   const resources = generateResources(contextFor(task.snapshot), task.scope, task.typeUrl, task.names);
   return { resources, ms: performance.now() - t0 };

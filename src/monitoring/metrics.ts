@@ -168,7 +168,7 @@ export class PilotMetrics implements XdsMetrics {
     this.taskTime = new Histogram({ ...reg, name: 'meshpilot_worker_task_seconds', help: 'Time a generation task took in the worker pool, queueing included, by xDS type.', labelNames: ['type'], buckets: TASK_BUCKETS });
     new Gauge({ ...reg, name: 'meshpilot_worker_queue_depth', help: 'Generation tasks waiting for a free worker.', collect() { this.set(Math.max(0, self.pool.inFlight - self.pool.threads)); } });
     new Gauge({ ...reg, name: 'meshpilot_worker_tasks_in_flight', help: 'Generation tasks submitted and not yet finished.', collect() { this.set(self.pool.inFlight); } });
-    new Gauge({ ...reg, name: 'meshpilot_worker_threads', help: 'Generation worker threads (0: inline on the main thread).', collect() { this.set(self.poolInline ? 0 : self.pool.threads); } });
+    new Gauge({ ...reg, name: 'meshpilot_worker_threads', help: 'Generation worker threads running (started on demand, stopped when idle; 0 with --workers 0).', collect() { this.set(self.poolInline ? 0 : self.instrumented?.running ?? self.pool.threads); } });
     new Gauge({ ...reg, name: 'meshpilot_worker_utilization', help: 'Fraction of worker capacity busy since the previous scrape (0..1).', collect() { this.set(self.utilization('prometheus')); } });
     new Gauge({
       ...reg, name: 'meshpilot_worker_spare_cores',

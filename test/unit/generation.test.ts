@@ -143,3 +143,46 @@ test('batches are built inline when no core is spare for a worker (or every spar
   // Nor more than threads: a second task would wait behind the busy worker while the main thread could build it.
   assert.equal(await run(2.2, 1, 1), 0, 'one thread, busy: built inline however many cores are spare');
 });
+
+test('a batch worth a worker is built inline while threads start, and goes to a running thread', async () => {
+  const run = async (running: number, spareCores: number, threads = 4): Promise<{ posted: number; woken: number[] }> => {
+    let posted = 0;
+    const woken: number[] = [];
+    const pool = {
+      threads, overheadMs: 0, spareCores, inFlight: 0, running,
+      wake(want: number) { woken.push(want); },
+      async generate(ctx: Parameters<GenerationPool['generate']>[0], _s: unknown, scope: Parameters<GenerationPool['generate']>[2], typeUrl: string, names: string[]) {
+        posted++;
+        return generateResources(ctx, scope, typeUrl, names);
+      },
+      async close() {},
+    } satisfies GenerationPool;
+    await engineOn(pool, bookinfoStore()).compute(proxies[0]!, PUSH_ORDER[0], undefined);
+    return { posted, woken };
+  };
+  assert.deepEqual(await run(0, 1.5), { posted: 0, woken: [2] }, 'no thread running: built inline, as many threads woken as spare cores');
+  assert.deepEqual(await run(0, 0.2), { posted: 0, woken: [] }, 'no spare core: nothing woken');
+  const warm = await run(1, 1.5);
+  assert.ok(warm.posted > 0 && warm.woken.length === 0, `a running thread takes the batch (${JSON.stringify(warm)})`);
+});
+
+test('worker threads start on demand and stop when idle', async () => {
+  const pool = createGenerationPool(1, 300);
+  pools.push(pool);
+  const running = (): number | undefined => pool.running;
+  assert.equal(running(), 0, 'no thread before the first batch');
+  await pool.ready?.();
+  pool.wake?.(1);
+  pool.wake?.(1);
+  const t0 = Date.now();
+  while (running() !== 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(running(), 1, 'one thread loaded after wake (a second wake started no other)');
+  // A real task on the running thread, byte-identical to inline.
+  const store = bookinfoStore();
+  const e = engineOn(pool, store, 0);
+  const inline = engineOn(createGenerationPool(0), store, 0);
+  const [a, b] = [await e.compute(proxies[0]!, CLUSTER_TYPE, undefined), await inline.compute(proxies[0]!, CLUSTER_TYPE, undefined)];
+  assert.ok(a.entries.length > 4 && a.entries.every((x, i) => x.equals(b.entries[i]!)), 'the thread built the same bytes');
+  while (running() !== 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(running(), 0, 'the idle thread stopped');
+});
