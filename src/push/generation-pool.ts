@@ -32,7 +32,7 @@ export interface GenerationPool {
    * is 0 until the first batch worth a worker; undefined for pools whose threads always run.
    */
   readonly running?: number;
-  /** Have `want` threads running: start the missing ones in the background (the engine builds inline meanwhile). */
+  /** Toward `want` threads running: start one more in the background (the engine builds inline meanwhile). */
   wake?(want: number): void;
   /** `snapshot` is called only when a worker needs the context (encoding it is skipped for inline generation). */
   generate(ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]>;
@@ -76,15 +76,14 @@ class WorkerPool implements GenerationPool {
   }
 
   /**
-   * Start the threads not running yet, each with an empty task (a thread loads the Envoy protos and compiles its
-   * encoders first, ~0.3 s of CPU; the caller builds inline meanwhile).
+   * Start one more thread, up to `want`, with an empty task (a thread loads the Envoy protos and compiles its
+   * encoders first, ~0.3 s of CPU; the caller builds inline meanwhile). One at a time: the next batch that finds
+   * every running thread busy starts the next, so a burst never starts threads that cores are not free to run.
    */
   wake(want: number): void {
-    const missing = Math.min(want, this.threads) - this.running - this.waking;
-    for (let i = 0; i < missing; i++) {
-      this.waking++;
-      void (this.piscina.run(null) as Promise<unknown>).catch(() => undefined).finally(() => { this.waking--; });
-    }
+    if (this.waking > 0 || this.running >= Math.min(want, this.threads)) return;
+    this.waking++;
+    void (this.piscina.run(null) as Promise<unknown>).catch(() => undefined).finally(() => { this.waking--; });
   }
 
   /** Threads start on demand: nothing to wait for before the xDS port opens. */

@@ -166,23 +166,27 @@ test('a batch worth a worker is built inline while threads start, and goes to a 
   assert.ok(warm.posted > 0 && warm.woken.length === 0, `a running thread takes the batch (${JSON.stringify(warm)})`);
 });
 
-test('worker threads start on demand and stop when idle', async () => {
-  const pool = createGenerationPool(1, 300);
+test('worker threads start on demand, one at a time, and stop when idle', async () => {
+  const pool = createGenerationPool(2, 1500);
   pools.push(pool);
   const running = (): number | undefined => pool.running;
+  const until = async (n: number): Promise<void> => {
+    const t0 = Date.now();
+    while (running() !== n && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+  };
   assert.equal(running(), 0, 'no thread before the first batch');
   await pool.ready?.();
-  pool.wake?.(1);
-  pool.wake?.(1);
-  const t0 = Date.now();
-  while (running() !== 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(running(), 1, 'one thread loaded after wake (a second wake started no other)');
-  // A real task on the running thread, byte-identical to inline.
+  pool.wake?.(2);
+  pool.wake?.(2);
+  await until(1);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(running(), 1, 'one thread loaded: a second wake while one was starting started no other');
+  // A real task on a running thread, byte-identical to inline.
   const store = bookinfoStore();
   const e = engineOn(pool, store, 0);
   const inline = engineOn(createGenerationPool(0), store, 0);
   const [a, b] = [await e.compute(proxies[0]!, CLUSTER_TYPE, undefined), await inline.compute(proxies[0]!, CLUSTER_TYPE, undefined)];
   assert.ok(a.entries.length > 4 && a.entries.every((x, i) => x.equals(b.entries[i]!)), 'the thread built the same bytes');
-  while (running() !== 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
-  assert.equal(running(), 0, 'the idle thread stopped');
+  await until(0);
+  assert.equal(running(), 0, 'idle threads stopped');
 });
