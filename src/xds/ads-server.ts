@@ -1,10 +1,10 @@
 /**
  * The ADS gRPC service (envoy.service.discovery.v3.AggregatedDiscoveryService), state-of-the-world and delta.
- * Requests are decoded with the Envoy protos; responses are written as pre-framed bytes (the serializer is the
- * identity), so resources encoded once in the cache are sent byte-for-byte to every proxy.
+ * Requests are decoded with the Envoy protos; responses are framed from cached encoded resources (serializeResponse:
+ * no re-encoding), so resources encoded once in the cache are sent byte-for-byte to every proxy.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest, type NodeInfo } from '../proto/discovery.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, serializeResponse, type DeltaDiscoveryRequest, type DiscoveryRequest, type NodeInfo } from '../proto/discovery.js';
 import { parseProxy, type Proxy } from '../model/proxy.js';
 import type { PushEngine } from '../push/push-engine.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +22,7 @@ export const ADS_SERVICE: grpc.ServiceDefinition = {
     path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
     requestStream: true, responseStream: true,
     requestSerialize: identity, requestDeserialize: (b: Buffer) => decodeDiscoveryRequest(b),
-    responseSerialize: identity, responseDeserialize: identity,
+    responseSerialize: serializeResponse, responseDeserialize: identity,
   },
   DeltaAggregatedResources: {
     path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',

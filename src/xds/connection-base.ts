@@ -4,13 +4,15 @@
  * Slow readers: when the stream's buffer is full, further pushes are not queued behind it; the types are marked
  * pending and, when the stream drains, the latest config for them is computed and sent once (coalesced).
  */
+import type { PendingResponse } from '../proto/discovery.js';
 import type { Proxy } from '../model/proxy.js';
 import type { ComputedResponse, PushInfo, PushTarget } from '../push/push-engine.js';
 import type { Logger } from '../log/logger.js';
 import type { XdsMetrics } from '../monitoring/metrics.js';
 
 export interface Writable {
-  write(chunk: Buffer): boolean;
+  /** A framed response, or one grpc-js frames when it sends it (PendingResponse, see serializeResponse). */
+  write(chunk: Buffer | PendingResponse): boolean;
   once(event: 'drain', cb: () => void): unknown;
 }
 
@@ -74,7 +76,7 @@ export abstract class BaseConnection implements PushTarget {
   }
 
   /** Write a framed response; returns a promise for its ACK (or NACK, or timeout, or close). */
-  protected send(buf: Buffer, nonce: string): Promise<void> {
+  protected send(buf: Buffer | PendingResponse, nonce: string): Promise<void> {
     this.stats.responses++;
     this.stats.bytes += buf.length;
     const acked = new Promise<void>((resolve) => {
