@@ -148,9 +148,15 @@ export function frameDiscoveryResponse(
  */
 export class PendingResponse {
   readonly length: number;
-  constructor(readonly versionInfo: string, readonly entries: readonly Buffer[], readonly typeUrl: string, readonly nonce: string) {
+  /**
+   * A DiscoveryResponse, or with `removed` a DeltaDiscoveryResponse (the same field numbers: system_version_info 1,
+   * resources 2, type_url 4, nonce 5, then removed_resources 6).
+   */
+  constructor(readonly versionInfo: string, readonly entries: readonly Buffer[], readonly typeUrl: string, readonly nonce: string,
+    readonly removed: readonly string[] = []) {
     let n = fieldLength(1, Buffer.byteLength(versionInfo)) + fieldLength(4, Buffer.byteLength(typeUrl)) + fieldLength(5, Buffer.byteLength(nonce));
     for (const e of entries) n += e.length;
+    for (const r of removed) n += fieldLength(6, Buffer.byteLength(r));
     this.length = n;
   }
 
@@ -160,6 +166,7 @@ export class PendingResponse {
     for (const e of this.entries) o += e.copy(out, o);
     o = writeString(out, o, 4, this.typeUrl);
     o = writeString(out, o, 5, this.nonce);
+    for (const r of this.removed) o = writeString(out, o, 6, r);
     return out.subarray(0, o);
   }
 }

@@ -28,7 +28,7 @@ export const ADS_SERVICE: grpc.ServiceDefinition = {
     path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
     requestStream: true, responseStream: true,
     requestSerialize: identity, requestDeserialize: (b: Buffer) => decodeDeltaDiscoveryRequest(b),
-    responseSerialize: identity, responseDeserialize: identity,
+    responseSerialize: serializeResponse, responseDeserialize: identity,
   },
 };
 

@@ -4,7 +4,7 @@
  * It shares the state-of-the-world path's generation and cache: a delta Resource wraps the same cached bytes.
  */
 import type { DeltaDiscoveryRequest } from '../proto/discovery.js';
-import { deltaResourceEntry, frameDeltaResponse } from '../proto/discovery.js';
+import { PendingResponse, deltaResourceEntry } from '../proto/discovery.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
 import { resourceVersions, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
@@ -124,7 +124,7 @@ export class DeltaConnection extends BaseConnection {
       this.noteCdsSent(info.pushVersion, new Set(res.names.filter((n, i) => w.clientVersions.get(n) !== versions[i])));
     }
     const nonce = this.nextNonce();
-    const buf = frameDeltaResponse(info.pushVersion, changed, typeUrl, removed, nonce);
+    const buf = new PendingResponse(info.pushVersion, changed, typeUrl, nonce, removed);
     w.beforeSend = w.clientVersions;
     w.clientVersions = next;
     w.nonceSent = nonce;

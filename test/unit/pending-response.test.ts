@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { PendingResponse, frameDiscoveryResponse, lengthDelimited, resourceEntry, serializeResponse } from '../../src/proto/discovery.js';
+import { PendingResponse, frameDeltaResponse, frameDiscoveryResponse, lengthDelimited, resourceEntry, serializeResponse } from '../../src/proto/discovery.js';
 import { messageType } from '../../src/proto/encode.js';
 
 const TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -25,6 +25,12 @@ test('a pending response frames to the same bytes as a response framed on its ow
     assert.equal(p.length, want.length, `length of ${n} × ${size}`);
     assert.ok(serializeResponse(p).equals(want), `bytes of ${n} × ${size}`);
   }
+  // Delta: the same fields, then removed_resources.
+  const es = entries(7, 5, 300);
+  const delta = new PendingResponse('push-9', es, TYPE, 'nonce-9', ['gone-a', 'gone-b']);
+  const wantDelta = frameDeltaResponse('push-9', es, TYPE, ['gone-a', 'gone-b'], 'nonce-9');
+  assert.equal(delta.length, wantDelta.length);
+  assert.ok(serializeResponse(delta).equals(wantDelta), 'delta bytes');
   const framed = Buffer.from([1, 2, 3]);
   assert.equal(serializeResponse(framed), framed, 'framed bytes pass through');
 });
