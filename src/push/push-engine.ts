@@ -183,7 +183,10 @@ export class PushEngine {
   private configSeq = 0;
   private readonly flatEncoder = new FlatEndpointsEncoder();
   private readonly targets = new Set<PushTarget>();
-  private readonly memo = new Map<string, Promise<ComputedResponse>>();
+  /** This PushContext's responses: scope group → type → requested names (cleared when the context changes). */
+  private readonly memo = new Map<string, Map<string, {
+    byArray: Map<readonly string[] | undefined, Promise<ComputedResponse>>; byKey: Map<string, Promise<ComputedResponse>>;
+  }>>();
   private readonly scopes = new Map<string, ScopeEntry>();
   /** Cache keys being generated, and the promise of their entry (undefined if generation failed). */
   private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
@@ -400,12 +403,27 @@ export class PushEngine {
     // EDS and RDS never read the proxy's own inbound ports: every workload of a namespace (same Sidecar) shares them.
     const group = this.opts.share === false ? proxy.id
       : typeUrl === ENDPOINT_TYPE || typeUrl === ROUTE_TYPE ? outboundKey : typeUrl === CLUSTER_TYPE ? clusterKey : key;
-    const memoKey = `${this.ctx.version}|${group}|${typeUrl}|${namesKey(names)}`;
-    let p = this.memo.get(memoKey);
+    // Looked up by the group's string (the same object for every proxy of a scope entry, so its hash is cached),
+    // the type, and the names array itself (requests' names are interned, see canonicalNames), falling back to the
+    // names' content: no key string is built per request.
+    let byType = this.memo.get(group);
+    if (!byType) this.memo.set(group, (byType = new Map()));
+    let m = byType.get(typeUrl);
+    if (!m) byType.set(typeUrl, (m = { byArray: new Map(), byKey: new Map() }));
+    let p = m.byArray.get(names);
     if (!p) {
-      p = this.computeUncached(this.ctx, this.snapshot, scope, typeUrl, names);
-      this.memo.set(memoKey, p);
-      p.catch(() => this.memo.delete(memoKey));
+      const nk = namesKey(names);
+      p = m.byKey.get(nk);
+      if (!p) {
+        const computed = p = this.computeUncached(this.ctx, this.snapshot, scope, typeUrl, names);
+        const memo = m;
+        memo.byKey.set(nk, computed);
+        computed.catch(() => {
+          if (memo.byKey.get(nk) === computed) memo.byKey.delete(nk);
+          for (const [k, v] of memo.byArray) if (v === computed) memo.byArray.delete(k);
+        });
+      }
+      m.byArray.set(names, p);
     }
     return p;
   }

@@ -31,23 +31,33 @@ export interface WatchedResource {
  * ask for the same set: without this each request kept its own sorted copy and every ACK sorted and joined both
  * lists to compare them. An ACK that repeats the stream's names in the same order costs one pass and no allocation.
  */
-const namesIntern = new Map<string, readonly string[]>();
+const namesIntern = new Map<string, Array<readonly string[]>>();
 const MAX_INTERNED = 10_000;
 
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function canonicalNames(incoming: readonly string[], current: readonly string[] | undefined): string[] {
-  if (current && current.length === incoming.length) {
-    let same = true;
-    for (let i = 0; i < incoming.length; i++) if (incoming[i] !== current[i]) { same = false; break; }
-    if (same) return current as string[];
-  }
-  const sorted = [...incoming].sort();
-  const key = sorted.join('\n');
-  let c = namesIntern.get(key);
-  if (!c) {
+  if (current && sameNames(incoming, current)) return current as string[];
+  // Envoy usually lists names in the order it got them (sorted, from us): sort only when they are not.
+  let sorted = true;
+  for (let i = 1; i < incoming.length; i++) if (incoming[i - 1]! > incoming[i]!) { sorted = false; break; }
+  const names = sorted ? incoming : [...incoming].sort();
+  // Interned by length and first and last name, then compared in full (no joined key to build and hash).
+  const key = `${names.length}|${names[0] ?? ''}|${names[names.length - 1] ?? ''}`;
+  let bucket = namesIntern.get(key);
+  const found = bucket?.find((c) => sameNames(names, c));
+  if (found) return found as string[];
+  if (!bucket || bucket.length >= 16) {
     if (namesIntern.size >= MAX_INTERNED) namesIntern.clear();
-    namesIntern.set(key, (c = sorted));
+    namesIntern.set(key, (bucket = []));
   }
-  return c as string[];
+  const copy = sorted ? [...incoming] : (names as string[]);
+  bucket.push(copy);
+  return copy;
 }
 
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';

@@ -21,3 +21,14 @@ test('the caller\'s array is never kept or reordered', () => {
   assert.deepEqual(incoming, ['z', 'y']);
   assert.notEqual(c, incoming);
 });
+
+test('sets with the same size and the same first and last names are told apart', () => {
+  const x = canonicalNames(['a', 'm', 'z'], undefined);
+  const y = canonicalNames(['a', 'n', 'z'], undefined);
+  assert.notEqual(x, y);
+  assert.deepEqual(y, ['a', 'n', 'z']);
+  assert.equal(canonicalNames(['z', 'm', 'a'], undefined), x);
+  assert.equal(canonicalNames(['a', 'n', 'z'], undefined), y, 'already sorted: found without sorting');
+  // Many such sets: each still resolves to an array with its own names.
+  for (let i = 0; i < 40; i++) assert.deepEqual(canonicalNames(['a', `k${i}`, 'z'], undefined), ['a', `k${i}`, 'z']);
+});
