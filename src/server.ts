@@ -10,7 +10,7 @@ import { FileSource } from './sources/file/file-source.js';
 import { Debouncer, type PushRequest } from './push/debounce.js';
 import { listenGrpc, type GrpcListener } from './xds/listen.js';
 import { PushEngine } from './push/push-engine.js';
-import { createGenerationPool, defaultWorkerCount, type GenerationPool } from './push/generation-pool.js';
+import { WORKER_IDLE_MS, createGenerationPool, defaultWorkerCount, type GenerationPool } from './push/generation-pool.js';
 import { AdsServer } from './xds/ads-server.js';
 import { MonitoringServer } from './monitoring/http-server.js';
 import { PilotMetrics, serverMetricsSource } from './monitoring/metrics.js';
@@ -43,6 +43,8 @@ export interface ServerOptions {
   host: string;
   monitoringHost: string;
   workers: number;
+  /** A worker thread stops after this long without a task (threads start on demand). */
+  workerIdleMs: number;
   debounceAfterMs: number;
   debounceMaxMs: number;
   enableEdsDebounce: boolean;
@@ -102,6 +104,7 @@ export function defaultServerOptions(): ServerOptions {
     host: '0.0.0.0',
     monitoringHost: '127.0.0.1',
     workers: defaultWorkerCount(),
+    workerIdleMs: WORKER_IDLE_MS,
     debounceAfterMs: 100,
     debounceMaxMs: 10_000,
     enableEdsDebounce: true,
@@ -169,7 +172,7 @@ export class MeshpilotServer {
 
   constructor(readonly opts: ServerOptions) {
     this.log = opts.logger ?? createLogger(opts.logLevel);
-    this.pool = this.metrics.instrumentPool(createGenerationPool(opts.workers));
+    this.pool = this.metrics.instrumentPool(createGenerationPool(opts.workers, opts.workerIdleMs));
     this.engine = new PushEngine({
       store: this.store,
       pool: this.pool,

@@ -83,6 +83,7 @@ export function serveCommand(): Command {
     .option('--xds-host <addr>', 'address the xDS port binds', d.host)
     .option('--monitoring-host <addr>', 'address the monitoring port binds (debug data: localhost by default)', d.monitoringHost)
     .option('--workers <n>', 'generation worker threads; 0 generates inline on the main thread', intArg(0, 256), d.workers)
+    .option('--worker-idle <duration>', 'a worker thread stops after this long without a task (they start on demand; 30s)', durationArg)
     .option('--debounce-after <duration>', 'quiet period before a push (env PILOT_DEBOUNCE_AFTER; 100ms)', durationArg)
     .option('--debounce-max <duration>', 'longest a change waits for a push (env PILOT_DEBOUNCE_MAX; 10s)', durationArg)
     .option('--push-throttle <n>', 'proxies pushed concurrently (env PILOT_PUSH_THROTTLE; min(15+5×cores,100))', intArg(1, 100000))
@@ -109,6 +110,7 @@ export function serveCommand(): Command {
         host: o.xdsHost,
         monitoringHost: o.monitoringHost,
         workers: o.workers,
+        workerIdleMs: o.workerIdle ?? d.workerIdleMs,
         debounceAfterMs: o.debounceAfter ?? envDuration('PILOT_DEBOUNCE_AFTER', d.debounceAfterMs),
         debounceMaxMs: o.debounceMax ?? envDuration('PILOT_DEBOUNCE_MAX', d.debounceMaxMs),
         enableEdsDebounce: envBool('PILOT_ENABLE_EDS_DEBOUNCE', d.enableEdsDebounce),
