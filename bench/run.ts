@@ -131,7 +131,7 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
 const mb = (bytes: number): string => { const m = bytes / 1024 / 1024; return m < 10 ? m.toFixed(2) : f1(m); };
 function table(runs: RunResult[]): string[] {
   const rows = [
-    '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS / proxy KiB | harness CPU s connect / churn |',
+    '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS growth / proxy KiB | harness CPU s connect / churn |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { label, report: r } of runs) {
