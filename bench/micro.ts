@@ -1,8 +1,9 @@
 /**
  * Micro-benchmarks (benchmark.js): each generator (cluster, endpoint, listener, route: buildResource + encodeAny,
  * what a worker does on a cache miss) and response framing — a DiscoveryResponse concatenated from cached entries
- * (frameDiscoveryResponse) against encoding one with protobufjs, from pre-encoded Anys and from resource objects
- * (what a server without a byte cache would do). Prints ops/s and ratios.
+ * (frameDiscoveryResponse), the same framed at serialization into a reused buffer (PendingResponse, what the ADS
+ * streams do), against encoding one with protobufjs, from pre-encoded Anys and from resource objects (what a server
+ * without a byte cache would do). Prints ops/s and ratios.
  *
  *   npm run bench:micro            (node dist/bench/micro.js [--filter WORD] [--no-write]; appends to bench/RESULTS.md)
  */
@@ -19,7 +20,7 @@ import { createGenerationPool } from '../src/push/generation-pool.js';
 import { parseProxy } from '../src/model/proxy.js';
 import { scopeFor } from '../src/model/scope.js';
 import { encodeAny, encodeMessage, messageType, type ProtoObject } from '../src/proto/encode.js';
-import { frameDiscoveryResponse, resourceEntry } from '../src/proto/discovery.js';
+import { PendingResponse, frameDiscoveryResponse, resourceEntry, serializeResponse } from '../src/proto/discovery.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType } from '../src/proto/type-urls.js';
 import { buildResource, planResources } from '../workers/networking/generator.js';
 import { generateMesh, defaultMeshSpec } from '../src/load/mesh-gen.js';
@@ -110,6 +111,9 @@ if (!args.filter || 'framing'.includes(args.filter)) {
     .add(`frame CDS response from ${cdsEntries.length} cached entries (frameDiscoveryResponse)`, () => {
       frameDiscoveryResponse('v1', cdsEntries, CLUSTER_TYPE, 'n1');
     })
+    .add('frame the same response at serialization into the reused buffer (PendingResponse, as the ADS stream does)', () => {
+      serializeResponse(new PendingResponse('v1', cdsEntries, CLUSTER_TYPE, 'n1'));
+    })
     .add('encode the same response with protobufjs from pre-encoded Anys', () => {
       Response.encode(Response.fromObject({ version_info: 'v1', resources: preDecodedAnys, type_url: CLUSTER_TYPE, nonce: 'n1' })).finish();
     })
@@ -132,7 +136,8 @@ const lines = [
 const frame = hz('frame CDS');
 if (frame > 0) {
   lines.push('', `framing from cached entries vs protobufjs from pre-encoded Anys: ${(frame / hz('encode the same response with protobufjs from pre-encoded')).toFixed(1)}× faster`,
-    `framing from cached entries vs protobufjs from resource objects: ${(frame / hz('encode the same response with protobufjs from resource objects')).toFixed(1)}× faster`);
+    `framing from cached entries vs protobufjs from resource objects: ${(frame / hz('encode the same response with protobufjs from resource objects')).toFixed(1)}× faster`,
+    `framing into the reused buffer vs into a fresh one: ${(hz('frame the same response at serialization') / frame).toFixed(1)}× faster`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 if (!args['no-write'] && !args.filter) {
