@@ -172,7 +172,7 @@ export class MeshpilotServer {
 
   constructor(readonly opts: ServerOptions) {
     this.log = opts.logger ?? createLogger(opts.logLevel);
-    this.pool = this.metrics.instrumentPool(createGenerationPool(opts.workers, opts.workerIdleMs));
+    this.pool = this.metrics.instrumentPool(createGenerationPool(opts.workers, opts.workerIdleMs, (err) => this.log.error({ err: err.message }, 'generation worker failed outside a task')));
     this.engine = new PushEngine({
       store: this.store,
       pool: this.pool,

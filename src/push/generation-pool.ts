@@ -66,8 +66,11 @@ class WorkerPool implements GenerationPool {
   private waking = 0;
   private readonly spare = new SpareCpu(() => this.busyMs);
   overheadMs = 1;
-  constructor(readonly threads: number, idleMs = WORKER_IDLE_MS) {
+  constructor(readonly threads: number, idleMs = WORKER_IDLE_MS, onError: (err: Error) => void = () => undefined) {
     this.piscina = new Piscina({ filename: WORKER_FILE, minThreads: 0, maxThreads: threads, idleTimeout: idleMs });
+    // A thread that fails outside a task (a task's failure rejects the task): piscina removes it and starts another
+    // on demand; without a listener its 'error' event would end the process.
+    this.piscina.on('error', (err: Error) => onError(err));
     this.piscina.on('message', (m: unknown) => {
       if (typeof m !== 'object' || m === null || !(WORKER_LOADED in m)) return;
       this.running++;
@@ -113,6 +116,6 @@ export function defaultWorkerCount(): number {
   return Math.max(1, cores - 1);
 }
 
-export function createGenerationPool(workers: number, idleMs = WORKER_IDLE_MS): GenerationPool {
-  return workers <= 0 ? new InlinePool() : new WorkerPool(workers, idleMs);
+export function createGenerationPool(workers: number, idleMs = WORKER_IDLE_MS, onError?: (err: Error) => void): GenerationPool {
+  return workers <= 0 ? new InlinePool() : new WorkerPool(workers, idleMs, onError);
 }

@@ -190,3 +190,12 @@ test('worker threads start on demand, one at a time, and stop when idle', async 
   await until(0);
   assert.equal(running(), 0, 'idle threads stopped');
 });
+
+test('a worker failing outside a task is reported, not fatal', async () => {
+  const seen: string[] = [];
+  const pool = createGenerationPool(1, 1000, (err) => seen.push(err.message));
+  pools.push(pool);
+  // What piscina does when a thread fails with no task on it (src/push/generation-pool.ts listens for it).
+  (pool as unknown as { piscina: import('node:events').EventEmitter }).piscina.emit('error', new Error('thread died'));
+  assert.deepEqual(seen, ['thread died']);
+});
