@@ -3,7 +3,8 @@
  * what a worker does on a cache miss) and response framing — a DiscoveryResponse concatenated from cached entries
  * (frameDiscoveryResponse), the same framed at serialization into a reused buffer (PendingResponse, what the ADS
  * streams do), against encoding one with protobufjs, from pre-encoded Anys and from resource objects (what a server
- * without a byte cache would do). Prints ops/s and ratios.
+ * without a byte cache would do) — and the registry rebuild of an endpoint-only push at 1,000 and 10,000 services.
+ * Prints ops/s and ratios.
  *
  *   npm run bench:micro            (node dist/bench/micro.js [--filter WORD] [--no-write]; appends to bench/RESULTS.md)
  */
@@ -25,6 +26,8 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, shortType } fro
 import { buildResource, planResources } from '../workers/networking/generator.js';
 import { generateMesh, defaultMeshSpec } from '../src/load/mesh-gen.js';
 import { makeIdentity } from '../src/load/node-identity.js';
+import { buildRegistryData } from '../src/model/build-push-context.js';
+import type { MeshSettings } from '../src/model/push-context.js';
 
 const loadAtStart = os.loadavg();
 const { values: args } = parseArgs({ options: { filter: { type: 'string' }, 'no-write': { type: 'boolean', default: false } } });
@@ -123,6 +126,29 @@ if (!args.filter || 'framing'.includes(args.filter)) {
   run(framing);
 }
 
+if (!args.filter || 'registry'.includes(args.filter)) {
+  // What an endpoint-only push rebuilds (the registry part of the context), after one EndpointSlice changed.
+  const registry = new Benchmark.Suite('registry');
+  const meshSettings: MeshSettings = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
+  for (const n of [1000, 10000]) {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-micro-reg-'));
+    generateMesh({ ...defaultMeshSpec(), services: n, namespaces: n / 20, endpoints: 5, vsEvery: 10 }, d);
+    const s = loadStore(d);
+    fs.rmSync(d, { recursive: true, force: true });
+    const slices = s.list('EndpointSlice');
+    buildRegistryData(s, meshSettings, 'Kubernetes');
+    let i = 0;
+    registry.add(`registry rebuilt after one EndpointSlice change (${n.toLocaleString('en')} services)`, () => {
+      const c = slices[(i++ * 37) % slices.length]!;
+      const r = structuredClone(c.resource) as unknown as { endpoints: Array<{ addresses: string[] }> };
+      r.endpoints[0]!.addresses = [`240.0.${(i >> 8) % 250}.${i % 250}`];
+      s.upsert(r as unknown as typeof c.resource, c.source);
+      buildRegistryData(s, meshSettings, 'Kubernetes');
+    });
+  }
+  run(registry);
+}
+
 await pool.close();
 
 const hz = (prefix: string): number => results.find((r) => r.name.startsWith(prefix))?.hz ?? 0;
@@ -139,6 +165,8 @@ if (frame > 0) {
     `framing from cached entries vs protobufjs from resource objects: ${(frame / hz('encode the same response with protobufjs from resource objects')).toFixed(1)}× faster`,
     `framing into the reused buffer vs into a fresh one: ${(hz('frame the same response at serialization') / frame).toFixed(1)}× faster`);
 }
+const reg1k = hz('registry rebuilt after one EndpointSlice change (1,000');
+if (reg1k > 0) lines.push(`registry rebuild, 10,000 vs 1,000 services: ${(reg1k / hz('registry rebuilt after one EndpointSlice change (10,000')).toFixed(1)}× the time`);
 process.stdout.write(`${lines.join('\n')}\n`);
 if (!args['no-write'] && !args.filter) {
   const md = path.join(path.dirname(new URL(import.meta.url).pathname), '../../bench/RESULTS.md');
