@@ -49,18 +49,24 @@ export function buildRegistryData(store: ConfigStore, mesh: MeshSettings, cluste
   const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
   // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
   const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
-  const kubeHosts = new Set(reg.services.map((s) => s.hostname));
+  const kubeHosts = se.services.length > 0 ? new Set(reg.services.map((s) => s.hostname)) : undefined;
+  // The registry's endpoints record may be kept by its builder for the next build (kube-registry.ts): copied
+  // before ServiceEntry hosts are added to it, never changed in place.
+  let copied = false;
   for (const s of se.services) {
-    if (kubeHosts.has(s.hostname)) continue;
+    if (kubeHosts!.has(s.hostname)) continue;
     reg.services.push(s);
-    if (se.endpoints[s.hostname]) reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
+    if (!se.endpoints[s.hostname]) continue;
+    if (!copied) { reg.endpoints = Object.assign({}, reg.endpoints); copied = true; }
+    reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
   }
   const svcExport = mesh.defaultServiceExportTo;
   if (svcExport && !(svcExport.length === 1 && svcExport[0] === '*')) {
     reg.services = reg.services.map((s) => (s.exportTo.length ? s : { ...s, exportTo: svcExport }));
   }
   const endpointVersions: Record<string, string> = {};
-  for (const [host, eps] of Object.entries(reg.endpoints)) endpointVersions[host] = endpointsVersion(eps);
+  // (for…in: no [key, value] pair per host; the record has no inherited properties)
+  for (const host in reg.endpoints) endpointVersions[host] = endpointsVersion(reg.endpoints[host]!);
   return { services: reg.services, endpoints: reg.endpoints, endpointVersions, workloads: reg.workloads };
 }
 

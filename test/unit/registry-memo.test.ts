@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigStore } from '../../src/config/store.js';
-import { buildKubeRegistry } from '../../src/model/registry/kube-registry.js';
+import { buildKubeRegistry, registryBuilds } from '../../src/model/registry/kube-registry.js';
 import type { KubeResource } from '../../src/config/schema/index.js';
 
 /** A small deterministic PRNG (mulberry32), so a failure replays. */
@@ -78,6 +78,7 @@ for (const kubernetes of [false, true]) {
     const opts = { kubernetes, network: kubernetes ? 'net1' : undefined };
     let reused = 0;
     let prev = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
+    let incremental = 0;
     for (let step = 0; step < 400; step++) {
       const ns = pick(NS), svc = pick(SVCS);
       const ip = (): string => `10.${NS.indexOf(ns)}.${Math.floor(rand() * 4)}.${Math.floor(rand() * 6)}`;
@@ -95,7 +96,9 @@ for (const kubernetes of [false, true]) {
       else if (op < 0.93) store.delete({ kind: 'Pod', namespace: ns, name: `${svc}-p${Math.floor(rand() * 3)}` });
       else store.upsert(node(pick(['n1', 'n2']), pick(['z1', 'z2', 'z3'])), 'src');
 
+      const before = registryBuilds.incremental;
       const warm = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
+      incremental += registryBuilds.incremental - before;
       const cold = buildKubeRegistry(copyOf(store), 'cluster.local', 'c1', opts);
       assert.deepEqual(warm, cold, `step ${step}: the memoised registry differs from a cold build`);
       for (const [host, eps] of Object.entries(warm.endpoints)) {
@@ -105,8 +108,38 @@ for (const kubernetes of [false, true]) {
     }
     // Most changes touch one object: most hosts must have kept their array (the point of the memo).
     assert.ok(reused > 400, `only ${reused} host lists were reused across 400 changes`);
+    // Slice-only changes (40% of the operations) take the incremental path; it is what these comparisons test.
+    assert.ok(incremental > 100, `only ${incremental} of 400 builds were incremental`);
   });
 }
+
+test('a slice that moves to another service, and a burst of changes past the incremental limit, build as a cold registry does', () => {
+  const store = new ConfigStore();
+  for (const s of SVCS) store.upsert(service('a', s, 80, true), 'src');
+  store.upsert(endpointsObj('a', 's1', ['10.0.9.1', '10.0.9.2']), 'src');
+  store.upsert(pod('a', 's0-p0', '10.0.0.5', 's0', 'n1', true), 'src');
+  store.upsert(slice('a', 's0', 0, ['10.0.0.1'], [true], [undefined]), 'src');
+  buildKubeRegistry(store, 'cluster.local', 'c1');
+  const check = (what: string): void => {
+    const before = registryBuilds.incremental;
+    const warm = buildKubeRegistry(store, 'cluster.local', 'c1');
+    assert.equal(registryBuilds.incremental, before + 1, `${what}: incremental`);
+    assert.deepEqual(warm, buildKubeRegistry(copyOf(store), 'cluster.local', 'c1'), what);
+  };
+  // s0-0 now labelled for s1: s0 falls back to its pods, s1's Endpoints object gives way to the slice.
+  const moved = slice('a', 's0', 0, ['10.0.0.1'], [true], [undefined]) as any;
+  moved.metadata.labels['kubernetes.io/service-name'] = 's1';
+  store.upsert(moved, 'src');
+  check('slice moved from s0 to s1');
+  store.delete({ kind: 'EndpointSlice', namespace: 'a', name: 's0-0' });
+  check('slice deleted: s1 back to its Endpoints object');
+  // More slice changes than the incremental limit (64): a full build, still equal.
+  for (let i = 0; i < 80; i++) store.upsert(slice('a', SVCS[i % 4]!, i, [`10.1.${i % 200}.1`], [true], [undefined]), 'src');
+  const full = registryBuilds.full;
+  const warm = buildKubeRegistry(store, 'cluster.local', 'c1');
+  assert.equal(registryBuilds.full, full + 1, 'a full build after the burst');
+  assert.deepEqual(warm, buildKubeRegistry(copyOf(store), 'cluster.local', 'c1'));
+});
 
 test('an unchanged pod view keeps the same workloads array; a pod change replaces it', () => {
   const store = new ConfigStore();

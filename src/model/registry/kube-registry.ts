@@ -3,7 +3,7 @@
  * as istiod's kube service registry derives them. Works on whatever ConfigStore holds, whichever source fed it.
  */
 import type { ConfigStore, StoredConfig } from '../../config/store.js';
-import { contentHash } from '../../config/store.js';
+import { contentHash, keyString } from '../../config/store.js';
 import { Kind } from '../../config/kinds.js';
 import { convertProtocol } from '../protocol.js';
 import { parseLocality, serviceFqdn, type Endpoint, type Service, type ServicePort, type Locality } from '../service.js';
@@ -156,11 +156,22 @@ interface PodView {
 interface RegistryMemo {
   view?: PodView;
   hosts: Map<string, { parts: Endpoint[][]; list: Endpoint[] }>;
-  /** The services, sorted, and by namespace/name, while no Service has changed in the store. */
-  services?: { rev: number; list: readonly Service[]; byNsName: Map<string, Service> };
+  /** The services, sorted, by namespace/name and by hostname, while no Service has changed in the store. */
+  services?: { rev: number; list: readonly Service[]; byNsName: Map<string, Service>; byHost: Map<string, Service> };
+  /**
+   * What the last build saw, for the next to apply only the EndpointSlices changed since (when nothing else has):
+   * each slice's host, each host's slices, and the endpoints by host it returned.
+   */
+  inc?: {
+    serviceRev: number; epoch: number; endpointsRev: number; sliceRev: number;
+    sliceHost: Map<string, string>; hostSlices: Map<string, Set<string>>; endpoints: Record<string, Endpoint[]>;
+  };
 }
 
 const registryMemos = new WeakMap<ConfigStore, Map<string, RegistryMemo>>();
+
+/** Builds so far by path (read by tests): every object scanned, or only the EndpointSlices changed since the last. */
+export const registryBuilds = { full: 0, incremental: 0 };
 let nextEpoch = 1;
 /**
  * The endpoints one EndpointSlice / Endpoints object contributes, valid for the service object, pod view and build
@@ -208,20 +219,15 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
   const serviceRev = store.revision(Kind.Service);
   if (memo.services?.rev !== serviceRev) {
     const list = store.list(Kind.Service).map((c) => toService(c, domainSuffix)).sort(byHostname);
-    memo.services = { rev: serviceRev, list, byNsName: new Map(list.map((s) => [`${s.namespace}/${s.name}`, s])) };
+    memo.services = {
+      rev: serviceRev, list,
+      byNsName: new Map(list.map((s) => [`${s.namespace}/${s.name}`, s])),
+      byHost: new Map(list.map((s) => [s.hostname, s])),
+    };
   }
-  const services = memo.services.list;
-  const byNsName = memo.services.byNsName;
+  const { list: services, byNsName, byHost } = memo.services;
   const { pods, podsByIp, nodes, workloads, epoch } = podView(store, memo);
 
-  /** Each host's contributions in derivation order (their concatenation, sorted, is its endpoint list). */
-  const parts = new Map<string, Endpoint[][]>();
-  const covered = new Set<string>();
-  const contribute = (svc: Service, eps: Endpoint[]): void => {
-    if (eps.length === 0) return;
-    const l = parts.get(svc.hostname);
-    if (l) l.push(eps); else parts.set(svc.hostname, [eps]);
-  };
   /** Endpoints derived from `from` (an object, or a service for pod-derived ones), memoised as above. */
   const derived = (from: StoredConfig | Service, svc: Service, derive: () => Endpoint[]): Endpoint[] => {
     const m = contributionMemo.get(from);
@@ -246,67 +252,57 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     };
   };
 
-  // ExternalName: one DNS endpoint per port at the external name (istiod's externalNameServiceInstances).
-  for (const c of store.list(Kind.Service)) {
+  // What each kind of object contributes to its service's host.
+  /** ExternalName: one DNS endpoint per port at the external name (istiod's externalNameServiceInstances). */
+  const externalName = (c: StoredConfig, svc: Service): Endpoint[] | undefined => {
     const spec = (c.resource.spec ?? {}) as any;
-    if (spec.type !== 'ExternalName' || !spec.externalName) continue;
-    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
-    if (!svc) continue;
-    covered.add(svc.hostname);
-    contribute(svc, svc.ports.map((sp) => mkEndpoint(svc, sp, spec.externalName, sp.port, true, undefined)));
-  }
-
-  for (const c of store.list(Kind.EndpointSlice)) {
+    if (spec.type !== 'ExternalName' || !spec.externalName) return undefined;
+    return svc.ports.map((sp) => mkEndpoint(svc, sp, spec.externalName, sp.port, true, undefined));
+  };
+  const sliceService = (c: StoredConfig): Service | undefined => {
+    const svcName = (c.resource as any).metadata.labels?.[SERVICE_NAME_LABEL];
+    return svcName ? byNsName.get(`${c.key.namespace}/${svcName}`) : undefined;
+  };
+  const fromSlice = (c: StoredConfig, svc: Service): Endpoint[] => derived(c, svc, () => {
     const r = c.resource as any;
-    const svcName = r.metadata.labels?.[SERVICE_NAME_LABEL];
-    const svc = svcName ? byNsName.get(`${c.key.namespace}/${svcName}`) : undefined;
-    if (!svc) continue;
-    covered.add(svc.hostname);
-    contribute(svc, derived(c, svc, () => {
-      const eps: Endpoint[] = [];
-      const slicePorts: any[] = r.ports ?? [];
-      for (const e of (r.endpoints ?? []) as any[]) {
-        const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
-        const healthy = sliceEndpointHealthy(e.conditions);
-        for (const address of (e.addresses ?? []) as string[]) {
+    const eps: Endpoint[] = [];
+    const slicePorts: any[] = r.ports ?? [];
+    for (const e of (r.endpoints ?? []) as any[]) {
+      const pod = e.targetRef?.kind === 'Pod' ? pods.get(`${e.targetRef.namespace ?? c.key.namespace}/${e.targetRef.name}`) : undefined;
+      const healthy = sliceEndpointHealthy(e.conditions);
+      for (const address of (e.addresses ?? []) as string[]) {
+        for (const sp of svc.ports) {
+          const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
+          if (!slicePort) continue;
+          eps.push(mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone, e.nodeName));
+        }
+      }
+    }
+    return eps;
+  });
+  const fromEndpoints = (c: StoredConfig, svc: Service): Endpoint[] => derived(c, svc, () => {
+    const eps: Endpoint[] = [];
+    for (const subset of ((c.resource as any).subsets ?? []) as any[]) {
+      const groups: Array<[any[], boolean]> = [[subset.addresses ?? [], true], [subset.notReadyAddresses ?? [], false]];
+      for (const [addrs, healthy] of groups) {
+        for (const a of addrs) {
+          const pod = a.targetRef?.kind === 'Pod' ? pods.get(`${a.targetRef.namespace ?? c.key.namespace}/${a.targetRef.name}`) : podsByIp.get(a.ip);
           for (const sp of svc.ports) {
-            const slicePort = slicePorts.find((p) => (p.name ?? '') === sp.name);
-            if (!slicePort) continue;
-            eps.push(mkEndpoint(svc, sp, address, slicePort.port, healthy, pod ?? podsByIp.get(address), e.zone, e.nodeName));
+            const ep = ((subset.ports ?? []) as any[]).find((p) => (p.name ?? '') === sp.name);
+            if (ep) eps.push(mkEndpoint(svc, sp, a.ip, ep.port, healthy, pod));
           }
         }
       }
-      return eps;
-    }));
-  }
-
-  for (const c of store.list(Kind.Endpoints)) {
-    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
-    if (!svc || covered.has(svc.hostname)) continue; // EndpointSlices win when both exist, as in istiod
-    contribute(svc, derived(c, svc, () => {
-      const eps: Endpoint[] = [];
-      for (const subset of ((c.resource as any).subsets ?? []) as any[]) {
-        const groups: Array<[any[], boolean]> = [[subset.addresses ?? [], true], [subset.notReadyAddresses ?? [], false]];
-        for (const [addrs, healthy] of groups) {
-          for (const a of addrs) {
-            const pod = a.targetRef?.kind === 'Pod' ? pods.get(`${a.targetRef.namespace ?? c.key.namespace}/${a.targetRef.name}`) : podsByIp.get(a.ip);
-            for (const sp of svc.ports) {
-              const ep = ((subset.ports ?? []) as any[]).find((p) => (p.name ?? '') === sp.name);
-              if (ep) eps.push(mkEndpoint(svc, sp, a.ip, ep.port, healthy, pod));
-            }
-          }
-        }
-      }
-      return eps;
-    }));
-    covered.add(svc.hostname);
-  }
-
-  // Without any EndpointSlice/Endpoints object for a selector service (a hand-written mesh in files), derive
-  // endpoints from matching running pods, as the Kubernetes endpoints controller would.
-  for (const svc of opts.kubernetes ? [] : services) {
-    if (covered.has(svc.hostname) || !svc.selector || Object.keys(svc.selector).length === 0) continue;
-    contribute(svc, derived(svc, svc, () => {
+    }
+    return eps;
+  });
+  /**
+   * Without any EndpointSlice/Endpoints object for a selector service (a hand-written mesh in files), endpoints
+   * from matching running pods, as the Kubernetes endpoints controller would.
+   */
+  const fromPods = (svc: Service): Endpoint[] | undefined => {
+    if (opts.kubernetes || !svc.selector || Object.keys(svc.selector).length === 0) return undefined;
+    return derived(svc, svc, () => {
       const eps: Endpoint[] = [];
       for (const pod of pods.values()) {
         if (pod.namespace !== svc.namespace) continue;
@@ -317,21 +313,116 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
         }
       }
       return eps;
-    }));
+    });
+  };
+
+  /** A host's list: its contributions concatenated and sorted (stable: ties keep derivation order), or the last one. */
+  const listOf = (host: string, ps: Endpoint[][]): Endpoint[] => {
+    const prev = memo!.hosts.get(host);
+    if (prev && prev.parts.length === ps.length && prev.parts.every((p, i) => p === ps[i])) return prev.list;
+    return (ps.length === 1 ? [...ps[0]!] : ps.flat()).sort(byAddressPort);
+  };
+
+  const sliceRev = store.revision(Kind.EndpointSlice);
+  const inc = memo.inc;
+  const changed = inc && inc.serviceRev === serviceRev && inc.epoch === epoch && inc.endpointsRev === store.revision(Kind.Endpoints)
+    ? store.changesSince(Kind.EndpointSlice, inc.sliceRev) : undefined;
+  if (inc && changed && changed.length <= Math.max(64, services.length / 8)) {
+    // Only EndpointSlices changed since the last build: rederive the hosts they left or joined, in the same order
+    // and with the same rules as the full build below, and keep every other host's list.
+    const touched = new Set<string>();
+    for (const ks of changed) {
+      const before = inc.sliceHost.get(ks);
+      if (before !== undefined) { inc.hostSlices.get(before)?.delete(ks); touched.add(before); }
+      inc.sliceHost.delete(ks);
+      const c = store.byKeyString(ks);
+      const svc = c ? sliceService(c) : undefined;
+      if (!svc) continue;
+      inc.sliceHost.set(ks, svc.hostname);
+      let set = inc.hostSlices.get(svc.hostname);
+      if (!set) inc.hostSlices.set(svc.hostname, (set = new Set()));
+      set.add(ks);
+      touched.add(svc.hostname);
+    }
+    const endpoints: Record<string, Endpoint[]> = Object.assign({}, inc.endpoints);
+    for (const host of touched) {
+      const svc = byHost.get(host)!;
+      const ps: Endpoint[][] = [];
+      const add = (eps: Endpoint[] | undefined): void => { if (eps && eps.length > 0) ps.push(eps); };
+      const own = store.get({ kind: Kind.Service, namespace: svc.namespace, name: svc.name });
+      let covered = false;
+      const ext = own ? externalName(own, svc) : undefined;
+      if (ext) { covered = true; add(ext); }
+      const slices = [...(inc.hostSlices.get(host) ?? [])].map((ks) => store.byKeyString(ks)!).sort((a, b) => a.seq - b.seq);
+      for (const c of slices) { covered = true; add(fromSlice(c, svc)); }
+      if (!covered) {
+        const ep = store.get({ kind: Kind.Endpoints, namespace: svc.namespace, name: svc.name });
+        if (ep) { covered = true; add(fromEndpoints(ep, svc)); }
+      }
+      if (!covered) add(fromPods(svc));
+      if (ps.length === 0) { delete endpoints[host]; memo.hosts.delete(host); continue; }
+      const list = listOf(host, ps);
+      endpoints[host] = list;
+      memo.hosts.set(host, { parts: ps, list });
+    }
+    memo.inc = { ...inc, sliceRev, endpoints };
+    registryBuilds.incremental++;
+    return { services: [...services], endpoints, workloads };
   }
 
-  // Each host's list: its contributions concatenated and sorted (stable: ties keep derivation order); the previous
-  // list when every contribution is the same array as last time.
+  /** Each host's contributions in derivation order (their concatenation, sorted, is its endpoint list). */
+  const parts = new Map<string, Endpoint[][]>();
+  const covered = new Set<string>();
+  const contribute = (svc: Service, eps: Endpoint[] | undefined): void => {
+    if (!eps || eps.length === 0) return;
+    const l = parts.get(svc.hostname);
+    if (l) l.push(eps); else parts.set(svc.hostname, [eps]);
+  };
+
+  for (const c of store.list(Kind.Service)) {
+    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
+    const ext = svc ? externalName(c, svc) : undefined;
+    if (!svc || !ext) continue;
+    covered.add(svc.hostname);
+    contribute(svc, ext);
+  }
+
+  const sliceHost = new Map<string, string>();
+  const hostSlices = new Map<string, Set<string>>();
+  for (const c of store.list(Kind.EndpointSlice)) {
+    const svc = sliceService(c);
+    if (!svc) continue;
+    const ks = keyString(c.key);
+    sliceHost.set(ks, svc.hostname);
+    let set = hostSlices.get(svc.hostname);
+    if (!set) hostSlices.set(svc.hostname, (set = new Set()));
+    set.add(ks);
+    covered.add(svc.hostname);
+    contribute(svc, fromSlice(c, svc));
+  }
+
+  for (const c of store.list(Kind.Endpoints)) {
+    const svc = byNsName.get(`${c.key.namespace}/${c.key.name}`);
+    if (!svc || covered.has(svc.hostname)) continue; // EndpointSlices win when both exist, as in istiod
+    contribute(svc, fromEndpoints(c, svc));
+    covered.add(svc.hostname);
+  }
+
+  for (const svc of opts.kubernetes ? [] : services) {
+    if (covered.has(svc.hostname)) continue;
+    contribute(svc, fromPods(svc));
+  }
+
+  // Each host's list: the previous list when every contribution is the same array as last time.
   const endpoints: Record<string, Endpoint[]> = {};
   const hosts = new Map<string, { parts: Endpoint[][]; list: Endpoint[] }>();
   for (const [host, ps] of parts) {
-    const prev = memo.hosts.get(host);
-    let list: Endpoint[];
-    if (prev && prev.parts.length === ps.length && prev.parts.every((p, i) => p === ps[i])) list = prev.list;
-    else list = (ps.length === 1 ? [...ps[0]!] : ps.flat()).sort(byAddressPort);
+    const list = listOf(host, ps);
     endpoints[host] = list;
     hosts.set(host, { parts: ps, list });
   }
   memo.hosts = hosts;
+  memo.inc = { serviceRev, epoch, endpointsRev: store.revision(Kind.Endpoints), sliceRev, sliceHost, hostSlices, endpoints };
+  registryBuilds.full++;
   return { services: [...services], endpoints, workloads };
 }
