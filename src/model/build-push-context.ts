@@ -50,11 +50,13 @@ export function buildRegistryData(store: ConfigStore, mesh: MeshSettings, cluste
   // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
   const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
   const kubeHosts = se.services.length > 0 ? new Set(reg.services.map((s) => s.hostname)) : undefined;
-  // The registry's endpoints record may be kept by its builder for the next build (kube-registry.ts): copied
-  // before ServiceEntry hosts are added to it, never changed in place.
+  // The registry's services array and endpoints record may be kept by its builder for the next build
+  // (kube-registry.ts): copied before ServiceEntry hosts are added to them, never changed in place.
   let copied = false;
+  let servicesCopied = false;
   for (const s of se.services) {
     if (kubeHosts!.has(s.hostname)) continue;
+    if (!servicesCopied) { reg.services = [...reg.services]; servicesCopied = true; }
     reg.services.push(s);
     if (!se.endpoints[s.hostname]) continue;
     if (!copied) { reg.endpoints = Object.assign({}, reg.endpoints); copied = true; }

@@ -114,7 +114,11 @@ function digest(parts: readonly string[]): string {
 function endpointChanges(old: Pick<PushContextData, 'endpointVersions' | 'workloads'>, fresh: Pick<PushContextData, 'endpointVersions' | 'workloads'>, compareWorkloads: boolean): { changedHosts: Set<string>; workloadsChanged: boolean } {
   const changedHosts = new Set<string>();
   const a = old.endpointVersions, b = fresh.endpointVersions;
-  if (a !== b) for (const h of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[h] !== b[h]) changedHosts.add(h);
+  if (a !== b) {
+    // Two passes over the records rather than a set of both key lists (20,000 strings at 10,000 services).
+    for (const h in b) if (a[h] !== b[h]) changedHosts.add(h);
+    for (const h in a) if (!Object.prototype.hasOwnProperty.call(b, h)) changedHosts.add(h);
+  }
   const workloadsChanged = compareWorkloads && old.workloads !== fresh.workloads &&
     JSON.stringify(old.workloads) !== JSON.stringify(fresh.workloads);
   return { changedHosts, workloadsChanged };
@@ -282,8 +286,9 @@ export class PushEngine {
   refreshEndpoints(): { changedHosts: Set<string>; workloadsChanged: boolean } {
     const fresh = buildRegistryData(this.opts.store, this.opts.mesh, this.opts.clusterId, this.opts.clusters);
     const old = this.ctx.data;
-    const servicesChanged = fresh.services.length !== old.services.length ||
-      fresh.services.some((s, i) => s.version !== old.services[i]!.version);
+    // The registry returns the very same services array while no Service changed (kube-registry.ts).
+    const servicesChanged = fresh.services !== old.services && (fresh.services.length !== old.services.length ||
+      fresh.services.some((s, i) => s.version !== old.services[i]!.version));
     if (servicesChanged) throw new Error('services changed in an endpoint-only push');
     const { changedHosts, workloadsChanged } = endpointChanges(old, fresh, true);
     if (changedHosts.size === 0 && !workloadsChanged) return { changedHosts, workloadsChanged };

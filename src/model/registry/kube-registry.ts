@@ -225,6 +225,8 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
       byHost: new Map(list.map((s) => [s.hostname, s])),
     };
   }
+  // The same array for every build while no Service changes (callers copy it before adding to it), so an
+  // endpoint-only push can tell the services are unchanged without comparing them one by one.
   const { list: services, byNsName, byHost } = memo.services;
   const { pods, podsByIp, nodes, workloads, epoch } = podView(store, memo);
 
@@ -367,7 +369,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     }
     memo.inc = { ...inc, sliceRev, endpoints };
     registryBuilds.incremental++;
-    return { services: [...services], endpoints, workloads };
+    return { services: services as Service[], endpoints, workloads };
   }
 
   /** Each host's contributions in derivation order (their concatenation, sorted, is its endpoint list). */
@@ -424,5 +426,5 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
   memo.hosts = hosts;
   memo.inc = { serviceRev, epoch, endpointsRev: store.revision(Kind.Endpoints), sliceRev, sliceHost, hostSlices, endpoints };
   registryBuilds.full++;
-  return { services: [...services], endpoints, workloads };
+  return { services: services as Service[], endpoints, workloads };
 }
