@@ -39,7 +39,8 @@ function contextFor(ref: SnapshotRef): PushContext {
 envoyRoot(); // load protos when the worker starts, not on its first task
 // ... and compile the encoders of every resource type and of the typed configs they carry (~0.1 s per worker).
 precompileTypes((Object.values(typeUrls) as unknown[]).filter((v): v is string => typeof v === 'string' && v.startsWith(typeUrls.TYPE_PREFIX) && v.length > typeUrls.TYPE_PREFIX.length));
-// Tell the pool this thread has loaded (src/push/generation-pool.ts: the server listens only once every worker has).
+// Tell the pool this thread has loaded (src/push/generation-pool.ts counts running threads by it; until then a batch
+// worth a worker is built on the main thread).
 parentPort?.postMessage({ [WORKER_LOADED]: true });
 
 /** The resources, and how long the worker spent on them (decode included): the pool's overhead is the rest. */
