@@ -161,13 +161,15 @@ test('merging two clusters: memoised merge equals a plain concatenate-and-sort a
   const stores = { east: new ConfigStore(), west: new ConfigStore() };
   const build = (): ReturnType<typeof buildKubeRegistry>[] => (Object.keys(stores) as Array<keyof typeof stores>)
     .map((c) => buildKubeRegistry(stores[c], 'cluster.local', c, { kubernetes: true }));
-  const plain = (parts: ReturnType<typeof buildKubeRegistry>[]): { endpoints: Record<string, unknown[]>; workloads: unknown[] } => {
+  const plain = (parts: ReturnType<typeof buildKubeRegistry>[]): { services: unknown[]; endpoints: Record<string, unknown[]>; workloads: unknown[] } => {
+    const services = new Map<string, unknown>();
+    for (const p of parts) for (const sv of p.services) if (!services.has(sv.hostname)) services.set(sv.hostname, sv);
     const endpoints: Record<string, any[]> = {};
     for (const p of parts) for (const [h, eps] of Object.entries(p.endpoints)) (endpoints[h] ??= []).push(...eps);
     for (const l of Object.values(endpoints)) {
       l.sort((a, b) => (a.address === b.address ? (a.port === b.port ? (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0) : a.port - b.port) : a.address < b.address ? -1 : 1));
     }
-    return { endpoints, workloads: parts.flatMap((p) => p.workloads) };
+    return { services: [...services.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, sv]) => sv), endpoints, workloads: parts.flatMap((p) => p.workloads) };
   };
   let prev = mergeRegistries(build());
   let reused = 0;
@@ -176,12 +178,13 @@ test('merging two clusters: memoised merge equals a plain concatenate-and-sort a
     const ns = pick(NS), svc = pick(SVCS);
     const ip = (): string => `10.${NS.indexOf(ns)}.${Math.floor(rand() * 4)}.${Math.floor(rand() * 6)}`;
     const op = rand();
-    if (op < 0.15) store.upsert(service(ns, svc, 80, true), 'src');
+    if (op < 0.15) store.upsert(service(ns, svc, pick([80, 81]), true), 'src');
     else if (op < 0.6) store.upsert(slice(ns, svc, 0, [ip(), ip()], [true, rand() < 0.5], [undefined, `${svc}-p0`]), 'src');
     else if (op < 0.7) store.delete({ kind: 'EndpointSlice', namespace: ns, name: `${svc}-0` });
     else store.upsert(pod(ns, `${svc}-p0`, ip(), svc, 'n1', true), 'src');
     const merged = mergeRegistries(build());
     const want = plain(build());
+    assert.deepEqual(merged.services, want.services, `step ${step}: merged services`);
     assert.deepEqual(merged.endpoints, want.endpoints, `step ${step}: merged endpoints`);
     assert.deepEqual(merged.workloads, want.workloads, `step ${step}: merged workloads`);
     for (const [h, eps] of Object.entries(merged.endpoints)) if (prev.endpoints[h] === eps) reused++;

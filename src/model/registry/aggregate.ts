@@ -32,13 +32,18 @@ const byClusterOrder = (a: Endpoint, b: Endpoint): number =>
  */
 let mergedHosts = new Map<string, { lists: Endpoint[][]; merged: Endpoint[] }>();
 let mergedWorkloads: { parts: Workload[][]; merged: Workload[] } | undefined;
+/** The merged services while every cluster's services array is the same (an endpoint-only push: no merge, no sort). */
+let mergedServices: { parts: Array<KubeRegistryResult['services']>; merged: KubeRegistryResult['services'] } | undefined;
 
 export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult {
   if (parts.length === 1) return parts[0]!;
+  const sparts = parts.map((p) => p.services);
+  const sameServices = mergedServices !== undefined && mergedServices.parts.length === sparts.length &&
+    mergedServices.parts.every((x, i) => x === sparts[i]);
   const services = new Map<string, KubeRegistryResult['services'][number]>();
   const byHost = new Map<string, Endpoint[][]>();
   for (const p of parts) {
-    for (const s of p.services) if (!services.has(s.hostname)) services.set(s.hostname, s);
+    if (!sameServices) for (const s of p.services) if (!services.has(s.hostname)) services.set(s.hostname, s);
     for (const [host, eps] of Object.entries(p.endpoints)) {
       const l = byHost.get(host);
       if (l) l.push(eps); else byHost.set(host, [eps]);
@@ -64,7 +69,12 @@ export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult
     workloads = wparts.flat();
     mergedWorkloads = { parts: wparts, merged: workloads };
   }
-  const sorted = [...services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  let sorted: KubeRegistryResult['services'];
+  if (sameServices) sorted = mergedServices!.merged;
+  else {
+    sorted = [...services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    mergedServices = { parts: sparts, merged: sorted };
+  }
   return { services: sorted, endpoints, workloads };
 }
 
