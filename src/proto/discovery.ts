@@ -122,21 +122,15 @@ export function resourceEntry(anyBytes: Uint8Array): Buffer {
   return lengthDelimited(2, anyBytes);
 }
 
-/** The fields of a DiscoveryResponse before its nonce: version_info (1), the resource entries (2), type_url (4). */
-function responseParts(versionInfo: string, entries: readonly Buffer[], typeUrl: string): Buffer[] {
-  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(versionInfo))];
-  for (const e of entries) parts.push(e);
-  parts.push(lengthDelimited(4, Buffer.from(typeUrl)));
-  return parts;
-}
-
-/** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry), in one copy. */
+/** Frame a DiscoveryResponse from pre-encoded resource entries (see resourceEntry) into a buffer of its own. */
 export function frameDiscoveryResponse(
   versionInfo: string, entries: readonly Buffer[], typeUrl: string, nonce: string,
 ): Buffer {
-  const parts = responseParts(versionInfo, entries, typeUrl);
-  parts.push(lengthDelimited(5, Buffer.from(nonce)));
-  return Buffer.concat(parts);
+  return framed(new PendingResponse(versionInfo, entries, typeUrl, nonce));
+}
+
+function framed(p: PendingResponse): Buffer {
+  return p.writeTo(Buffer.allocUnsafe(p.length));
 }
 
 /**
@@ -192,7 +186,7 @@ let scratch = Buffer.allocUnsafe(1 << 16);
  */
 export function serializeResponse(v: Buffer | PendingResponse): Buffer {
   if (!(v instanceof PendingResponse)) return v;
-  if (v.length > SCRATCH_MAX) return v.writeTo(Buffer.allocUnsafe(v.length));
+  if (v.length > SCRATCH_MAX) return framed(v);
   if (scratch.length < v.length) scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX, Math.max(v.length, scratch.length * 2)));
   return v.writeTo(scratch);
 }
@@ -235,7 +229,5 @@ export function deltaResourceEntry(name: string, version: string, sotwEntry: Buf
 export function frameDeltaResponse(
   systemVersion: string, resources: readonly Buffer[], typeUrl: string, removed: readonly string[], nonce: string,
 ): Buffer {
-  const parts: Buffer[] = [lengthDelimited(1, Buffer.from(systemVersion)), ...resources, lengthDelimited(4, Buffer.from(typeUrl)), lengthDelimited(5, Buffer.from(nonce))];
-  for (const r of removed) parts.push(lengthDelimited(6, Buffer.from(r)));
-  return Buffer.concat(parts);
+  return framed(new PendingResponse(systemVersion, resources, typeUrl, nonce, removed));
 }

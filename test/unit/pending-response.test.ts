@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { PendingResponse, frameDeltaResponse, frameDiscoveryResponse, lengthDelimited, resourceEntry, serializeResponse } from '../../src/proto/discovery.js';
 import { messageType } from '../../src/proto/encode.js';
+import { fields, str } from '../../src/proto/wire.js';
 
 const TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 
@@ -23,14 +24,22 @@ test('a pending response frames to the same bytes as a response framed on its ow
     const want = frameDiscoveryResponse(`v-${n}`, es, TYPE, `nonce-${n}`);
     const p = new PendingResponse(`v-${n}`, es, TYPE, `nonce-${n}`);
     assert.equal(p.length, want.length, `length of ${n} × ${size}`);
-    assert.ok(serializeResponse(p).equals(want), `bytes of ${n} × ${size}`);
+    const got = serializeResponse(p);
+    assert.ok(got.equals(want), `bytes of ${n} × ${size}`);
+    // Both come from the same writer now: protobufjs reads them back as the response that was meant.
+    const back = messageType('envoy.service.discovery.v3.DiscoveryResponse').decode(got) as unknown as { version_info: string; type_url: string; nonce: string; resources: unknown[] };
+    assert.deepEqual([back.version_info, back.type_url, back.nonce, back.resources.length], [`v-${n}`, TYPE, `nonce-${n}`, n], `decoded ${n} × ${size}`);
   }
   // Delta: the same fields, then removed_resources.
   const es = entries(7, 5, 300);
   const delta = new PendingResponse('push-9', es, TYPE, 'nonce-9', ['gone-a', 'gone-b']);
   const wantDelta = frameDeltaResponse('push-9', es, TYPE, ['gone-a', 'gone-b'], 'nonce-9');
   assert.equal(delta.length, wantDelta.length);
-  assert.ok(serializeResponse(delta).equals(wantDelta), 'delta bytes');
+  const gotDelta = serializeResponse(delta);
+  assert.ok(gotDelta.equals(wantDelta), 'delta bytes');
+  // Read back field by field: system_version_info 1, resources 2, type_url 4, nonce 5, removed_resources 6.
+  const read = [...fields(gotDelta)].map((f) => [f.field, f.field === 2 ? f.end - f.value : str(gotDelta, f)]);
+  assert.deepEqual(read, [[1, 'push-9'], ...es.map((e) => [2, e.length - 3]), [4, TYPE], [5, 'nonce-9'], [6, 'gone-a'], [6, 'gone-b']]);
   const framed = Buffer.from([1, 2, 3]);
   assert.equal(serializeResponse(framed), framed, 'framed bytes pass through');
 });
