@@ -53,14 +53,11 @@ export function buildRegistryData(store: ConfigStore, mesh: MeshSettings, cluste
   // The registry's services array and endpoints record may be kept by its builder for the next build
   // (kube-registry.ts): copied before ServiceEntry hosts are added to them, never changed in place.
   let copied = false;
-  let servicesCopied = false;
   for (const s of se.services) {
     if (kubeHosts!.has(s.hostname)) continue;
-    if (!servicesCopied) { reg.services = [...reg.services]; servicesCopied = true; }
+    if (!copied) { reg.services = [...reg.services]; reg.endpoints = Object.assign({}, reg.endpoints); copied = true; }
     reg.services.push(s);
-    if (!se.endpoints[s.hostname]) continue;
-    if (!copied) { reg.endpoints = Object.assign({}, reg.endpoints); copied = true; }
-    reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
+    if (se.endpoints[s.hostname]) reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
   }
   const svcExport = mesh.defaultServiceExportTo;
   if (svcExport && !(svcExport.length === 1 && svcExport[0] === '*')) {
