@@ -9,16 +9,8 @@ import assert from 'node:assert/strict';
 import { ConfigStore } from '../../src/config/store.js';
 import { buildKubeRegistry, registryBuilds } from '../../src/model/registry/kube-registry.js';
 import type { KubeResource } from '../../src/config/schema/index.js';
+import { rng } from '../helpers/rng.js';
 
-/** A small deterministic PRNG (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NS = ['a', 'b'];
 const SVCS = ['s0', 's1', 's2', 's3'];
