@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadReport } from '../src/load/run-load.js';
+import { type ChurnKind } from '../src/load/churn.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -44,13 +45,13 @@ export async function runHarness(argv: string[], out: string): Promise<LoadRepor
 export const f1 = (n: number): string => (Math.round(n * 10) / 10).toString();
 
 /** A change kind's convergence as "p50 / p99 / max". */
-export const lat = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
+export const lat = (r: LoadReport, k: ChurnKind): string => {
   const b = r.churn.byKind[k];
   return b ? `${f1(b.latency.p50)} / ${f1(b.latency.p99)} / ${f1(b.latency.max)}` : '–';
 };
 
 /** A change kind's proxy-updates reached (of expected). */
-export const reach = (r: LoadReport, k: 'endpoints' | 'vs'): string => {
+export const reach = (r: LoadReport, k: ChurnKind): string => {
   const b = r.churn.byKind[k];
   return b ? `${b.reached}${b.expected !== null ? `/${b.expected}` : ''}` : '–';
 };

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import type { LoadReport } from '../src/load/run-load.js';
+import { CHURN_KINDS, type ChurnKind } from '../src/load/churn.js';
 import { lineChart, type Series } from './plot.js';
 import { f1, lat, MAIN, reach, ROOT, runHarness, stop, waitReady } from './common.js';
 import { freePort } from '../test/helpers/ports.js';
@@ -130,12 +131,14 @@ async function runFloor(s: Scenario, meshDir: string, record: string, work: stri
 /** Megabytes with two decimals below 10 MB, one above. */
 const mb = (bytes: number): string => { const m = bytes / 1024 / 1024; return m < 10 ? m.toFixed(2) : f1(m); };
 function table(runs: RunResult[]): string[] {
+  // Service changes (full pushes) get their columns only where a run made some.
+  const svc = runs.some(({ report: r }) => r.churn.byKind.service);
   const rows = [
-    '| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS growth / proxy KiB | harness CPU s connect / churn |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| run | proxies | conns | connect storm s | EDS change p50 / p99 / max ms | reached | VS change p50 / p99 / max ms | reached | ${svc ? 'Service change p50 / p99 / max ms | reached | ' : ''}MB received (churn phase) | responses (churn phase) | server CPU s connect / churn | server RSS MB | RSS growth / proxy KiB | harness CPU s connect / churn |`,
+    `|---|---|---|---|---|---|---|---|${svc ? '---|---|' : ''}---|---|---|---|---|---|`,
   ];
   for (const { label, report: r } of runs) {
-    rows.push(`| ${label} | ${r.connect.ready}/${r.proxies} | ${r.connections} | ${r.connect.allReady ? '' : '> '}${(r.connect.stormMs / 1000).toFixed(2)}${r.connect.allReady ? '' : ' (timeout)'} | ${lat(r, 'endpoints')} | ${reach(r, 'endpoints')} | ${lat(r, 'vs')} | ${reach(r, 'vs')} | ` +
+    rows.push(`| ${label} | ${r.connect.ready}/${r.proxies} | ${r.connections} | ${r.connect.allReady ? '' : '> '}${(r.connect.stormMs / 1000).toFixed(2)}${r.connect.allReady ? '' : ' (timeout)'} | ${lat(r, 'endpoints')} | ${reach(r, 'endpoints')} | ${lat(r, 'vs')} | ${reach(r, 'vs')} | ${svc ? `${lat(r, 'service')} | ${reach(r, 'service')} | ` : ''}` +
       `${f1(r.traffic.bytes / 1024 / 1024)} (${mb(r.traffic.churnPhase?.bytes ?? 0)}) | ${r.traffic.responses} (${r.traffic.churnPhase?.responses ?? 0}) | ${r.server ? `${(r.server.cpuMs.connect / 1000).toFixed(2)} / ${(r.server.cpuMs.churn / 1000).toFixed(2)}` : '–'} | ` +
       `${r.server ? r.server.rssMB.afterConnect : '–'} | ${r.server ? r.server.rssPerProxyKB : '–'} | ${(r.harness.cpuMs.connect / 1000).toFixed(2)} / ${(r.harness.cpuMs.churn / 1000).toFixed(2)} |`);
   }
@@ -144,7 +147,7 @@ function table(runs: RunResult[]): string[] {
 
 function ratios(mp: LoadReport, floor: LoadReport, debounceMs: number): string[] {
   const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : '–');
-  const p99 = (r: LoadReport, k: 'endpoints' | 'vs', minus: number): number => Math.max(0, (r.churn.byKind[k]?.latency.p99 ?? 0) - minus);
+  const p99 = (r: LoadReport, k: ChurnKind, minus: number): number => Math.max(0, (r.churn.byKind[k]?.latency.p99 ?? 0) - minus);
   const serverRss = (r: LoadReport): number => (r.server?.rssMB.afterConnect ?? 0) * 1024 / Math.max(1, r.connect.ready);
   return [
     '| meshpilot / floor | ratio |',
@@ -152,6 +155,7 @@ function ratios(mp: LoadReport, floor: LoadReport, debounceMs: number): string[]
     `| connect storm to all-ACKed | ${ratio(mp.connect.stormMs, floor.connect.stormMs)} |`,
     `| EDS change p99 (meshpilot minus its ${debounceMs} ms debounce) | ${ratio(p99(mp, 'endpoints', debounceMs), p99(floor, 'endpoints', 0))} |`,
     `| VS change p99 (minus debounce) | ${ratio(p99(mp, 'vs', debounceMs), p99(floor, 'vs', 0))} |`,
+    ...(mp.churn.byKind.service ? [`| Service change p99 (minus debounce) | ${ratio(p99(mp, 'service', debounceMs), p99(floor, 'service', 0))} |`] : []),
     `| server CPU, connect storm | ${ratio(mp.server?.cpuMs.connect ?? 0, floor.server?.cpuMs.connect ?? 0)} |`,
     `| server CPU, churn phase | ${ratio(mp.server?.cpuMs.churn ?? 0, floor.server?.cpuMs.churn ?? 0)} |`,
     `| server RSS per connected proxy (total RSS / proxies) | ${ratio(serverRss(mp), serverRss(floor))} |`,
@@ -199,9 +203,9 @@ async function runScenario(file: string): Promise<void> {
   const plots: string[] = [];
   const cdf: Series[] = [];
   for (const r of runs) {
-    for (const k of ['endpoints', 'vs'] as const) {
+    for (const k of CHURN_KINDS) {
       const b = r.report.churn.byKind[k];
-      if (b && b.percentiles.length > 0) cdf.push({ name: `${r.label} ${k === 'vs' ? 'VS' : 'EDS'}`, points: b.percentiles });
+      if (b && b.percentiles.length > 0) cdf.push({ name: `${r.label} ${k === 'vs' ? 'VS' : k === 'service' ? 'Service' : 'EDS'}`, points: b.percentiles });
     }
   }
   if (cdf.length > 0) {

@@ -67,7 +67,7 @@ export function loadCommand(): Command {
     .option('--proxyless', 'proxyless gRPC clients (node metadata GENERATOR=grpc) instead of Envoy sidecars', false)
     .option('--mesh <dir>', 'a mesh made by `load gen-mesh`: proxies are placed in its namespaces, churn rewrites its files')
     .option('--namespaces <list>', 'comma-separated namespaces for the proxies (default: the mesh\'s, or "default")', (v: string) => v.split(',').filter(Boolean))
-    .option('--churn <spec>', 'changes per second per kind, e.g. endpoints=2,vs=0.5', churnArg)
+    .option('--churn <spec>', 'changes per second per kind (endpoints, vs, service), e.g. endpoints=2,vs=0.5,service=0.2', churnArg)
     .option('--churn-kubeconfig <file>', 'make each change through this kubeconfig\'s API server (server-side apply) instead of rewriting --mesh files')
     .option('--duration <duration>', 'length of the churn phase', durationArg, d.durationMs)
     .option('--streams-per-conn <n>', 'ADS streams per HTTP/2 connection (1 = as real proxies connect)', intArg(1, 100_000), d.streamsPerConn)

@@ -1,14 +1,18 @@
 /**
- * Churn: endpoint jitter (one endpoint of one service replaced by a unique new address) and VirtualService
- * edits (a unique header-match value). Each change carries a marker string that appears verbatim in the encoded
- * resources a proxy receives, so convergence is detected with Buffer.indexOf on the response bytes.
+ * Churn: endpoint jitter (one endpoint of one service replaced by a unique new address), VirtualService edits (a
+ * unique header-match value) and Service edits (a second port with a unique number: a full push, as istiod's
+ * pushes on a Service change, whose new cluster `outbound|PORT||HOST` is the marker). Each change carries a marker
+ * string that appears verbatim in the encoded resources a proxy receives, so convergence is detected with
+ * Buffer.indexOf on the response bytes.
  */
 import path from 'node:path';
 import type { KubernetesObject, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { endpointsYaml, virtualServiceYaml, writeAtomic, type MeshManifest, type ServiceInfo } from './mesh-gen.js';
+import { endpointsYaml, serviceFile, serviceYaml, virtualServiceYaml, writeAtomic, type MeshManifest, type ServiceInfo } from './mesh-gen.js';
 
-export type ChurnKind = 'endpoints' | 'vs';
+export type ChurnKind = 'endpoints' | 'vs' | 'service';
+
+export const CHURN_KINDS: readonly ChurnKind[] = ['endpoints', 'vs', 'service'];
 
 export interface ChurnRate { kind: ChurnKind; perSecond: number }
 
@@ -16,16 +20,16 @@ export class ChurnSpecError extends Error {
   readonly code = 'ERR_CHURN_SPEC';
 }
 
-/** `endpoints=2,vs=0.5` (changes per second per kind); a bare kind means 1/s. */
+/** `endpoints=2,vs=0.5,service=0.2` (changes per second per kind); a bare kind means 1/s. */
 export function parseChurnSpec(spec: string): ChurnRate[] {
   const out: ChurnRate[] = [];
   for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [k, r] = part.split('=');
-    const kind = k === 'endpoint' || k === 'eds' ? 'endpoints' : k === 'virtualservice' ? 'vs' : k;
-    if (kind !== 'endpoints' && kind !== 'vs') throw new ChurnSpecError(`--churn ${spec}: unknown kind "${k}" (endpoints or vs)`);
+    const kind = k === 'endpoint' || k === 'eds' ? 'endpoints' : k === 'virtualservice' ? 'vs' : k === 'services' || k === 'svc' ? 'service' : k;
+    if (!CHURN_KINDS.includes(kind as ChurnKind)) throw new ChurnSpecError(`--churn ${spec}: unknown kind "${k}" (endpoints, vs or service)`);
     const perSecond = r === undefined ? 1 : Number(r);
     if (!Number.isFinite(perSecond) || perSecond <= 0) throw new ChurnSpecError(`--churn ${spec}: rate of ${kind} must be a positive number of changes per second`);
-    out.push({ kind, perSecond });
+    out.push({ kind: kind as ChurnKind, perSecond });
   }
   if (out.length === 0) throw new ChurnSpecError(`--churn ${spec}: no kinds given`);
   return out;
@@ -57,7 +61,7 @@ export class MeshChurner {
     return `240.${100 + Math.floor(v / 10_000)}.${100 + (Math.floor(v / 100) % 100)}.${100 + (v % 100)}`;
   }
 
-  canChurn(kind: ChurnKind): boolean { return kind === 'endpoints' ? this.mesh.services_.length > 0 : this.vsServices.length > 0; }
+  canChurn(kind: ChurnKind): boolean { return kind === 'vs' ? this.vsServices.length > 0 : this.mesh.services_.length > 0; }
 
   /** Make the next change in memory: the change and the new text of its file (nothing written yet). */
   next(kind: ChurnKind): { change: ChurnChange; text: string } {
@@ -68,6 +72,14 @@ export class MeshChurner {
       const marker = this.uniqueIp(seq);
       svc.endpoints[seq % svc.endpoints.length] = marker;
       return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.endpointsFile }, text: endpointsYaml(this.mesh, svc) };
+    }
+    if (kind === 'service') {
+      // A port no generated Service has (they all use mesh.port), unique in the run; the previous change's extra
+      // port of the same service goes away with this rewrite.
+      const svc = this.mesh.services_[(seq * 7919 + 1) % this.mesh.services_.length]!;
+      const port = 20000 + (seq % 40000);
+      const marker = `outbound|${port}||${svc.name}.${svc.namespace}.svc.${this.mesh.domainSuffix}`;
+      return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: serviceFile(svc) }, text: serviceYaml(this.mesh, svc, port) };
     }
     const svc = this.vsServices[(seq * 7919) % this.vsServices.length]!;
     const marker = `mpchurn-${this.runTag}-${String(seq).padStart(6, '0')}`;
@@ -87,7 +99,8 @@ export class MeshChurner {
    */
   async changeVia(kind: ChurnKind, api: KubeChurnApplier): Promise<ChurnChange> {
     const { change, text } = this.next(kind);
-    await api.apply(text);
+    // The API server allocates a Service's clusterIP and refuses to change it: the applied Service leaves it out.
+    await api.apply(kind === 'service' ? text.replace(/^ {2}clusterIP: .*\n/m, '') : text);
     writeAtomic(path.join(this.dir, change.file), text);
     return change;
   }

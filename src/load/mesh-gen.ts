@@ -115,7 +115,13 @@ spec:
 `;
 }
 
-function serviceYaml(m: MeshSpec, svc: ServiceInfo): string {
+/** A service's own file in the mesh directory. */
+export function serviceFile(svc: ServiceInfo): string {
+  return path.join(svc.namespace, `${svc.name}.yaml`);
+}
+
+/** The Service (kube format) or ServiceEntry (istiod format); `extraPort`: a second HTTP port (Service churn). */
+export function serviceYaml(m: MeshSpec, svc: ServiceInfo, extraPort?: number): string {
   if (m.format === 'istiod') {
     return `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -131,7 +137,7 @@ spec:
   - number: ${m.port}
     name: http
     protocol: HTTP
-  location: MESH_INTERNAL
+${extraPort === undefined ? '' : `  - number: ${extraPort}\n    name: http-${extraPort}\n    protocol: HTTP\n`}  location: MESH_INTERNAL
   resolution: STATIC
   workloadSelector:
     labels:
@@ -151,7 +157,7 @@ spec:
   - name: http
     port: ${m.port}
     targetPort: ${m.port}
-`;
+${extraPort === undefined ? '' : `  - name: http-${extraPort}\n    port: ${extraPort}\n    targetPort: ${m.port}\n`}`;
 }
 
 export function generateMesh(spec: MeshSpec, dir: string): MeshManifest {
@@ -173,7 +179,7 @@ export function generateMesh(spec: MeshSpec, dir: string): MeshManifest {
       endpoints: Array.from({ length: spec.endpoints }, () => ip(10, 64 * 65536 + ++epCounter)),
       endpointsFile: path.join(ns, `${name}.endpoints.yaml`),
     };
-    fs.writeFileSync(path.join(dir, ns, `${name}.yaml`), serviceYaml(spec, svc));
+    fs.writeFileSync(path.join(dir, serviceFile(svc)), serviceYaml(spec, svc));
     fs.writeFileSync(path.join(dir, svc.endpointsFile), endpointsYaml(spec, svc));
     if (spec.vsEvery > 0 && i % spec.vsEvery === 0) {
       svc.vsFile = path.join(ns, `${name}.vs.yaml`);

@@ -10,7 +10,7 @@ import { DeriveMemo, SimProxy, type ProxyObserver, type XdsMode } from './sim-pr
 import { Http2Pool } from './http2-pool.js';
 import { makeIdentity, type IdentityOptions } from './node-identity.js';
 import { LatencyHistogram, type LatencySummary } from './histogram.js';
-import { KubeChurnApplier, MeshChurner, type ChurnChange, type ChurnKind, type ChurnRate } from './churn.js';
+import { CHURN_KINDS, KubeChurnApplier, MeshChurner, type ChurnChange, type ChurnKind, type ChurnRate } from './churn.js';
 import { readManifest, type MeshManifest } from './mesh-gen.js';
 import { cpuPercent, sampleProcess, sampleSelf, type ProcSample } from './proc-stats.js';
 import { Recorder, loadRecording } from './recorder.js';
@@ -127,7 +127,11 @@ function identityOptions(o: LoadOptions, mesh: MeshManifest | undefined): Identi
 /** Proxies a change must reach: with Sidecar isolation only its namespace's, otherwise every one (unknown for proxyless). */
 function expectedReach(change: ChurnChange, mesh: MeshManifest | undefined, proxies: SimProxy[]): number | undefined {
   if (!mesh) return undefined;
-  if (proxies[0]?.id.proxyless) return proxies.filter((p) => p.id.targets.some((t) => t.startsWith(`${change.service}.${change.namespace}.`))).length;
+  if (proxies[0]?.id.proxyless) {
+    // A proxyless client asks only for the listeners of its targets: a Service's new port is none of them.
+    if (change.kind === 'service') return 0;
+    return proxies.filter((p) => p.id.targets.some((t) => t.startsWith(`${change.service}.${change.namespace}.`))).length;
+  }
   if (mesh.sidecarIsolation) return proxies.filter((p) => p.id.namespace === change.namespace).length;
   return proxies.length;
 }
@@ -319,7 +323,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 
     finished.sort((a, b) => a.change.seq - b.change.seq);
     const byKind: Partial<Record<ChurnKind, KindResult>> = {};
-    for (const kind of ['endpoints', 'vs'] as const) {
+    for (const kind of CHURN_KINDS) {
       const evs = finished.filter((e) => e.change.kind === kind);
       if (evs.length === 0) continue;
       const h = new LatencyHistogram();

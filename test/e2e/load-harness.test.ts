@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { MeshpilotServer, defaultServerOptions } from '../../src/server.js';
 import { generateMesh, defaultMeshSpec } from '../../src/load/mesh-gen.js';
 import { defaultLoadOptions, runLoad, type LoadReport } from '../../src/load/run-load.js';
+import { CHURN_KINDS, type ChurnKind } from '../../src/load/churn.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -33,12 +34,12 @@ async function withServer(isolation: boolean, fn: (addr: string, dir: string) =>
   }
 }
 
-function assertConverged(r: LoadReport, proxies: number): void {
+function assertConverged(r: LoadReport, proxies: number, kinds: readonly ChurnKind[] = CHURN_KINDS): void {
   assert.equal(r.connect.ready, proxies, `all proxies configured (errors: ${r.errors.join('; ')})`);
   assert.equal(r.connect.failed, 0);
   assert.ok(r.traffic.acks >= proxies * 4, `every proxy ACKed CDS, EDS, LDS and RDS (${r.traffic.acks} ACKs)`);
   for (const t of ['CDS', 'EDS', 'LDS', 'RDS']) assert.ok((r.traffic.byType[t]?.responses ?? 0) >= proxies, `${t} reached every proxy`);
-  for (const kind of ['endpoints', 'vs'] as const) {
+  for (const kind of kinds) {
     const k = r.churn.byKind[kind];
     assert.ok(k && k.events >= 1, `${kind} changes were made`);
     assert.ok(k.expected !== null && k.expected > 0);
@@ -51,7 +52,7 @@ test('meshpilot load (CLI, SotW): 20 proxies with Sidecar isolation converge, ch
   await withServer(true, async (addr, dir) => {
     const out = path.join(dir, '..', `load-${process.pid}.json`);
     const child = spawn(process.execPath, [MAIN, 'load', '--target', addr, '--proxies', '20', '--mesh', dir,
-      '--churn', 'endpoints=2,vs=2', '--duration', '1s', '--streams-per-conn', '5', '--quiet', '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--churn', 'endpoints=2,vs=2,service=2', '--duration', '1s', '--streams-per-conn', '5', '--quiet', '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (c) => { stderr += c; });
     const code = await new Promise((r) => child.once('exit', r));
@@ -71,7 +72,7 @@ test('meshpilot load (CLI, SotW): 20 proxies with Sidecar isolation converge, ch
 test('meshpilot load (in process, delta xDS): proxies converge over DeltaAggregatedResources and see churn', async () => {
   await withServer(false, async (addr, dir) => {
     const r = await runLoad({ ...defaultLoadOptions(), target: addr, proxies: 20, mode: 'delta', meshDir: dir,
-      churn: [{ kind: 'endpoints', perSecond: 2 }, { kind: 'vs', perSecond: 2 }], durationMs: 1000, streamsPerConn: 20,
+      churn: [{ kind: 'endpoints', perSecond: 2 }, { kind: 'vs', perSecond: 2 }, { kind: 'service', perSecond: 2 }], durationMs: 1000, streamsPerConn: 20,
       serverPid: process.pid, progress: false });
     assert.equal(r.mode, 'delta');
     assertConverged(r, 20);
@@ -86,6 +87,6 @@ test('meshpilot load (in process, proxyless gRPC): LDS by target → RDS → CDS
     const r = await runLoad({ ...defaultLoadOptions(), target: addr, proxies: 12, mode: 'sotw', proxyless: true, meshDir: dir,
       churn: [{ kind: 'endpoints', perSecond: 2 }, { kind: 'vs', perSecond: 2 }], durationMs: 1000, streamsPerConn: 12, progress: false });
     assert.equal(r.proxyless, true);
-    assertConverged(r, 12);
+    assertConverged(r, 12, ['endpoints', 'vs']);
   });
 });

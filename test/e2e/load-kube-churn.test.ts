@@ -48,7 +48,7 @@ function meshObjects(dir: string): Array<Record<string, any>> {
   return out.sort((a, b) => Number(b.kind === 'Namespace') - Number(a.kind === 'Namespace'));
 }
 
-test('meshpilot load --churn-kubeconfig: endpoint and VirtualService churn applied to a real API server reaches exactly the proxies that can see it', { skip: missing, timeout: 120_000 }, async () => {
+test('meshpilot load --churn-kubeconfig: endpoint, VirtualService and Service churn applied to a real API server reaches exactly the proxies that can see it', { skip: missing, timeout: 120_000 }, async () => {
   const kube = await startRealApiServer();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-load-kube-'));
   let mesh: Awaited<ReturnType<typeof startMeshpilot>> | undefined;
@@ -68,13 +68,13 @@ test('meshpilot load --churn-kubeconfig: endpoint and VirtualService churn appli
     // The CLI, as bench/istiod.ts runs it.
     const out = path.join(dir, 'report.json');
     const child = spawn(process.execPath, [MAIN, 'load', '--target', mesh.xdsAddress, '--proxies', '12', '--mesh', dir, '--churn-kubeconfig', kube.kubeconfigPath,
-      '--churn', 'endpoints=3,vs=2', '--duration', '1500ms', '--streams-per-conn', '12', '--quiet', '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--churn', 'endpoints=3,vs=2,service=2', '--duration', '1500ms', '--streams-per-conn', '12', '--quiet', '--json', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (c) => { stderr += c; });
     assert.equal(await new Promise((res) => child.once('exit', res)), 0, stderr);
     const r = JSON.parse(fs.readFileSync(out, 'utf8')) as LoadReport;
     assert.equal(r.connect.ready, 12, `all proxies configured (errors: ${r.errors.join('; ')})`);
-    for (const kind of ['endpoints', 'vs'] as const) {
+    for (const kind of ['endpoints', 'vs', 'service'] as const) {
       const k = r.churn.byKind[kind];
       assert.ok(k && k.events >= 2, `${kind} changes were made`);
       assert.equal(k.expected, k.events * 4, 'Sidecar isolation: each change is for the 4 proxies of its namespace');
