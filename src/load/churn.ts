@@ -48,10 +48,12 @@ export interface ChurnChange {
 export class MeshChurner {
   private seq = 0;
   private readonly ipBase: number;
+  private readonly portBase: number;
   private readonly vsServices: ServiceInfo[];
 
   constructor(private readonly dir: string, private readonly mesh: MeshManifest, private readonly runTag: string) {
     this.ipBase = Math.floor(Math.random() * 500_000);
+    this.portBase = Math.floor(Math.random() * 40_000);
     this.vsServices = mesh.services_.filter((s) => s.vsFile);
   }
 
@@ -74,10 +76,11 @@ export class MeshChurner {
       return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: svc.endpointsFile }, text: endpointsYaml(this.mesh, svc) };
     }
     if (kind === 'service') {
-      // A port no generated Service has (they all use mesh.port), unique in the run; the previous change's extra
-      // port of the same service goes away with this rewrite.
+      // A port no generated Service has (they all use mesh.port), unique in the run and offset at random per run:
+      // a mesh directory keeps what an earlier run wrote, and a port it already gave this service would be no
+      // change at all. The previous change's extra port of the same service goes away with this rewrite.
       const svc = this.mesh.services_[(seq * 7919 + 1) % this.mesh.services_.length]!;
-      const port = 20000 + (seq % 40000);
+      const port = 20000 + ((this.portBase + seq) % 40000);
       const marker = `outbound|${port}||${svc.name}.${svc.namespace}.svc.${this.mesh.domainSuffix}`;
       return { change: { seq, kind, marker, service: svc.name, namespace: svc.namespace, file: serviceFile(svc) }, text: serviceYaml(this.mesh, svc, port) };
     }
