@@ -5,7 +5,7 @@
  *   flat  — the endpoints part as a flatbuffer in a SharedArrayBuffer, read in place and lazily per service.
  * The workload is an endpoint-only push in a Sidecar-isolated mesh: many scope groups, each generating the
  * ClusterLoadAssignments of its namespace's services. Prints hdr-histogram percentiles per push and ratios, and
- * appends them to bench/RESULTS.md.
+ * appends them to bench/RESULTS.md (unless --no-write).
  *
  *   node dist/bench/snapshot.js [--services 1000] [--namespaces 50] [--endpoints 10] [--pushes 15] [--workers 2]
  */
@@ -114,4 +114,5 @@ for (const scenario of ['cold', 'incremental'] as const) {
   }
 }
 process.stdout.write(section);
-fs.appendFileSync(path.join(here, '../../bench/RESULTS.md'), section);
+// --no-write: print only, as the other benchmarks.
+if (!process.argv.includes('--no-write')) fs.appendFileSync(path.join(here, '../../bench/RESULTS.md'), section);
