@@ -15,10 +15,11 @@ import { rng } from '../helpers/rng.js';
 const NS = ['a', 'b'];
 const SVCS = ['s0', 's1', 's2', 's3'];
 
-function service(ns: string, name: string, port: number, selector: boolean): KubeResource {
+/** `portName`: 'web' matches no slice or Endpoints port (those are named http and tcp), so renaming changes endpoints. */
+function service(ns: string, name: string, port: number, selector: boolean, portName = 'http'): KubeResource {
   return {
     apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns },
-    spec: { ports: [{ name: 'http', port, targetPort: 8080 }, { name: 'tcp', port: 9000 }], ...(selector ? { selector: { app: name } } : {}) },
+    spec: { ports: [{ name: portName, port, targetPort: 8080 }, { name: 'tcp', port: 9000 }], ...(selector ? { selector: { app: name } } : {}) },
   } as unknown as KubeResource;
 }
 
@@ -71,11 +72,13 @@ for (const kubernetes of [false, true]) {
     let reused = 0;
     let prev = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
     let incremental = 0;
+    const inPlaceBefore = registryBuilds.servicesInPlace;
+    let modifiedIncrementally = 0;
     for (let step = 0; step < 400; step++) {
       const ns = pick(NS), svc = pick(SVCS);
       const ip = (): string => `10.${NS.indexOf(ns)}.${Math.floor(rand() * 4)}.${Math.floor(rand() * 6)}`;
       const op = rand();
-      if (op < 0.12) store.upsert(service(ns, svc, pick([80, 81]), rand() < 0.7), 'src');
+      if (op < 0.12) store.upsert(service(ns, svc, pick([80, 81]), rand() < 0.7, rand() < 0.7 ? 'http' : 'web'), 'src');
       else if (op < 0.18) store.delete({ kind: 'Service', namespace: ns, name: svc });
       else if (op < 0.5) {
         const n = 1 + Math.floor(rand() * 3);
@@ -88,9 +91,10 @@ for (const kubernetes of [false, true]) {
       else if (op < 0.93) store.delete({ kind: 'Pod', namespace: ns, name: `${svc}-p${Math.floor(rand() * 3)}` });
       else store.upsert(node(pick(['n1', 'n2']), pick(['z1', 'z2', 'z3'])), 'src');
 
-      const before = registryBuilds.incremental;
+      const before = registryBuilds.incremental, inPlace = registryBuilds.servicesInPlace;
       const warm = buildKubeRegistry(store, 'cluster.local', 'c1', opts);
       incremental += registryBuilds.incremental - before;
+      if (registryBuilds.servicesInPlace > inPlace && registryBuilds.incremental > before) modifiedIncrementally++;
       const cold = buildKubeRegistry(copyOf(store), 'cluster.local', 'c1', opts);
       assert.deepEqual(warm, cold, `step ${step}: the memoised registry differs from a cold build`);
       for (const [host, eps] of Object.entries(warm.endpoints)) {
@@ -102,6 +106,10 @@ for (const kubernetes of [false, true]) {
     assert.ok(reused > 400, `only ${reused} host lists were reused across 400 changes`);
     // Slice-only changes (40% of the operations) take the incremental path; it is what these comparisons test.
     assert.ok(incremental > 100, `only ${incremental} of 400 builds were incremental`);
+    // Service modifications (same namespace/name: a port, the selector) replace the service in place.
+    const inPlace = registryBuilds.servicesInPlace - inPlaceBefore;
+    assert.ok(inPlace > 15, `only ${inPlace} builds replaced modified Services in place`);
+    assert.ok(modifiedIncrementally > 10, `only ${modifiedIncrementally} of them rederived just the modified hosts`);
   });
 }
 
