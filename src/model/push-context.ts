@@ -79,9 +79,8 @@ export interface PushContextData {
   workloads: Workload[];
 }
 
-interface ServiceIndex {
+export interface ServiceIndex {
   byHost: Map<string, Service>;
-  byPort: Map<number, Service[]>;
   byNamespace: Map<string, Service[]>;
 }
 
@@ -93,22 +92,72 @@ interface ServiceIndex {
 const serviceIndexes = new WeakMap<readonly Service[], ServiceIndex>();
 const workloadIndexes = new WeakMap<readonly Workload[], Map<string, Workload>>();
 
-function serviceIndex(services: readonly Service[]): ServiceIndex {
+/** The last services array indexed, and its index: a Service change replaces a few elements of the next one. */
+let lastIndexed: { services: readonly Service[]; ix: ServiceIndex } | undefined;
+
+/** How many indexes were derived from the previous one (read by tests). */
+export const serviceIndexStats = { derived: 0 };
+
+/** The services' index (memoised per array); exported for tests with `indexOf`, the full build it must equal. */
+export function serviceIndex(services: readonly Service[]): ServiceIndex {
   let ix = serviceIndexes.get(services);
   if (ix) return ix;
-  ix = { byHost: new Map(), byPort: new Map(), byNamespace: new Map() };
+  const derived = lastIndexed && indexFromPrevious(lastIndexed.services, lastIndexed.ix, services);
+  if (derived) serviceIndexStats.derived++;
+  ix = derived ?? indexOf(services);
+  serviceIndexes.set(services, ix);
+  lastIndexed = { services, ix };
+  return ix;
+}
+
+/**
+ * The index of `services` derived from that of `prev` when the two arrays have the same length and differ in a
+ * few positions (Services modified in place): copies of the maps with only the replaced services' entries
+ * recomputed, by the same rules as indexOf (the last service of a hostname wins; namespace lists in array order).
+ * A service replaced by one of the same hostname and namespace takes its place directly; any other replacement
+ * rescans for its hostnames and namespaces. Re-indexing 10,000 services was ~16 ms of every Service change's push.
+ * The previous index is not touched: the previous context, still in use while a push compares the two, holds it.
+ */
+function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, services: readonly Service[]): ServiceIndex | undefined {
+  if (prev.length !== services.length) return undefined;
+  const replaced: number[] = [];
+  for (let i = 0; i < services.length; i++) {
+    if (services[i] !== prev[i] && replaced.push(i) > 16) return undefined;
+  }
+  const ix: ServiceIndex = { byHost: new Map(prevIx.byHost), byNamespace: new Map(prevIx.byNamespace) };
+  const rescanHosts = new Set<string>(), rescanNamespaces = new Set<string>();
+  for (const i of replaced) {
+    const old = prev[i]!, svc = services[i]!;
+    if (old.hostname === svc.hostname && ix.byHost.get(old.hostname) === old) ix.byHost.set(svc.hostname, svc);
+    else rescanHosts.add(old.hostname).add(svc.hostname);
+    const list = old.namespace === svc.namespace ? ix.byNamespace.get(old.namespace) : undefined;
+    const at = list ? list.indexOf(old) : -1;
+    if (list && at >= 0 && !rescanNamespaces.has(svc.namespace)) {
+      const copy = list === prevIx.byNamespace.get(svc.namespace) ? list.slice() : list;
+      copy[at] = svc;
+      ix.byNamespace.set(svc.namespace, copy);
+    } else rescanNamespaces.add(old.namespace).add(svc.namespace);
+  }
+  for (const h of rescanHosts) {
+    let last: Service | undefined;
+    for (const s of services) if (s.hostname === h) last = s;
+    if (last) ix.byHost.set(h, last); else ix.byHost.delete(h);
+  }
+  for (const ns of rescanNamespaces) {
+    const l = services.filter((s) => s.namespace === ns);
+    if (l.length > 0) ix.byNamespace.set(ns, l); else ix.byNamespace.delete(ns);
+  }
+  return ix;
+}
+
+export function indexOf(services: readonly Service[]): ServiceIndex {
+  const ix: ServiceIndex = { byHost: new Map(), byNamespace: new Map() };
   for (const s of services) {
     ix.byHost.set(s.hostname, s);
     let inNs = ix.byNamespace.get(s.namespace);
     if (!inNs) ix.byNamespace.set(s.namespace, (inNs = []));
     inNs.push(s);
-    for (const p of s.ports) {
-      let l = ix.byPort.get(p.port);
-      if (!l) ix.byPort.set(p.port, (l = []));
-      l.push(s);
-    }
   }
-  serviceIndexes.set(services, ix);
   return ix;
 }
 
@@ -125,7 +174,6 @@ function workloadIndex(workloads: readonly Workload[]): Map<string, Workload> {
 export class PushContext {
   readonly version: string;
   private readonly byHost: Map<string, Service>;
-  private readonly byPort: Map<number, Service[]>;
   private readonly vsByHost = new Map<string, ConfigEntry[]>();
   private readonly drByHost = new Map<string, ConfigEntry[]>();
   private readonly workloadByIp: Map<string, Workload>;
@@ -145,7 +193,7 @@ export class PushContext {
    */
   constructor(readonly data: PushContextData, private readonly endpointSource?: EndpointSource) {
     this.version = data.version;
-    ({ byHost: this.byHost, byPort: this.byPort, byNamespace: this.byNamespace } = serviceIndex(data.services));
+    ({ byHost: this.byHost, byNamespace: this.byNamespace } = serviceIndex(data.services));
     this.workloadByIp = workloadIndex(data.workloads);
     const labelKeys = new Set<string>();
     for (const vs of data.virtualServices) {
@@ -186,7 +234,6 @@ export class PushContext {
 
   get services(): readonly Service[] { return this.data.services; }
   service(hostname: string): Service | undefined { return this.byHost.get(hostname); }
-  servicesOnPort(port: number): readonly Service[] { return this.byPort.get(port) ?? []; }
   endpoints(hostname: string): readonly Endpoint[] {
     return this.endpointSource ? this.endpointSource.endpoints(hostname) : (this.data.endpoints[hostname] ?? []);
   }

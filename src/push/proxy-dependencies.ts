@@ -173,7 +173,10 @@ export class ProxyDependencies {
     const key = `${ctx === this.oldCtx ? 'o' : 'n'}|${k.namespace}/${k.name}`;
     let svc = this.changedServices.get(key);
     if (svc === undefined) {
-      svc = ctx.services.find((s) => s.namespace === k.namespace && s.name === k.name) ?? null;
+      // A Kubernetes Service's hostname is name.namespace.svc.<domain suffix>: one lookup, else a scan.
+      const byHost = ctx.service(`${k.name}.${k.namespace}.svc.${ctx.data.mesh.domainSuffix}`);
+      svc = (byHost?.namespace === k.namespace && byHost.name === k.name ? byHost
+        : ctx.services.find((s) => s.namespace === k.namespace && s.name === k.name)) ?? null;
       this.changedServices.set(key, svc);
     }
     return svc ?? undefined;
