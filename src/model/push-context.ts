@@ -80,9 +80,18 @@ export interface PushContextData {
 }
 
 export interface ServiceIndex {
+  /** By hostname: the last service with it (a hostname can be twice: ServiceEntries). */
   byHost: Map<string, Service>;
+  /** The position of that last service in the array. */
+  position: Map<string, number>;
+  /** By namespace, in array order. */
   byNamespace: Map<string, Service[]>;
+  /** How many services are exported to some namespaces only (exportTo set, without `*`). */
+  restricted: number;
 }
+
+/** exportTo empty or with `*`: visible from every namespace. */
+export const exportedEverywhere = (exportTo: readonly string[]): boolean => exportTo.length === 0 || exportTo.includes('*');
 
 /**
  * Indexes over the services and workloads arrays, shared by every context built on the same (immutable) arrays: a
@@ -94,6 +103,11 @@ const workloadIndexes = new WeakMap<readonly Workload[], Map<string, Workload>>(
 
 /** The last services array indexed, and its index: a Service change replaces a few elements of the next one. */
 let lastIndexed: { services: readonly Service[]; ix: ServiceIndex } | undefined;
+
+/** The index of a services array some context has already indexed (no new index is built or derived). */
+export function indexedAlready(services: readonly Service[]): ServiceIndex | undefined {
+  return serviceIndexes.get(services);
+}
 
 /** How many indexes were derived from the previous one (read by tests). */
 export const serviceIndexStats = { derived: 0 };
@@ -124,10 +138,14 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
   for (let i = 0; i < services.length; i++) {
     if (services[i] !== prev[i] && replaced.push(i) > 16) return undefined;
   }
-  const ix: ServiceIndex = { byHost: new Map(prevIx.byHost), byNamespace: new Map(prevIx.byNamespace) };
+  const ix: ServiceIndex = {
+    byHost: new Map(prevIx.byHost), position: new Map(prevIx.position), byNamespace: new Map(prevIx.byNamespace), restricted: prevIx.restricted,
+  };
   const rescanHosts = new Set<string>(), rescanNamespaces = new Set<string>();
   for (const i of replaced) {
     const old = prev[i]!, svc = services[i]!;
+    ix.restricted += Number(!exportedEverywhere(svc.exportTo)) - Number(!exportedEverywhere(old.exportTo));
+    // The same hostname at the same position: still the last one with it, at the same place.
     if (old.hostname === svc.hostname && ix.byHost.get(old.hostname) === old) ix.byHost.set(svc.hostname, svc);
     else rescanHosts.add(old.hostname).add(svc.hostname);
     const list = old.namespace === svc.namespace ? ix.byNamespace.get(old.namespace) : undefined;
@@ -139,9 +157,9 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
     } else rescanNamespaces.add(old.namespace).add(svc.namespace);
   }
   for (const h of rescanHosts) {
-    let last: Service | undefined;
-    for (const s of services) if (s.hostname === h) last = s;
-    if (last) ix.byHost.set(h, last); else ix.byHost.delete(h);
+    let at = -1;
+    for (let i = 0; i < services.length; i++) if (services[i]!.hostname === h) at = i;
+    if (at >= 0) { ix.byHost.set(h, services[at]!); ix.position.set(h, at); } else { ix.byHost.delete(h); ix.position.delete(h); }
   }
   for (const ns of rescanNamespaces) {
     const l = services.filter((s) => s.namespace === ns);
@@ -151,9 +169,12 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
 }
 
 export function indexOf(services: readonly Service[]): ServiceIndex {
-  const ix: ServiceIndex = { byHost: new Map(), byNamespace: new Map() };
-  for (const s of services) {
+  const ix: ServiceIndex = { byHost: new Map(), position: new Map(), byNamespace: new Map(), restricted: 0 };
+  for (let i = 0; i < services.length; i++) {
+    const s = services[i]!;
     ix.byHost.set(s.hostname, s);
+    ix.position.set(s.hostname, i);
+    if (!exportedEverywhere(s.exportTo)) ix.restricted++;
     let inNs = ix.byNamespace.get(s.namespace);
     if (!inNs) ix.byNamespace.set(s.namespace, (inNs = []));
     inNs.push(s);

@@ -20,7 +20,7 @@ test('a service index derived from the previous one equals a full index, over 30
     const ports = Array.from({ length: 1 + Math.floor(r() * 3) }, () => ({ name: 'p', port: pick([80, 443, 8080, 9000]), targetPort: 80, protocol: 'HTTP' as const }));
     return {
       hostname: r() < 0.1 ? 'api.example.com' : `${name}.${ns}.svc.cluster.local`, name, namespace: ns, ports,
-      exportTo: [], resolution: 'EDS', meshExternal: false, version: String(n),
+      exportTo: r() < 0.2 ? ['.'] : r() < 0.1 ? ['*'] : [], resolution: 'EDS', meshExternal: false, version: String(n),
     } as Service;
   };
   let services: Service[] = Array.from({ length: 60 }, mk);
