@@ -79,6 +79,8 @@ export interface PushEngineOptions {
    * generation would).
    */
   inlineMax?: number;
+  /** The share of the main thread inline generation must have taken lately before a worker thread is started (default WAKE_GENERATION_LOAD; tests set 0). */
+  wakeGenerationLoad?: number;
   cache?: boolean;
   /** Share one computation among proxies of the same scope (off only to measure its gain). */
   share?: boolean;
@@ -101,6 +103,14 @@ const INLINE_MAX = 4;
 const INLINE_MS_PER_RESOURCE = 0.015;
 /** Below this many spare cores a worker has nowhere to run: batches are built inline (src/push/spare-cpu.ts). */
 const MIN_SPARE_CORES = 0.5;
+/**
+ * A worker thread is started only once inline generation has taken at least this share of the main thread's time
+ * (decayed over GENERATION_LOAD_MS). Starting one costs ~0.3 s of CPU (protos, encoders, its own JIT) and the
+ * snapshot it reads ~0.1 s more on a 10,000-service mesh: bench/RESULTS.md, workers-large, where a connect storm
+ * spent about a third of the main thread generating, started a thread and lost 13–24% to the inline path.
+ */
+const WAKE_GENERATION_LOAD = 0.5;
+const GENERATION_LOAD_MS = 1000;
 
 const versionMemo = new WeakMap<ComputedResponse, string[]>();
 const indexMemo = new WeakMap<ComputedResponse, Map<string, number>>();
@@ -511,16 +521,28 @@ export class PushEngine {
     // Worth a worker, but every running one has a task (or none runs): the batch would wait for a thread to start
     // (~0.3 s), so it is built here while threads start for the batches that follow.
     if (pool.running !== undefined && (pool.inFlight ?? 0) >= pool.running) {
-      if (pool.running < useful) pool.wake?.(useful);
+      if (pool.running < useful && this.generationLoad() >= (this.opts.wakeGenerationLoad ?? WAKE_GENERATION_LOAD)) pool.wake?.(useful);
       return true;
     }
     return false;
   }
 
+  /** Inline generation time, decayed with time constant GENERATION_LOAD_MS, and when it was last updated. */
+  private genLoadMs = 0;
+  private genLoadAt = 0;
+
+  /** The share of the main thread's time spent generating inline lately (0..1, roughly the last second). */
+  generationLoad(now = performance.now()): number {
+    return (this.genLoadMs * Math.exp(-(now - this.genLoadAt) / GENERATION_LOAD_MS)) / GENERATION_LOAD_MS;
+  }
+
   private generateInline(ctx: PushContext, scope: ProxyScope, typeUrl: string, names: string[]): ReturnType<typeof generateResources> {
     const t0 = performance.now();
     const out = generateResources(ctx, scope, typeUrl, names);
-    const per = (performance.now() - t0) / names.length;
+    const t1 = performance.now();
+    this.genLoadMs = this.genLoadMs * Math.exp(-(t1 - this.genLoadAt) / GENERATION_LOAD_MS) + (t1 - t0);
+    this.genLoadAt = t1;
+    const per = (t1 - t0) / names.length;
     const prev = this.inlineCost.get(typeUrl);
     this.inlineCost.set(typeUrl, prev === undefined ? per : prev + 0.1 * (per - prev));
     return out;

@@ -27,8 +27,8 @@ function bookinfoStore(): ConfigStore {
 const pools: Array<ReturnType<typeof createGenerationPool>> = [];
 after(async () => { for (const p of pools) await p.close(); });
 
-function engineOn(pool: GenerationPool, store: ConfigStore, inlineMax?: number): PushEngine {
-  const e = new PushEngine({ store, pool, inlineMax, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10, mesh: TEST_MESH });
+function engineOn(pool: GenerationPool, store: ConfigStore, inlineMax?: number, wakeGenerationLoad?: number): PushEngine {
+  const e = new PushEngine({ store, pool, inlineMax, wakeGenerationLoad, clusterId: 'Kubernetes', log: pino({ level: 'silent' }), pushConcurrency: 10, mesh: TEST_MESH });
   e.rebuild();
   return e;
 }
@@ -145,7 +145,7 @@ test('batches are built inline when no core is spare for a worker (or every spar
 });
 
 test('a batch worth a worker is built inline while threads start, and goes to a running thread', async () => {
-  const run = async (running: number, spareCores: number, threads = 4): Promise<{ posted: number; woken: number[] }> => {
+  const run = async (running: number, spareCores: number, threads = 4, wakeLoad: number | null = 0): Promise<{ posted: number; woken: number[] }> => {
     let posted = 0;
     const woken: number[] = [];
     const pool = {
@@ -157,10 +157,15 @@ test('a batch worth a worker is built inline while threads start, and goes to a 
       },
       async close() {},
     } satisfies GenerationPool;
-    await engineOn(pool, bookinfoStore()).compute(proxies[0]!, PUSH_ORDER[0], undefined);
+    const e = engineOn(pool, bookinfoStore(), undefined, wakeLoad ?? undefined); // null: the engine's default
+    await e.compute(proxies[0]!, PUSH_ORDER[0], undefined);
+    if (posted === 0) assert.ok(e.generationLoad() > 0, 'inline generation counts toward the load');
     return { posted, woken };
   };
   assert.deepEqual(await run(0, 1.5), { posted: 0, woken: [2] }, 'no thread running: built inline, as many threads woken as spare cores');
+  // By default a thread starts only once inline generation has taken half the main thread lately: one batch of
+  // bookinfo's clusters (a few ms) does not start one.
+  assert.deepEqual(await run(0, 1.5, 4, null), { posted: 0, woken: [] }, 'little generation lately: no thread started');
   assert.deepEqual(await run(0, 0.2), { posted: 0, woken: [] }, 'no spare core: nothing woken');
   const warm = await run(1, 1.5);
   assert.ok(warm.posted > 0 && warm.woken.length === 0, `a running thread takes the batch (${JSON.stringify(warm)})`);
