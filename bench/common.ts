@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadReport } from '../src/load/run-load.js';
 import { type ChurnKind } from '../src/load/churn.js';
+import { ConfigStore } from '../src/config/store.js';
+import { parseManifests } from '../src/sources/file/parse.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
@@ -55,3 +57,18 @@ export const reach = (r: LoadReport, k: ChurnKind): string => {
   const b = r.churn.byKind[k];
   return b ? `${b.reached}${b.expected !== null ? `/${b.expected}` : ''}` : '–';
 };
+
+/** A ConfigStore with every manifest under a directory (a generated mesh), for in-process benchmarks. */
+export function loadStore(dir: string): ConfigStore {
+  const store = new ConfigStore();
+  const walk = (d: string): void => {
+    for (const f of fs.readdirSync(d)) {
+      if (f.startsWith('.')) continue;
+      const p = path.join(d, f);
+      if (fs.statSync(p).isDirectory()) walk(p);
+      else for (const doc of parseManifests(p, fs.readFileSync(p, 'utf8')).docs) store.upsert(doc.resource, p);
+    }
+  };
+  walk(dir);
+  return store;
+}

@@ -14,8 +14,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Benchmark from 'benchmark';
 import { pino } from 'pino';
-import { ConfigStore } from '../src/config/store.js';
-import { parseManifests } from '../src/sources/file/parse.js';
 import { PushEngine } from '../src/push/push-engine.js';
 import { createGenerationPool } from '../src/push/generation-pool.js';
 import { parseProxy } from '../src/model/proxy.js';
@@ -28,23 +26,11 @@ import { generateMesh, defaultMeshSpec } from '../src/load/mesh-gen.js';
 import { makeIdentity } from '../src/load/node-identity.js';
 import { buildRegistryData } from '../src/model/build-push-context.js';
 import type { MeshSettings } from '../src/model/push-context.js';
+import { loadStore } from './common.js';
 
 const loadAtStart = os.loadavg();
 const { values: args } = parseArgs({ options: { filter: { type: 'string' }, 'no-write': { type: 'boolean', default: false } } });
 
-function loadStore(dir: string): ConfigStore {
-  const store = new ConfigStore();
-  const walk = (d: string): void => {
-    for (const f of fs.readdirSync(d)) {
-      if (f.startsWith('.')) continue;
-      const p = path.join(d, f);
-      if (fs.statSync(p).isDirectory()) walk(p);
-      else for (const doc of parseManifests(p, fs.readFileSync(p, 'utf8')).docs) store.upsert(doc.resource, p);
-    }
-  };
-  walk(dir);
-  return store;
-}
 
 // A mesh shaped like the bench scenarios: 1,000 services in 50 namespaces, 10 endpoints each, no isolation (so one
 // proxy's CDS is the large, 1,000-cluster response).
