@@ -447,7 +447,13 @@ export class PushEngine {
     ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: readonly string[] | undefined,
   ): Promise<ComputedResponse> {
     const plan = planResources(ctx, scope, typeUrl, names);
-    const entries: Array<Buffer | undefined> = plan.map((item) => this.cache.get(item.key));
+    // Keys as the cache stores them (one string per resource, shared by every response that includes it).
+    const keys: string[] = new Array(plan.length);
+    const entries: Array<Buffer | undefined> = plan.map((item, i) => {
+      const hit = this.cache.lookup(item.key);
+      keys[i] = hit ? hit.key : item.key;
+      return hit?.entry;
+    });
     // Resources another scope group is generating right now (a worker task in flight) are awaited, not built
     // twice: without this, groups that plan concurrently in a connect storm each generated the same clusters.
     const waiting: Array<[number, Promise<Buffer | undefined>]> = [];
@@ -492,14 +498,18 @@ export class PushEngine {
         release();
       }
     }
-    for (const [i, p] of waiting) entries[i] = await p;
-    const included = plan.filter((_, i) => entries[i] !== undefined);
-    const keys = included.map((p) => p.key);
+    for (const [i, p] of waiting) {
+      entries[i] = await p;
+      keys[i] = this.cache.storedKey(keys[i]!);
+    }
+    const included: number[] = [];
+    for (let i = 0; i < plan.length; i++) if (entries[i] !== undefined) included.push(i);
+    const responseKeys = included.map((i) => keys[i]!);
     return {
-      version: digest(keys),
-      entries: entries.filter((e): e is Buffer => e !== undefined),
-      names: included.map((p) => p.name),
-      keys,
+      version: digest(responseKeys),
+      entries: included.map((i) => entries[i]!),
+      names: included.map((i) => plan[i]!.name),
+      keys: responseKeys,
     };
   }
 
