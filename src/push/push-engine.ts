@@ -447,11 +447,13 @@ export class PushEngine {
     ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: readonly string[] | undefined,
   ): Promise<ComputedResponse> {
     const plan = planResources(ctx, scope, typeUrl, names);
-    // Keys as the cache stores them (one string per resource, shared by every response that includes it).
+    // Keys and names as the cache stores them (one string each per resource, shared by every response with it).
     const keys: string[] = new Array(plan.length);
+    const storedNames: string[] = new Array(plan.length);
     const entries: Array<Buffer | undefined> = plan.map((item, i) => {
       const hit = this.cache.lookup(item.key);
       keys[i] = hit ? hit.key : item.key;
+      storedNames[i] = hit?.name ?? item.name;
       return hit?.entry;
     });
     // Resources another scope group is generating right now (a worker task in flight) are awaited, not built
@@ -490,7 +492,7 @@ export class PushEngine {
           }
           if (!g?.any) continue;
           const entry = resourceEntry(g.any);
-          this.cache.set(plan[i]!.key, entry);
+          this.cache.set(plan[i]!.key, entry, plan[i]!.name);
           entries[i] = entry;
           this.stats.generated++;
         }
@@ -500,7 +502,8 @@ export class PushEngine {
     }
     for (const [i, p] of waiting) {
       entries[i] = await p;
-      keys[i] = this.cache.storedKey(keys[i]!);
+      const stored = this.cache.peekEntry(keys[i]!);
+      if (stored) { keys[i] = stored.key; storedNames[i] = stored.name ?? storedNames[i]!; }
     }
     const included: number[] = [];
     for (let i = 0; i < plan.length; i++) if (entries[i] !== undefined) included.push(i);
@@ -508,7 +511,7 @@ export class PushEngine {
     return {
       version: digest(responseKeys),
       entries: included.map((i) => entries[i]!),
-      names: included.map((i) => plan[i]!.name),
+      names: included.map((i) => storedNames[i]!),
       keys: responseKeys,
     };
   }

@@ -30,16 +30,16 @@ test('a disabled cache holds nothing', () => {
   assert.equal(cache.stats().size, 0);
 });
 
-test('lookups hand back the key string an entry was stored under, and count hits and misses as get does', () => {
+test('lookups hand back the key and name strings an entry was stored under, and count hits and misses as get does', () => {
   const cache = new ResourceCache();
   const stored = ['envoy', 'outbound|80||a.ns.svc.cluster.local', 'v1'].join('|');
-  cache.set(stored, Buffer.from('x'));
+  cache.set(stored, Buffer.from('x'), 'outbound|80||a.ns.svc.cluster.local');
   const asked = `envoy|outbound|80||a.ns.svc.cluster.local|${'v'}1`; // equal, built separately (as every plan does)
   const hit = cache.lookup(asked);
-  assert.ok(hit && hit.key === stored && hit.entry.toString() === 'x');
+  assert.ok(hit && hit.key === stored && hit.entry.toString() === 'x' && hit.name === 'outbound|80||a.ns.svc.cluster.local');
   assert.equal(cache.lookup('envoy|other'), undefined);
   assert.deepEqual([cache.hits, cache.misses], [1, 1]);
-  assert.equal(cache.storedKey(asked), stored);
-  assert.equal(cache.storedKey('envoy|other'), 'envoy|other', 'no entry: the key itself');
-  assert.deepEqual([cache.hits, cache.misses], [1, 1], 'storedKey counts nothing');
+  assert.equal(cache.peekEntry(asked)?.key, stored);
+  assert.equal(cache.peekEntry('envoy|other'), undefined);
+  assert.deepEqual([cache.hits, cache.misses], [1, 1], 'peekEntry counts nothing');
 });
