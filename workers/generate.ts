@@ -12,11 +12,17 @@ import * as typeUrls from '../src/proto/type-urls.js';
 import { WORKER_LOADED } from '../src/push/worker-loaded.js';
 import { generateResources, type GeneratedResource } from './networking/generate-resources.js';
 
-export interface GenerateTask {
-  snapshot: SnapshotRef;
+/** One batch: a scope group's missing resources of one type. */
+export interface GenerateItem {
   scope: ProxyScope;
   typeUrl: string;
   names: string[];
+}
+
+/** Batches of one context, posted together (src/push/generation-pool.ts). */
+export interface GenerateTask {
+  snapshot: SnapshotRef;
+  items: GenerateItem[];
 }
 
 /** Pushes can overlap (a new version starts while the last one's tasks drain): keep the two newest. */
@@ -43,13 +49,14 @@ precompileTypes((Object.values(typeUrls) as unknown[]).filter((v): v is string =
 // worth a worker is built on the main thread).
 parentPort?.postMessage({ [WORKER_LOADED]: true });
 
-/** The resources, and how long the worker spent on them (decode included): the pool's overhead is the rest. */
-export interface GenerateResult { resources: GeneratedResource[]; ms: number }
+/** Each item's resources, and how long the worker spent on them (decode included): the pool's overhead is the rest. */
+export interface GenerateResult { resources: GeneratedResource[][]; ms: number }
 
 /** `null` only starts the thread (the pool's wake): by the time it returns, the protos and encoders are loaded. */
 export default function generate(task: GenerateTask | null): GenerateResult | null {
   if (task === null) return null;
   const t0 = performance.now();
-  const resources = generateResources(contextFor(task.snapshot), task.scope, task.typeUrl, task.names);
+  const ctx = contextFor(task.snapshot);
+  const resources = task.items.map((it) => generateResources(ctx, it.scope, it.typeUrl, it.names));
   return { resources, ms: performance.now() - t0 };
 }

@@ -10,7 +10,7 @@ import type { PushContext } from '../model/push-context.js';
 import type { SnapshotRef } from '../model/snapshot-codec.js';
 import type { ProxyScope } from '../model/scope.js';
 import { generateResources, type GeneratedResource } from '../../workers/networking/generate-resources.js';
-import type { GenerateResult, GenerateTask } from '../../workers/generate.js';
+import type { GenerateItem, GenerateResult, GenerateTask } from '../../workers/generate.js';
 import { SpareCpu } from './spare-cpu.js';
 import { WORKER_LOADED } from './worker-loaded.js';
 
@@ -92,15 +92,62 @@ class WorkerPool implements GenerationPool {
   /** Threads start on demand: nothing to wait for before the xDS port opens. */
   async ready(): Promise<void> {}
   get spareCores(): number { return this.spare.spareCores; }
-  async generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
-    const task: GenerateTask = { snapshot: snapshot(), scope, typeUrl, names };
+  /** Batches asked for since the last flush, to be posted together. */
+  private queued: Array<{ snapshot: () => SnapshotRef; item: GenerateItem; resolve(r: GeneratedResource[]): void; reject(e: unknown): void }> = [];
+
+  /**
+   * Batches asked for in the same turn of the event loop (a push plans every scope group's types at once) are posted
+   * together, split into at most one task per thread, instead of one task each: a task costs a post on the main thread
+   * (~90 µs in piscina) and its results a post back (~40 µs), against ~33 µs per resource generated, and a cold push of
+   * 40 namespaces posted 160 tasks of ~27 resources (bench/pool.ts).
+   */
+  generate(_ctx: PushContext, snapshot: () => SnapshotRef, scope: ProxyScope, typeUrl: string, names: string[]): Promise<GeneratedResource[]> {
+    return new Promise((resolve, reject) => {
+      if (this.queued.length === 0) setImmediate(() => this.flush());
+      this.queued.push({ snapshot, item: { scope, typeUrl, names }, resolve, reject });
+      this.inFlight++;
+    });
+  }
+
+  private flush(): void {
+    const queued = this.queued;
+    this.queued = [];
+    // Batches of one context share its snapshot (the engine hands out one function per context).
+    const bySnapshot = new Map<() => SnapshotRef, typeof queued>();
+    for (const q of queued) {
+      const l = bySnapshot.get(q.snapshot);
+      if (l) l.push(q); else bySnapshot.set(q.snapshot, [q]);
+    }
+    for (const [snapshot, group] of bySnapshot) {
+      // Round-robin by size, largest first, into one task per thread.
+      const tasks: Array<typeof queued> = Array.from({ length: Math.min(this.threads, group.length) }, () => []);
+      const load = tasks.map(() => 0);
+      for (const q of [...group].sort((a, b) => b.item.names.length - a.item.names.length)) {
+        const i = load.indexOf(Math.min(...load));
+        tasks[i]!.push(q);
+        load[i]! += q.item.names.length;
+      }
+      let ref: SnapshotRef;
+      try { ref = snapshot(); } catch (err) { for (const q of group) { this.inFlight--; q.reject(err); } continue; }
+      for (const t of tasks) void this.post(ref, t);
+    }
+  }
+
+  private async post(snapshot: SnapshotRef, batch: typeof this.queued): Promise<void> {
+    const task: GenerateTask = { snapshot, items: batch.map((q) => q.item) };
     const t0 = performance.now();
-    this.inFlight++;
     let r: GenerateResult;
-    try { r = await (this.piscina.run(task) as Promise<GenerateResult>); } finally { this.inFlight--; }
+    try {
+      r = await (this.piscina.run(task) as Promise<GenerateResult>);
+    } catch (err) {
+      for (const q of batch) q.reject(err);
+      return;
+    } finally {
+      this.inFlight -= batch.length;
+    }
     this.busyMs += r.ms;
     this.overheadMs += 0.1 * (Math.max(0, performance.now() - t0 - r.ms) - this.overheadMs);
-    return r.resources;
+    batch.forEach((q, i) => q.resolve(r.resources[i] ?? []));
   }
   get queueSize(): number { return this.piscina.queueSize; }
   async close(): Promise<void> { this.spare.close(); await this.piscina.destroy(); }
