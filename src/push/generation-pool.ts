@@ -25,7 +25,7 @@ export interface GenerationPool {
   readonly overheadMs?: number;
   /** Cores free for the workers (src/push/spare-cpu.ts); the engine generates inline when less than half a core is. */
   readonly spareCores?: number;
-  /** Tasks posted and not yet finished. */
+  /** Batches handed to the pool (queued or posted) and not yet finished. */
   readonly inFlight?: number;
   /**
    * Threads loaded and able to take a task now. Threads start on demand and stop when idle (WorkerPool), so this
@@ -119,7 +119,7 @@ class WorkerPool implements GenerationPool {
       if (l) l.push(q); else bySnapshot.set(q.snapshot, [q]);
     }
     for (const [snapshot, group] of bySnapshot) {
-      // Round-robin by size, largest first, into one task per thread.
+      // At most one task per thread: largest batch first, each into the task with the fewest resources so far.
       const tasks: Array<typeof queued> = Array.from({ length: Math.min(this.threads, group.length) }, () => []);
       const load = tasks.map(() => 0);
       for (const q of [...group].sort((a, b) => b.item.names.length - a.item.names.length)) {
