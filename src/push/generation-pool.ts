@@ -57,6 +57,9 @@ class InlinePool implements GenerationPool {
  */
 export const WORKER_IDLE_MS = 30_000;
 
+/** Resources queued per thread at which the queue is posted at once rather than at the end of the turn. */
+const FLUSH_RESOURCES = 256;
+
 class WorkerPool implements GenerationPool {
   private readonly piscina: Piscina;
   /** Task time so far (the workers' own measure), summed over threads. */
@@ -105,13 +108,19 @@ class WorkerPool implements GenerationPool {
     return new Promise((resolve, reject) => {
       if (this.queued.length === 0) setImmediate(() => this.flush());
       this.queued.push({ snapshot, item: { scope, typeUrl, names }, resolve, reject });
+      this.queuedNames += names.length;
       this.inFlight++;
+      // Enough for every thread to start on while the main thread goes on planning: post now.
+      if (this.queuedNames >= FLUSH_RESOURCES * this.threads) this.flush();
     });
   }
+  private queuedNames = 0;
 
   private flush(): void {
     const queued = this.queued;
     this.queued = [];
+    this.queuedNames = 0;
+    if (queued.length === 0) return;
     // Batches of one context share its snapshot (the engine hands out one function per context).
     const bySnapshot = new Map<() => SnapshotRef, typeof queued>();
     for (const q of queued) {
