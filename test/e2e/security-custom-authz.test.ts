@@ -152,7 +152,8 @@ before(async () => {
   const authzPort = (authz.address() as AddressInfo).port;
   const g = await startGrpcAuthz();
   grpcAuthz = g.server;
-  tcpEcho = net.createServer((sock) => sock.on('data', (d) => sock.write(`echo:${d}`)));
+  // A reset from Envoy after the test is done must not end the process as an uncaught error.
+  tcpEcho = net.createServer((sock) => sock.on('error', () => undefined).on('data', (d) => sock.write(`echo:${d}`)));
   await new Promise<void>((r) => tcpEcho.listen(0, '127.0.0.1', r));
   [HTTP_P, IN_HTTP, IN_TCP] = await Promise.all([freePort(), freePort(), freePort()]);
   meshDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshpilot-extauthz-'));

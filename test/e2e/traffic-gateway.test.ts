@@ -65,7 +65,8 @@ before(async () => {
   });
   await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
   tlsPort = (tlsServer.address() as AddressInfo).port;
-  tcpServer = net.createServer((s) => s.end('tcp-backend'));
+  // A reset from Envoy after the test is done must not end the process as an uncaught error.
+  tcpServer = net.createServer((s) => { s.on('error', () => undefined); s.end('tcp-backend'); });
   await new Promise<void>((r) => tcpServer.listen(0, '127.0.0.1', r));
   tcpPort = (tcpServer.address() as AddressInfo).port;
   [HTTP_P, HTTPS_P, TCP_P, PASS_P, EMPTY_P] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
