@@ -28,6 +28,8 @@ export interface FileSourceOptions {
 
 export class FileSource {
   private readonly files = new Map<string, FileState>();
+  /** The files of each directory (its direct children), so a rescan of one directory does not walk every file. */
+  private readonly filesByDir = new Map<string, Set<string>>();
   /** One non-recursive watcher per directory: Node 20's recursive fs.watch on Linux misses events. */
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private watching = false;
@@ -121,7 +123,7 @@ export class FileSource {
           this.consider(p);
         }
       }
-      for (const file of [...this.files.keys()]) if (path.dirname(file) === dir && !files.has(file)) this.dropFile(file);
+      for (const file of [...(this.filesByDir.get(dir) ?? [])]) if (!files.has(file)) this.dropFile(file);
       for (const w of [...this.watchers.keys()]) if (path.dirname(w) === dir && w !== dir && !subdirs.has(w)) this.dropUnder(w);
     }
   }
@@ -142,6 +144,9 @@ export class FileSource {
     if (!state) return;
     for (const key of state.keys.values()) this.opts.store.delete(key, file, this.observedAt);
     this.files.delete(file);
+    const inDir = this.filesByDir.get(path.dirname(file));
+    inDir?.delete(file);
+    if (inDir?.size === 0) this.filesByDir.delete(path.dirname(file));
   }
 
   /** A directory went away: forget its files and stop watching it and everything under it. */
@@ -202,5 +207,9 @@ export class FileSource {
       for (const [ks, key] of prev.keys) if (!keys.has(ks)) this.opts.store.delete(key, file, this.observedAt);
     }
     this.files.set(file, { mtimeMs: st.mtimeMs, size: st.size, keys });
+    const dir = path.dirname(file);
+    let inDir = this.filesByDir.get(dir);
+    if (!inDir) this.filesByDir.set(dir, (inDir = new Set()));
+    inDir.add(file);
   }
 }
