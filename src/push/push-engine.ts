@@ -553,7 +553,7 @@ export class PushEngine {
     const t0 = performance.now();
     const out = generateResources(ctx, scope, typeUrl, names);
     const t1 = performance.now();
-    this.genLoadMs = this.genLoadMs * Math.exp(-(t1 - this.genLoadAt) / GENERATION_LOAD_MS) + (t1 - t0);
+    this.genLoadMs = this.generationLoad(t1) * GENERATION_LOAD_MS + (t1 - t0);
     this.genLoadAt = t1;
     const per = (t1 - t0) / names.length;
     const prev = this.inlineCost.get(typeUrl);

@@ -5,7 +5,7 @@
  * cluster's system namespace names one), so removing a cluster removes exactly its endpoints.
  */
 import type { ConfigStore } from '../../config/store.js';
-import { buildKubeRegistry, type KubeRegistryResult } from './kube-registry.js';
+import { buildKubeRegistry, byHostname, type KubeRegistryResult } from './kube-registry.js';
 import type { Endpoint } from '../service.js';
 import type { Workload } from '../push-context.js';
 
@@ -72,7 +72,7 @@ export function mergeRegistries(parts: KubeRegistryResult[]): KubeRegistryResult
   let sorted: KubeRegistryResult['services'];
   if (sameServices) sorted = mergedServices!.merged;
   else {
-    sorted = [...services.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    sorted = [...services.values()].sort(byHostname);
     mergedServices = { parts: sparts, merged: sorted };
   }
   return { services: sorted, endpoints, workloads };

@@ -208,7 +208,20 @@ function podView(store: ConfigStore, memo: RegistryMemo): PodView {
   return memo.view;
 }
 
-const byHostname = (a: Service, b: Service): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0);
+export const byHostname = (a: Service, b: Service): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0);
+
+/**
+ * Whether `changes` changes to a kind with `total` objects are few enough to apply one by one (Services modified in
+ * place, EndpointSlices); past it a build lists everything again.
+ */
+const fewChanges = (changes: number, total: number): boolean => changes <= Math.max(64, total / 8);
+
+/** Record that an EndpointSlice (its key string) contributes to a host. */
+function addSlice(hostSlices: Map<string, Set<string>>, host: string, ks: string): void {
+  let set = hostSlices.get(host);
+  if (!set) hostSlices.set(host, (set = new Set()));
+  set.add(ks);
+}
 
 /**
  * When every Service changed since the memo's revision was modified in place (it existed before and still does,
@@ -221,7 +234,7 @@ function modifyServices(
   prev: NonNullable<RegistryMemo['services']>, store: ConfigStore, rev: number, domainSuffix: string,
 ): string[] | undefined {
   const changed = store.changesSince(Kind.Service, prev.rev);
-  if (!changed || changed.length > Math.max(64, prev.list.length / 8)) return undefined;
+  if (!changed || !fewChanges(changed.length, prev.list.length)) return undefined;
   const replace: Array<[old: Service, svc: Service]> = [];
   for (const ks of changed) {
     const c = store.byKeyString(ks);
@@ -379,7 +392,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
   const sameHosts = inc !== undefined && (inc.serviceRev === serviceRev || (modifiedHosts !== undefined && inc.serviceRev === servicesFrom));
   const changed = inc && sameHosts && inc.epoch === epoch && inc.endpointsRev === store.revision(Kind.Endpoints)
     ? store.changesSince(Kind.EndpointSlice, inc.sliceRev) : undefined;
-  if (inc && changed && changed.length <= Math.max(64, services.length / 8)) {
+  if (inc && changed && fewChanges(changed.length, services.length)) {
     // Only EndpointSlices changed since the last build, and Services modified in place: rederive the hosts the
     // slices left or joined and the modified services' hosts, in the same order and with the same rules as the full
     // build below, and keep every other host's list.
@@ -392,9 +405,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
       const svc = c ? sliceService(c) : undefined;
       if (!svc) continue;
       inc.sliceHost.set(ks, svc.hostname);
-      let set = inc.hostSlices.get(svc.hostname);
-      if (!set) inc.hostSlices.set(svc.hostname, (set = new Set()));
-      set.add(ks);
+      addSlice(inc.hostSlices, svc.hostname, ks);
       touched.add(svc.hostname);
     }
     const endpoints: Record<string, Endpoint[]> = Object.assign({}, inc.endpoints);
@@ -447,9 +458,7 @@ export function buildKubeRegistry(store: ConfigStore, domainSuffix: string, clus
     if (!svc) continue;
     const ks = keyString(c.key);
     sliceHost.set(ks, svc.hostname);
-    let set = hostSlices.get(svc.hostname);
-    if (!set) hostSlices.set(svc.hostname, (set = new Set()));
-    set.add(ks);
+    addSlice(hostSlices, svc.hostname, ks);
     covered.add(svc.hostname);
     contribute(svc, fromSlice(c, svc));
   }
