@@ -6,7 +6,7 @@
  * Field numbers follow envoy/service/discovery/v3/discovery.proto.
  */
 import { messageType, structToJson } from './encode.js';
-import { fields, str, type WireField } from './wire.js';
+import { WireCursor } from './wire.js';
 
 export interface NodeInfo {
   id: string;
@@ -53,27 +53,27 @@ export function decodeNode(n: RawRequest['node']): NodeInfo | undefined {
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
   let versionInfo = '', typeUrl = '', responseNonce = '';
   const resourceNames: string[] = [];
-  let node: WireField | undefined;
+  let nodeStart = -1, nodeEnd = -1;
   let errorDetail: DiscoveryRequest['errorDetail'];
-  for (const f of fields(buf)) {
-    if (f.wireType !== 2) continue; // every field ADS reads here is length-delimited
-    switch (f.field) {
-      case 1: versionInfo = str(buf, f); break;
-      case 2: node = f; break;
-      case 3: resourceNames.push(str(buf, f)); break;
-      case 4: typeUrl = str(buf, f); break;
-      case 5: responseNonce = str(buf, f); break;
-      case 6: errorDetail = decodeStatus(buf, f); break;
+  const c = new WireCursor(buf);
+  while (c.next()) {
+    if (c.wireType !== 2) continue; // every field ADS reads here is length-delimited
+    switch (c.field) {
+      case 1: versionInfo = c.str(); break;
+      case 2: nodeStart = c.value; nodeEnd = c.end; break;
+      case 3: resourceNames.push(c.str()); break;
+      case 4: typeUrl = c.str(); break;
+      case 5: responseNonce = c.str(); break;
+      case 6: errorDetail = decodeStatus(buf, c.value, c.end); break;
       default: break; // dynamic parameter constraints, resource locators: not used
     }
   }
   const req: DiscoveryRequest = { versionInfo, node: undefined, resourceNames, typeUrl, responseNonce, errorDetail };
-  if (node) {
-    const at = node;
+  if (nodeStart >= 0) {
     Object.defineProperty(req, 'node', {
       configurable: true, enumerable: true,
       get(): NodeInfo | undefined {
-        const n = decodeNode(messageType('envoy.config.core.v3.Node').decode(buf.subarray(at.value, at.end)) as RawRequest['node']);
+        const n = decodeNodeWire(buf, nodeStart, nodeEnd);
         Object.defineProperty(req, 'node', { value: n, writable: true, enumerable: true, configurable: true });
         return n;
       },
@@ -85,12 +85,81 @@ export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
   return req;
 }
 
+/**
+ * envoy.config.core.v3.Node straight from the wire, as decodeNode(protobufjs decode) gives it: id 1, cluster 2,
+ * metadata 3 (google.protobuf.Struct), user_agent_name 6, user_agent_version 7. A connect storm decodes one per
+ * proxy; protobufjs built a message tree first (~20 µs per node with Istio's metadata).
+ */
+export function decodeNodeWire(buf: Buffer, start: number, end: number): NodeInfo {
+  const n: NodeInfo = { id: '', cluster: '', metadata: {}, userAgentName: '', userAgentVersion: '' };
+  const c = new WireCursor(buf, start, end);
+  while (c.next()) {
+    if (c.wireType !== 2) continue;
+    switch (c.field) {
+      case 1: n.id = c.str(); break;
+      case 2: n.cluster = c.str(); break;
+      case 3: n.metadata = decodeStructWire(buf, c.value, c.end, n.metadata); break;
+      case 6: n.userAgentName = c.str(); break;
+      case 7: n.userAgentVersion = c.str(); break;
+      default: break;
+    }
+  }
+  return n;
+}
+
+/** google.protobuf.Struct as plain JSON: fields 1 (map<string, Value>); a repeated Struct field merges. */
+function decodeStructWire(buf: Buffer, start: number, end: number, into: Record<string, unknown> = {}): Record<string, unknown> {
+  const c = new WireCursor(buf, start, end);
+  while (c.next()) {
+    if (c.field !== 1 || c.wireType !== 2) continue;
+    let key = '';
+    let value: unknown = null;
+    const e = new WireCursor(buf, c.value, c.end);
+    while (e.next()) {
+      if (e.field === 1 && e.wireType === 2) key = e.str();
+      else if (e.field === 2 && e.wireType === 2) value = decodeValueWire(buf, e.value, e.end);
+    }
+    into[key] = value;
+  }
+  return into;
+}
+
+/**
+ * google.protobuf.Value: null 1, number 2 (double), string 3, bool 4, struct 5, list 6 (ListValue: values 1).
+ * Of a oneof given twice on the wire the last wins; no kind at all reads as null (as structToJson).
+ */
+function decodeValueWire(buf: Buffer, start: number, end: number): unknown {
+  let v: unknown = null;
+  const c = new WireCursor(buf, start, end);
+  while (c.next()) {
+    switch (c.field) {
+      case 1: v = null; break;
+      case 2: if (c.wireType === 1) v = buf.readDoubleLE(c.value); break;
+      case 3: if (c.wireType === 2) v = c.str(); break;
+      case 4: if (c.wireType === 0) v = c.value !== 0; break;
+      case 5: if (c.wireType === 2) v = decodeStructWire(buf, c.value, c.end); break;
+      case 6: if (c.wireType === 2) v = decodeListWire(buf, c.value, c.end); break;
+      default: break;
+    }
+  }
+  return v;
+}
+
+/** google.protobuf.ListValue: values 1. */
+function decodeListWire(buf: Buffer, start: number, end: number): unknown[] {
+  const list: unknown[] = [];
+  const l = new WireCursor(buf, start, end);
+  while (l.next()) if (l.field === 1 && l.wireType === 2) list.push(decodeValueWire(buf, l.value, l.end));
+  return list;
+}
+
 /** google.rpc.Status: code (1, varint), message (2). */
-function decodeStatus(buf: Buffer, f: WireField): { code: number; message: string } {
+function decodeStatus(buf: Buffer, start: number, end: number): { code: number; message: string } {
   let code = 0, message = '';
-  for (const g of fields(buf, f.value, f.end)) {
+  const g = new WireCursor(buf, start, end);
+  while (g.next()) {
     if (g.field === 1 && g.wireType === 0) code = g.value | 0;
-    else if (g.field === 2 && g.wireType === 2) message = str(buf, g);
+    else if (g.field === 2 && g.wireType === 2) message = g.str();
   }
   return { code, message };
 }

@@ -58,6 +58,60 @@ export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator
   }
 }
 
+/**
+ * The same reader without a generator or an object per field (the server's per-request path): next() advances to
+ * the following field and leaves its number, wire type, value and end in the cursor's own properties.
+ */
+export class WireCursor {
+  field = 0;
+  wireType = 0;
+  /** As WireField.value: a varint's value, or a fixed or length-delimited payload's start. */
+  value = 0;
+  /** As WireField.end. */
+  end = 0;
+  private pos: number;
+
+  constructor(readonly buf: Uint8Array, start = 0, private readonly limit = buf.length) {
+    this.pos = start;
+  }
+
+  next(): boolean {
+    if (this.pos >= this.limit) return false;
+    const buf = this.buf;
+    let pos = this.pos;
+    let tag = buf[pos++]!;
+    if (tag >= 0x80) [tag, pos] = readVarint(buf, pos - 1);
+    this.field = Math.floor(tag / 8);
+    const wireType = this.wireType = tag & 7;
+    switch (wireType) {
+      case 0: {
+        if (pos < buf.length && buf[pos]! < 0x80) { this.value = buf[pos]!; pos++; } else [this.value, pos] = readVarint(buf, pos);
+        this.end = pos;
+        break;
+      }
+      case 1: this.value = pos; this.end = pos += 8; break;
+      case 5: this.value = pos; this.end = pos += 4; break;
+      case 2: {
+        let len: number;
+        if (pos < buf.length && buf[pos]! < 0x80) len = buf[pos++]!; else [len, pos] = readVarint(buf, pos);
+        if (pos + len > this.limit) throw new WireError(`field ${this.field}: length ${len} past the end of the message`);
+        this.value = pos;
+        this.end = pos += len;
+        break;
+      }
+      default: throw new WireError(`unsupported wire type ${wireType} (field ${this.field})`);
+    }
+    if (pos > this.limit) throw new WireError(`field ${this.field}: past the end of the message`);
+    this.pos = pos;
+    return true;
+  }
+
+  /** The current length-delimited field as UTF-8. */
+  str(): string {
+    return str(this.buf, this);
+  }
+}
+
 export function str(buf: Uint8Array, f: WireField): string {
   // A Buffer decodes its own range without a view object (requests and responses are Buffers).
   if (Buffer.isBuffer(buf)) return buf.toString('utf8', f.value, f.end);

@@ -86,9 +86,18 @@ export class AdsServer {
   private stream<Req extends DiscoveryRequest | DeltaDiscoveryRequest>(call: Duplex<Req>, kind: 'sotw' | 'delta'): void {
     const { engine, log } = this.opts;
     let con: XdsConnection | DeltaConnection | undefined;
-    // Requests on one stream are handled strictly in order; the first waits for the connection rate limiter.
+    // Requests on one stream are handled strictly in order; the first waits for the connection rate limiter. A
+    // request that arrives while nothing is queued and needs no computation (an ACK, most of a storm's requests)
+    // is handled right away, without a promise chain link (three promises and two closures per request).
     let limited = false;
-    let chain: Promise<void> = this.limiter.wait().catch((e: Error) => {
+    let queued = 1;
+    const dequeued = (): void => { queued--; };
+    const failed = (req: Req) => (e: unknown): void => {
+      queued--;
+      log.error({ proxy: con?.proxy.id, type: shortType(req.typeUrl), err: (e as Error).message }, 'ADS: request failed');
+    };
+    let chain: Promise<void> = this.limiter.wait().then(dequeued, (e: Error) => {
+      queued--;
       limited = true;
       call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message });
     });
@@ -113,36 +122,46 @@ export class AdsServer {
       log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator, kind }, 'ADS: new connection');
       return true;
     };
-    call.on('data', (req: Req) => {
-      chain = chain.then(async () => {
-        if (limited) return;
-        if (!con && !open(req.node)) return;
-        if (!con || con.closed) return;
-        const info = { pushVersion: engine.pushContext.version, full: true, start: performance.now() };
-        if (con instanceof XdsConnection) {
-          const verdict = con.onRequest(req as DiscoveryRequest);
-          this.opts.metrics?.requestHandled(req.typeUrl, verdict, con.proxy.id, req.errorDetail?.code);
-          if (verdict === 'initial' || verdict === 'ack-resubscribe') {
-            const w = con.watches.get(req.typeUrl)!;
-            const res = await engine.compute(con.proxy, req.typeUrl, w.names);
-            engine.noteScope(con);
-            // An initial request always gets a full response, even if it repeats a version the proxy holds.
-            void con.deliver(req.typeUrl, res, info, verdict === 'initial');
-          } else if (verdict === 'unsupported' && !this.opts.debugGenerator?.(con, req as DiscoveryRequest, (b) => call.write(b))) log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
-        } else {
-          const verdict = con.onRequest(req as DeltaDiscoveryRequest);
-          this.opts.metrics?.requestHandled(req.typeUrl, verdict, con.proxy.id, req.errorDetail?.code);
-          if (verdict === 'initial' || verdict === 'subscribe') {
-            const w = con.watched().find((x) => x.typeUrl === req.typeUrl)!;
-            const res = await engine.compute(con.proxy, req.typeUrl, w.names);
-            engine.noteScope(con);
-            // The first response of a type is always sent (possibly empty), so the client knows it is served.
-            void con.deliver(req.typeUrl, res, info, verdict === 'initial');
-          } else if (verdict === 'unsupported') log.debug({ proxy: con.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
-        }
-      }).catch((e) => {
-        log.error({ proxy: con?.proxy.id, type: shortType(req.typeUrl), err: (e as Error).message }, 'ADS: request failed');
+    /** Handle one request; a promise when it computes a response (the next request waits for it). */
+    const handle = (req: Req): Promise<void> | undefined => {
+      if (limited) return undefined;
+      if (!con && !open(req.node)) return undefined;
+      if (!con || con.closed) return undefined;
+      const c = con;
+      const info = { pushVersion: engine.pushContext.version, full: true, start: performance.now() };
+      let names: string[] | undefined;
+      let initial: boolean;
+      if (c instanceof XdsConnection) {
+        const verdict = c.onRequest(req as DiscoveryRequest);
+        this.opts.metrics?.requestHandled(req.typeUrl, verdict, c.proxy.id, req.errorDetail?.code);
+        if (verdict === 'unsupported' && !this.opts.debugGenerator?.(c, req as DiscoveryRequest, (b) => call.write(b))) log.debug({ proxy: c.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
+        if (verdict !== 'initial' && verdict !== 'ack-resubscribe') return undefined;
+        names = c.watches.get(req.typeUrl)!.names;
+        // An initial request always gets a full response, even if it repeats a version the proxy holds.
+        initial = verdict === 'initial';
+      } else {
+        const verdict = c.onRequest(req as DeltaDiscoveryRequest);
+        this.opts.metrics?.requestHandled(req.typeUrl, verdict, c.proxy.id, req.errorDetail?.code);
+        if (verdict === 'unsupported') log.debug({ proxy: c.proxy.id, type: req.typeUrl }, 'ADS: unsupported type ignored');
+        if (verdict !== 'initial' && verdict !== 'subscribe') return undefined;
+        names = c.watched().find((x) => x.typeUrl === req.typeUrl)!.names;
+        // The first response of a type is always sent (possibly empty), so the client knows it is served.
+        initial = verdict === 'initial';
+      }
+      return engine.compute(c.proxy, req.typeUrl, names).then((res) => {
+        engine.noteScope(c);
+        void c.deliver(req.typeUrl, res, info, initial);
       });
+    };
+    call.on('data', (req: Req) => {
+      if (queued === 0) {
+        let p: Promise<void> | undefined;
+        try { p = handle(req); } catch (e) { queued++; failed(req)(e); return; }
+        if (p) { queued++; chain = p.then(dequeued, failed(req)); }
+        return;
+      }
+      queued++;
+      chain = chain.then(() => handle(req)).then(dequeued, failed(req));
     });
     call.on('end', () => { close(); call.end(); });
     call.on('error', () => close());

@@ -27,6 +27,48 @@ export interface ConnectionOptions {
 
 let connectionCounter = 0;
 
+/**
+ * Deadlines of pushes waiting for an ACK, in the order they were sent. One queue per timeout (every connection of
+ * a server waits the same ackTimeoutMs), so deadlines arrive in send order: one timer for the oldest replaces a
+ * timer per push (a 5,000-proxy connect storm sends 20,000 responses; a timer each cost ~40 ms of main thread plus
+ * their garbage). An entry whose ACK came first is skipped when it expires.
+ */
+class AckDeadlines {
+  private queue: Array<{ at: number; con: BaseConnection; nonce: string }> = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  add(at: number, con: BaseConnection, nonce: string): void {
+    this.queue.push({ at, con, nonce });
+    if (!this.timer) this.arm();
+  }
+
+  private arm(): void {
+    const next = this.queue[this.head];
+    if (!next) { this.queue = []; this.head = 0; return; }
+    this.timer = setTimeout(() => this.expire(), Math.max(0, next.at - performance.now()));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.head < this.queue.length && this.queue[this.head]!.at <= now) {
+      const { con, nonce } = this.queue[this.head++]!;
+      con.timedOut(nonce);
+    }
+    if (this.head > 1024 && this.head * 2 > this.queue.length) { this.queue = this.queue.slice(this.head); this.head = 0; }
+    this.arm();
+  }
+}
+
+const ackDeadlines = new Map<number, AckDeadlines>();
+function deadlinesFor(timeoutMs: number): AckDeadlines {
+  let d = ackDeadlines.get(timeoutMs);
+  if (!d) ackDeadlines.set(timeoutMs, (d = new AckDeadlines()));
+  return d;
+}
+
 export abstract class BaseConnection implements PushTarget {
   readonly conId: string;
   readonly connectedAt = new Date();
@@ -37,6 +79,8 @@ export abstract class BaseConnection implements PushTarget {
   private blocked = false;
   private readonly pendingTypes = new Set<string>();
   private nonceCounter = 0;
+  /** Nonces are the stream's counter and this stream's random suffix: unique on the stream and across reconnects. */
+  private readonly nonceSuffix = Math.random().toString(36).slice(2, 8);
   /**
    * The push in which CDS was last sent, and the clusters it (re)sent. Envoy re-initialises an updated cluster and
    * keeps it warming until it receives that cluster's ClusterLoadAssignment again, so EDS must follow CDS within
@@ -54,7 +98,7 @@ export abstract class BaseConnection implements PushTarget {
   abstract deliver(typeUrl: string, res: ComputedResponse, info: PushInfo, force?: boolean): Promise<void>;
 
   protected nextNonce(): string {
-    return `${++this.nonceCounter}-${Math.random().toString(36).slice(2, 8)}`;
+    return `${++this.nonceCounter}-${this.nonceSuffix}`;
   }
 
   /** Record that CDS went out in this push, so EDS for those clusters is resent in the same push. */
@@ -79,11 +123,8 @@ export abstract class BaseConnection implements PushTarget {
   protected send(buf: Buffer | PendingResponse, nonce: string): Promise<void> {
     this.stats.responses++;
     this.stats.bytes += buf.length;
-    const acked = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.ackWaiters.delete(nonce); resolve(); }, this.opts.ackTimeoutMs);
-      timer.unref();
-      this.ackWaiters.set(nonce, () => { clearTimeout(timer); this.ackWaiters.delete(nonce); resolve(); });
-    });
+    const acked = new Promise<void>((resolve) => this.ackWaiters.set(nonce, resolve));
+    deadlinesFor(this.opts.ackTimeoutMs).add(performance.now() + this.opts.ackTimeoutMs, this, nonce);
     const sendStart = performance.now();
     const flushed = this.out.write(buf);
     this.opts.metrics?.sendDone(performance.now() - sendStart);
@@ -101,11 +142,19 @@ export abstract class BaseConnection implements PushTarget {
 
   /** The proxy answered a nonce (ACK or NACK): release the push waiting for it. */
   protected answered(nonce: string): void {
-    this.ackWaiters.get(nonce)?.();
+    const w = this.ackWaiters.get(nonce);
+    if (w) { this.ackWaiters.delete(nonce); w(); }
+  }
+
+  /** The push with this nonce waited ackTimeoutMs: the engine moves on (the proxy may still ACK it later). */
+  timedOut(nonce: string): void {
+    this.answered(nonce);
   }
 
   close(): void {
     this.closed = true;
-    for (const w of [...this.ackWaiters.values()]) w();
+    const waiters = [...this.ackWaiters.values()];
+    this.ackWaiters.clear();
+    for (const w of waiters) w();
   }
 }

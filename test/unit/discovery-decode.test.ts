@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeDiscoveryRequest, decodeNode, frameDiscoveryResponse, resourceEntry } from '../../src/proto/discovery.js';
 import { encodeAny, messageType, jsonToStruct } from '../../src/proto/encode.js';
+import { rng } from '../helpers/rng.js';
 
 const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
 
@@ -78,4 +79,33 @@ test('a response framed from cached entries decodes as sent', () => {
   assert.equal(back.type_url, 'type.googleapis.com/T');
   assert.equal(back.nonce, '12-abc');
   assert.equal(back.resources.length, 2);
+});
+
+test('random node metadata decodes from the wire as protobufjs decodes it (200 nodes)', () => {
+  const next = rng(0x5eed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
+  const keys = ['NAMESPACE', 'LABELS', 'app', 'version', 'a', 'ü', '', 'k.with/dots', 'x'.repeat(200)];
+  const value = (depth: number): unknown => {
+    switch (Math.floor(next() * (depth > 3 ? 4 : 6))) {
+      case 0: return null;
+      case 1: return pick([0, -1, 1.5, 2 ** 53, -(2 ** 31), 1e-300, 3]);
+      case 2: return pick(['', 'v1', 'ß∂', 'y'.repeat(150)]);
+      case 3: return next() < 0.5;
+      case 4: return struct(depth + 1);
+      default: return Array.from({ length: Math.floor(next() * 4) }, () => value(depth + 1));
+    }
+  };
+  const struct = (depth: number): Record<string, unknown> => {
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(next() * 5); i > 0; i--) o[pick(keys)] = value(depth);
+    return o;
+  };
+  for (let i = 0; i < 200; i++) {
+    const n: Record<string, unknown> = { id: `sidecar~10.0.0.${i}~p.ns~ns.svc.cluster.local`, metadata: jsonToStruct(struct(0)) };
+    if (next() < 0.5) n.cluster = `c${i}`;
+    if (next() < 0.5) n.user_agent_name = 'envoy';
+    if (next() < 0.3) n.user_agent_version = '1.40.0';
+    const buf = encode({ node: n, type_url: 'T', resource_names: ['a', 'b'] });
+    assert.deepEqual(decodeDiscoveryRequest(buf).node, viaProtobufjs(buf).node, `node ${i}`);
+  }
 });
