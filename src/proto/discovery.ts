@@ -7,6 +7,7 @@
  */
 import { messageType, structToJson } from './encode.js';
 import { WireCursor } from './wire.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from './type-urls.js';
 
 export interface NodeInfo {
   id: string;
@@ -20,6 +21,11 @@ export interface DiscoveryRequest {
   versionInfo: string;
   node?: NodeInfo;
   resourceNames: string[];
+  /**
+   * resource_names as they were on the wire (a view into the request), when its entries were contiguous: a stream
+   * keeps a copy with the names it decoded, so an ACK repeating the same bytes reuses them (see NamesMemo).
+   */
+  namesRaw?: Buffer;
   typeUrl: string;
   responseNonce: string;
   errorDetail?: { code: number; message: string };
@@ -45,44 +51,127 @@ export function decodeNode(n: RawRequest['node']): NodeInfo | undefined {
   };
 }
 
+/** A stream's last resource_names for a type: their wire bytes and the names decoded from them. */
+export interface NamesMemo {
+  raw: Buffer;
+  names: string[];
+}
+
+/** The type URLs ADS serves, as bytes: a request's type_url that equals one is read as the constant string. */
+const KNOWN_TYPE_URLS = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE].map((t) => ({ t, b: Buffer.from(t) }));
+
+function typeUrlAt(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  for (const k of KNOWN_TYPE_URLS) if (k.b.length === len && buf.compare(k.b, 0, len, start, end) === 0) return k.t;
+  return buf.toString('utf8', start, end);
+}
+
 /**
  * A DiscoveryRequest read straight off the wire. The node (field 2) — with its metadata Struct, the bulk of the
  * message, which Envoy repeats on every request unless set_node_on_first_message_only — is decoded only when read:
- * a stream reads it once, on its first request, and every ACK after that skips it.
+ * a stream reads it once, on its first request, and every ACK after that skips it. Resource names are decoded when
+ * first read too, unless reuseNames() found them equal, byte for byte, to names the stream already holds (every ACK
+ * repeats its names). Known type URLs are the constant strings (no copy to allocate and hash).
  */
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  let versionInfo = '', typeUrl = '', responseNonce = '';
-  const resourceNames: string[] = [];
-  let nodeStart = -1, nodeEnd = -1;
-  let errorDetail: DiscoveryRequest['errorDetail'];
-  const c = new WireCursor(buf);
-  while (c.next()) {
-    if (c.wireType !== 2) continue; // every field ADS reads here is length-delimited
-    switch (c.field) {
-      case 1: versionInfo = c.str(); break;
-      case 2: nodeStart = c.value; nodeEnd = c.end; break;
-      case 3: resourceNames.push(c.str()); break;
-      case 4: typeUrl = c.str(); break;
-      case 5: responseNonce = c.str(); break;
-      case 6: errorDetail = decodeStatus(buf, c.value, c.end); break;
-      default: break; // dynamic parameter constraints, resource locators: not used
+  return new WireRequest(buf);
+}
+
+/**
+ * The request object decodeDiscoveryRequest returns: one class, so the lazily decoded fields are accessors on its
+ * prototype (per-object accessors would turn every request into a slow dictionary-mode object).
+ */
+class WireRequest implements DiscoveryRequest {
+  versionInfo = '';
+  typeUrl = '';
+  responseNonce = '';
+  errorDetail: DiscoveryRequest['errorDetail'] = undefined;
+  namesRaw: Buffer | undefined = undefined;
+  private names: string[] | undefined = undefined;
+  private nodeInfo: NodeInfo | undefined = undefined;
+  private nodeStart = -1;
+  private nodeEnd = -1;
+  private namesStart = -1;
+  private namesEnd = -1;
+
+  constructor(private readonly buf: Buffer) {
+    // The resource_names entries: one contiguous run [namesStart, namesEnd), or scattered among other fields.
+    let namesStart = -1, namesEnd = -1, scattered = false;
+    const c = new WireCursor(buf);
+    while (c.next()) {
+      if (c.wireType !== 2) continue; // every field ADS reads here is length-delimited
+      switch (c.field) {
+        case 1: this.versionInfo = c.str(); break;
+        case 2: this.nodeStart = c.value; this.nodeEnd = c.end; break;
+        case 3:
+          if (namesStart < 0) namesStart = c.start;
+          else if (c.start !== namesEnd) scattered = true;
+          namesEnd = c.end;
+          break;
+        case 4: this.typeUrl = typeUrlAt(buf, c.value, c.end); break;
+        case 5: this.responseNonce = c.str(); break;
+        case 6: this.errorDetail = decodeStatus(buf, c.value, c.end); break;
+        default: break; // dynamic parameter constraints, resource locators: not used
+      }
+    }
+    if (namesStart < 0) this.names = [];
+    else if (scattered) this.names = namesIn(buf, 0, buf.length);
+    else {
+      this.namesRaw = buf.subarray(namesStart, namesEnd);
+      this.namesStart = namesStart;
+      this.namesEnd = namesEnd;
     }
   }
-  const req: DiscoveryRequest = { versionInfo, node: undefined, resourceNames, typeUrl, responseNonce, errorDetail };
-  if (nodeStart >= 0) {
-    Object.defineProperty(req, 'node', {
-      configurable: true, enumerable: true,
-      get(): NodeInfo | undefined {
-        const n = decodeNodeWire(buf, nodeStart, nodeEnd);
-        Object.defineProperty(req, 'node', { value: n, writable: true, enumerable: true, configurable: true });
-        return n;
-      },
-      set(v: NodeInfo | undefined) {
-        Object.defineProperty(req, 'node', { value: v, writable: true, enumerable: true, configurable: true });
-      },
-    });
+
+  get resourceNames(): string[] {
+    return this.names ??= namesIn(this.buf, this.namesStart, this.namesEnd);
   }
-  return req;
+
+  set resourceNames(v: string[]) {
+    this.names = v;
+  }
+
+  get node(): NodeInfo | undefined {
+    if (this.nodeStart >= 0) {
+      this.nodeInfo = decodeNodeWire(this.buf, this.nodeStart, this.nodeEnd);
+      this.nodeStart = -1;
+    }
+    return this.nodeInfo;
+  }
+
+  set node(v: NodeInfo | undefined) {
+    this.nodeInfo = v;
+    this.nodeStart = -1;
+  }
+
+  /** Whether the names have been decoded or assigned (tests). */
+  get namesDecoded(): boolean {
+    return this.names !== undefined;
+  }
+
+  /** Whether the node has been decoded or assigned (tests). */
+  get nodeDecoded(): boolean {
+    return this.nodeStart < 0;
+  }
+}
+
+/** The resource_names (field 3) in buf[start, end). */
+function namesIn(buf: Buffer, start: number, end: number): string[] {
+  const names: string[] = [];
+  const n = new WireCursor(buf, start, end);
+  while (n.next()) if (n.field === 3 && n.wireType === 2) names.push(n.str());
+  return names;
+}
+
+/**
+ * When the request's resource_names are, byte for byte, the ones a stream kept for this type (`memo`), take the
+ * kept names instead of decoding them. Returns whether it did.
+ */
+export function reuseNames(req: DiscoveryRequest, memo: NamesMemo | undefined): boolean {
+  const raw = req.namesRaw;
+  if (!raw || !memo || memo.raw.length !== raw.length || !memo.raw.equals(raw)) return false;
+  req.resourceNames = memo.names;
+  return true;
 }
 
 /**

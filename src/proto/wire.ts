@@ -63,6 +63,8 @@ export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator
  * the following field and leaves its number, wire type, value and end in the cursor's own properties.
  */
 export class WireCursor {
+  /** Where the current field's tag starts. */
+  start = 0;
   field = 0;
   wireType = 0;
   /** As WireField.value: a varint's value, or a fixed or length-delimited payload's start. */
@@ -78,7 +80,7 @@ export class WireCursor {
   next(): boolean {
     if (this.pos >= this.limit) return false;
     const buf = this.buf;
-    let pos = this.pos;
+    let pos = this.start = this.pos;
     let tag = buf[pos++]!;
     if (tag >= 0x80) [tag, pos] = readVarint(buf, pos - 1);
     this.field = Math.floor(tag / 8);

@@ -2,8 +2,7 @@
  * One state-of-the-world ADS stream: per-type subscriptions, nonces, versions, ACK/NACK, as istiod's
  * xds.Connection and its shouldRespond(). All per-stream state lives in this one object.
  */
-import type { DiscoveryRequest } from '../proto/discovery.js';
-import { PendingResponse } from '../proto/discovery.js';
+import { PendingResponse, reuseNames, type DiscoveryRequest, type NamesMemo } from '../proto/discovery.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, isGeneratedType, shortType } from '../proto/type-urls.js';
 import type { Proxy } from '../model/proxy.js';
 import { nameIndex, type ComputedResponse, type PushInfo } from '../push/push-engine.js';
@@ -23,6 +22,8 @@ export interface WatchedResource {
   nackError?: string;
   /** The full response the proxy now holds (shared with its scope group; not a copy). */
   lastSent?: ComputedResponse;
+  /** The last request's resource_names bytes and `names` (decodeDiscoveryRequest reuses them for an equal ACK). */
+  namesMemo?: NamesMemo;
 }
 
 /**
@@ -41,6 +42,7 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 }
 
 export function canonicalNames(incoming: readonly string[], current: readonly string[] | undefined): string[] {
+  if (incoming === current) return current as string[];
   if (current && sameNames(incoming, current)) return current as string[];
   // Envoy usually lists names in the order it got them (sorted, from us): sort only when they are not.
   let sorted = true;
@@ -78,6 +80,17 @@ export class XdsConnection extends BaseConnection {
     return this.watches.get(typeUrl)?.lastSent;
   }
 
+  /**
+   * After a request's names were taken (initial or ACK): keep their bytes with the canonical names they became, so
+   * an ACK that repeats those bytes reads as these names without decoding. Not copied again when this request
+   * already reused them.
+   */
+  private rememberNames(w: WatchedResource, req: DiscoveryRequest): void {
+    if (!req.namesRaw || !w.names) { w.namesMemo = undefined; return; }
+    if (req.resourceNames === w.names && w.namesMemo?.names === w.names) return;
+    w.namesMemo = { raw: Buffer.from(req.namesRaw), names: w.names };
+  }
+
   private isWildcardType(typeUrl: string): boolean {
     // Envoy's CDS and LDS are wildcard when no names are given; proxyless gRPC always names what it wants.
     return this.proxy.generator === 'envoy' && (typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE);
@@ -87,6 +100,7 @@ export class XdsConnection extends BaseConnection {
   onRequest(req: DiscoveryRequest): RequestVerdict {
     if (!isGeneratedType(req.typeUrl)) return 'unsupported';
     const w = this.watches.get(req.typeUrl);
+    reuseNames(req, w?.namesMemo);
     const names = req.resourceNames.length === 0 && this.isWildcardType(req.typeUrl) ? undefined : canonicalNames(req.resourceNames, w?.names);
     if (req.errorDetail) {
       if (w) {
@@ -100,7 +114,9 @@ export class XdsConnection extends BaseConnection {
     }
     if (!w || req.responseNonce === '') {
       // Initial request for this type on this stream (or a reconnect that carries its old version).
-      this.watches.set(req.typeUrl, { typeUrl: req.typeUrl, names, versionAcked: req.versionInfo || undefined });
+      const fresh: WatchedResource = { typeUrl: req.typeUrl, names, versionAcked: req.versionInfo || undefined };
+      this.watches.set(req.typeUrl, fresh);
+      this.rememberNames(fresh, req);
       return 'initial';
     }
     if (req.responseNonce !== w.nonceSent) return 'stale'; // an ACK for a response we have since replaced
@@ -111,11 +127,10 @@ export class XdsConnection extends BaseConnection {
     w.nackError = undefined;
     this.answered(req.responseNonce);
     // Canonical arrays: the same set of names is the same array.
-    if (w.names !== names) {
-      w.names = names;
-      return 'ack-resubscribe';
-    }
-    return 'ack';
+    const resubscribe = w.names !== names;
+    w.names = names;
+    this.rememberNames(w, req);
+    return resubscribe ? 'ack-resubscribe' : 'ack';
   }
 
   /**
