@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../proto/type-urls.js';
 import type { ConfigEvent } from '../config/store.js';
+import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { PushRequest } from '../push/debounce.js';
 import type { GenerationPool } from '../push/generation-pool.js';
 
@@ -96,7 +97,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 
 export class PilotMetrics implements XdsMetrics {
   readonly registry = new Registry();
-  private readonly xdsPushes: Counter<'type'>;
+  private readonly xdsPushes: FastCounter;
   private readonly pushTime: Histogram<'type'>;
   private readonly convergence: Histogram;
   private readonly queueTime: Histogram;
@@ -104,8 +105,8 @@ export class PilotMetrics implements XdsMetrics {
   private readonly pushContextInitTime: Histogram;
   private readonly pushTriggers: Counter<'type'>;
   private readonly inboundUpdates: Counter<'type'>;
-  private readonly configSize: Histogram<'type'>;
-  private readonly sendTime: Histogram;
+  private readonly configSize: FastHistogram;
+  private readonly sendTime: FastHistogram;
   private readonly totalRejects: Counter<'type'>;
   private readonly rejectsByType: Map<string, Gauge<'node' | 'err'>>;
   private readonly expiredNonces: Counter<'type'>;
@@ -137,7 +138,7 @@ export class PilotMetrics implements XdsMetrics {
     });
     new Gauge({ ...reg, name: 'pilot_services', help: 'Total services known to pilot.', collect() { this.set(src.services()); } });
     new Gauge({ ...reg, name: 'pilot_virt_services', help: 'Total virtual services known to pilot.', collect() { this.set(src.virtualServices()); } });
-    this.xdsPushes = new Counter({ ...reg, name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds.', labelNames: ['type'] });
+    this.xdsPushes = new FastCounter('pilot_xds_pushes', 'Pilot build and send errors for lds, rds, cds and eds.', r, 'type');
     this.pushTime = new Histogram({ ...reg, name: 'pilot_xds_push_time', help: 'Total time in seconds Pilot takes to push lds, rds, cds and eds.', labelNames: ['type'], buckets: DELAY_BUCKETS });
     this.convergence = new Histogram({ ...reg, name: 'pilot_proxy_convergence_time', help: 'Delay in seconds between config change and a proxy receiving all required configuration.', buckets: CONVERGENCE_BUCKETS });
     this.queueTime = new Histogram({ ...reg, name: 'pilot_proxy_queue_time', help: 'Time in seconds, a proxy is in the push queue before being dequeued.', buckets: CONVERGENCE_BUCKETS });
@@ -145,8 +146,8 @@ export class PilotMetrics implements XdsMetrics {
     this.pushContextInitTime = new Histogram({ ...reg, name: 'pilot_pushcontext_init_seconds', help: 'Total time in seconds Pilot takes to init pushContext.', buckets: PUSHCONTEXT_BUCKETS });
     this.pushTriggers = new Counter({ ...reg, name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'] });
     this.inboundUpdates = new Counter({ ...reg, name: 'pilot_inbound_updates', help: 'Total number of updates received by pilot.', labelNames: ['type'] });
-    this.configSize = new Histogram({ ...reg, name: 'pilot_xds_config_size_bytes', help: 'Distribution of configuration sizes pushed to clients', labelNames: ['type'], buckets: SIZE_BUCKETS });
-    this.sendTime = new Histogram({ ...reg, name: 'pilot_xds_send_time', help: 'Total time in seconds Pilot takes to send generated configuration.', buckets: DELAY_BUCKETS });
+    this.configSize = new FastHistogram('pilot_xds_config_size_bytes', 'Distribution of configuration sizes pushed to clients', SIZE_BUCKETS, r, 'type');
+    this.sendTime = new FastHistogram('pilot_xds_send_time', 'Total time in seconds Pilot takes to send generated configuration.', DELAY_BUCKETS, r);
     this.totalRejects = new Counter({ ...reg, name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy.', labelNames: ['type'] });
     this.rejectsByType = new Map(([['cds', 'CDS configs'], ['eds', 'EDS'], ['lds', 'LDS'], ['rds', 'RDS']] as const).map(([t, what]) => [
       t, new Gauge({ ...reg, name: `pilot_xds_${t}_reject`, help: `Pilot rejected ${what}.`, labelNames: ['node', 'err'] }),
@@ -240,8 +241,8 @@ export class PilotMetrics implements XdsMetrics {
 
   responseSent(typeUrl: string, bytes: number): void {
     const type = metricType(typeUrl);
-    this.xdsPushes.inc({ type });
-    this.configSize.observe({ type }, bytes);
+    this.xdsPushes.inc(type);
+    this.configSize.observe(bytes, type);
     const now = Date.now();
     this.sentTimes.push(now);
     while (this.sentTimes.length > 0 && this.sentTimes[0]! < now - 60_000) this.sentTimes.shift();
