@@ -114,12 +114,12 @@ export class AdsServer {
       let proxy: Proxy;
       try { proxy = parseProxy(node.id, node.metadata); } catch (e) { refuse(call, (e as Error).message); return false; }
       con = kind === 'sotw'
-        ? new XdsConnection(proxy, call as unknown as Duplex<DiscoveryRequest>, call.getPeer(), this.conOpts)
-        : new DeltaConnection(proxy, call as unknown as Duplex<DeltaDiscoveryRequest>, call.getPeer(), this.conOpts);
+        ? new XdsConnection(proxy, call as unknown as Duplex<DiscoveryRequest>, () => call.getPeer(), this.conOpts)
+        : new DeltaConnection(proxy, call as unknown as Duplex<DeltaDiscoveryRequest>, () => call.getPeer(), this.conOpts);
       this.connections.add(con);
       this.calls.set(con, call);
       engine.add(con);
-      log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator, kind }, 'ADS: new connection');
+      if (log.isLevelEnabled('info')) log.info({ proxy: proxy.id, conId: con.conId, peer: con.peer, generator: proxy.generator, kind }, 'ADS: new connection');
       return true;
     };
     /** Handle one request; a promise when it computes a response (the next request waits for it). */

@@ -88,7 +88,16 @@ export abstract class BaseConnection implements PushTarget {
    */
   protected cdsSent: { pushVersion: string; clusters: Set<string> | 'all' } | undefined;
 
-  constructor(readonly proxy: Proxy, readonly peer: string, private readonly out: Writable, protected readonly opts: ConnectionOptions) {
+  /**
+   * The peer address, read when first asked for (debug endpoints, logs): grpc-js's getPeer goes through the HTTP/2
+   * session's socket proxy to a getpeername call, per connection of a connect storm, for a value rarely read.
+   */
+  get peer(): string {
+    if (typeof this.peerOf === 'function') this.peerOf = this.peerOf();
+    return this.peerOf;
+  }
+
+  constructor(readonly proxy: Proxy, private peerOf: string | (() => string), private readonly out: Writable, protected readonly opts: ConnectionOptions) {
     this.conId = `${proxy.id}-${++connectionCounter}`;
   }
 

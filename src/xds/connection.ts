@@ -68,7 +68,7 @@ export class XdsConnection extends BaseConnection {
   readonly kind = 'sotw' as const;
   readonly watches = new Map<string, WatchedResource>();
 
-  constructor(proxy: Proxy, out: Writable, peer: string, opts: ConnectionOptions) {
+  constructor(proxy: Proxy, out: Writable, peer: string | (() => string), opts: ConnectionOptions) {
     super(proxy, peer, out, opts);
   }
 

@@ -35,7 +35,7 @@ export class DeltaConnection extends BaseConnection {
   readonly kind = 'delta' as const;
   readonly watches = new Map<string, DeltaWatch>();
 
-  constructor(proxy: Proxy, out: Writable, peer: string, opts: ConnectionOptions) {
+  constructor(proxy: Proxy, out: Writable, peer: string | (() => string), opts: ConnectionOptions) {
     super(proxy, peer, out, opts);
   }
 
