@@ -4,8 +4,9 @@
  * matches it, plus the destinations of the VirtualServices exported there whose hosts an egress host matches (with
  * the VirtualService's namespace) or that are already imported (in VirtualService order). The implementation indexes
  * services and egress hosts so that a 10,000-service mesh does not match every host against every service per
- * namespace; this test holds it to the plain scan, including exportTo, ServiceEntry hostnames in two namespaces,
- * wildcard hosts, `~`, and port-specific egress listeners.
+ * namespace; this test holds it to the plain scan, including exportTo, ServiceEntry hostnames in several namespaces
+ * and on Kubernetes Services' hostnames (one service per hostname per scope: referenceChoice), creation
+ * timestamps, wildcard hosts, `~`, and port-specific egress listeners.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,14 +53,20 @@ ${ex ? `  annotations: {networking.istio.io/exportTo: "${ex.join(',')}"}\n` : ''
 `;
     }
   }
-  // ServiceEntries: the same external hostname in two namespaces, with and without exportTo.
-  for (const [k, ns] of [['a', pick(NS)], ['b', pick(NS)], ['c', pick(NS)]] as const) {
-    const host = r() < 0.5 ? 'api.example.com' : `${k}.example.com`;
+  // ServiceEntries: the same external hostname in several namespaces, with and without exportTo and creation
+  // timestamps, and ones naming a Kubernetes Service's hostname (in its namespace, where the Service wins, or in
+  // another one, where both are services of that hostname).
+  for (const [k, ns] of [['a', pick(NS)], ['b', pick(NS)], ['c', pick(NS)], ['d', pick(NS)], ['e', pick(NS)]] as const) {
+    const x = r();
+    const host = x < 0.45 ? 'api.example.com' : x < 0.7 ? fqdn(...pick(names)) : `${k}.example.com`;
     const ex = exportTo();
+    const created = r() < 0.5 ? `  creationTimestamp: "2026-01-0${1 + Math.floor(r() * 3)}T00:00:00Z"\n` : '';
     docs[`se-${k}.yaml`] = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: se-${k}, namespace: ${ns}}
-spec:
+metadata:
+  name: se-${k}
+  namespace: ${ns}
+${created}spec:
   hosts: [${host}]
 ${ex ? `  exportTo: ${JSON.stringify(ex)}\n` : ''}  ports: [{number: 443, name: tls, protocol: TLS}]
   resolution: DNS
@@ -143,9 +150,42 @@ function referenceAdmitted(ctx: PushContext, ns: string, visible: Service[], egr
 
 const ids = (svcs: readonly Service[]): string[] => svcs.map((s) => `${s.namespace}/${s.hostname}`);
 
+/**
+ * Where a hostname is several services (ServiceEntries in several namespaces, or next to a Kubernetes Service),
+ * the one a scope keeps (istiod sidecar.go selectServices with unified scoping, appendSidecarServices,
+ * collectImportedServices): `listeners` are the egress listeners' hosts in order (undefined: no egress, `*\/*`).
+ * Candidates are the hostname's services visible from `ns` in servicesExportedToNamespace order (private to `ns`,
+ * exported to it by name, public; oldest first, then namespace/name). Each listener takes, of those its hosts
+ * import, the one in `ns`, else the first Kubernetes Service, else the first; the first listener's choice stands
+ * unless a later one's is a Kubernetes Service and it is not. One no listener imports but a VirtualService routes
+ * to: the one in `ns`, else the alphabetically first namespace that exports it to `ns`.
+ */
+function referenceChoice(ctx: PushContext, ns: string, host: string, listeners: EgressHost[][] | undefined): Service | undefined {
+  const all = ctx.services.filter((s) => s.hostname === host);
+  const rank = (s: Service): number => (s.exportTo.length === 0 || s.exportTo.includes('*') ? 2
+    : s.namespace === ns && s.exportTo.some((e) => e === '.' || e === ns) ? 0 : 1);
+  const time = (s: Service): number => (s.creationTime ? Date.parse(s.creationTime) : Infinity);
+  const candidates = all.filter((s) => exportedTo(s.exportTo, s.namespace, ns)).sort((a, b) =>
+    rank(a) - rank(b) || time(a) - time(b) || (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
+  const kube = (s: Service): boolean => s.registry === undefined;
+  const choose = (xs: Service[]): Service | undefined => xs.find((s) => s.namespace === ns) ?? xs.find(kube) ?? xs[0];
+  if (!listeners) return choose(candidates);
+  let c: Service | undefined;
+  for (const hosts of listeners) {
+    const l = choose(candidates.filter((s) => admits(hosts, s.namespace, host)));
+    if (l && (!c || (!kube(c) && kube(l)))) c = l;
+  }
+  return c ?? all.find((s) => s.namespace === ns) ?? candidates.sort((a, b) => (a.namespace < b.namespace ? -1 : 1))[0];
+}
+
+/** `svcs` with one service per hostname: referenceChoice's. */
+function oneOfEach(ctx: PushContext, ns: string, svcs: Service[], listeners: EgressHost[][] | undefined): Service[] {
+  return svcs.filter((s) => ctx.services.filter((x) => x.hostname === s.hostname).length === 1 || referenceChoice(ctx, ns, s.hostname, listeners) === s);
+}
+
 test('sidecar scopes on 150 random meshes equal the plain scan of every service and VirtualService', () => {
   const r = rng(20261126);
-  let imported = 0; let withPort = 0; let partial = 0;
+  let imported = 0; let withPort = 0; let partial = 0; let shared = 0;
   for (let m = 0; m < 150; m++) {
     const mesh = randomMesh(r);
     const ctx = ctxOf(mesh.docs);
@@ -159,19 +199,25 @@ test('sidecar scopes on 150 random meshes equal the plain scan of every service 
       const sc = sidecarScope(ctx, scope);
       const where = `mesh ${m}, namespace ${ns}, Sidecar ${JSON.stringify(spec)}`;
       if (!spec?.egress) {
-        assert.deepEqual(ids(sc.services), ids(visible), where);
-        assert.deepEqual(ids(sc.catchAllServices), ids(visible), where);
+        const expected = oneOfEach(ctx, ns, visible, undefined);
+        assert.deepEqual(ids(sc.services), ids(expected), where);
+        assert.deepEqual(ids(sc.catchAllServices), ids(expected), where);
+        if (expected.length < visible.length) shared++;
       } else {
-        const all = parseHosts(spec.egress.flatMap((l: any) => l.hosts), ns);
+        const listeners = (spec.egress as any[]).map((l) => parseHosts(l.hosts, ns));
+        const all = listeners.flat();
         const admitted = referenceAdmitted(ctx, ns, visible, all);
-        const expected = visible.filter((s) => admitted.has(s.hostname));
+        const expected = oneOfEach(ctx, ns, visible.filter((s) => admitted.has(s.hostname)), listeners);
         assert.deepEqual(ids(sc.services), ids(expected), where);
         const ported = spec.egress.filter((l: any) => l.port);
         const catchAll = spec.egress.find((l: any) => !l.port);
-        const catchAllAdmitted = catchAll ? referenceAdmitted(ctx, ns, visible, parseHosts(catchAll.hosts, ns)) : new Set<string>();
-        assert.deepEqual(ids(sc.catchAllServices), ported.length === 0 ? ids(expected) : ids(visible.filter((s) => catchAllAdmitted.has(s.hostname))), where);
+        const catchAllHosts = catchAll ? parseHosts(catchAll.hosts, ns) : [];
+        const catchAllAdmitted = catchAll ? referenceAdmitted(ctx, ns, visible, catchAllHosts) : new Set<string>();
+        assert.deepEqual(ids(sc.catchAllServices), ported.length === 0 ? ids(expected)
+          : ids(oneOfEach(ctx, ns, visible.filter((s) => catchAllAdmitted.has(s.hostname)), [catchAllHosts])), where);
         assert.deepEqual(sc.egressListeners.map((l) => ids(l.services)),
-          ported.map((l: any) => { const h = parseHosts(l.hosts, ns); return ids(visible.filter((s) => admits(h, s.namespace, s.hostname))); }), where);
+          ported.map((l: any) => { const h = parseHosts(l.hosts, ns); return ids(oneOfEach(ctx, ns, visible.filter((s) => admits(h, s.namespace, s.hostname)), [h])); }), where);
+        if (expected.length < visible.filter((s) => admitted.has(s.hostname)).length) shared++;
         if (ported.length > 0) withPort++;
         if (expected.length > 0 && expected.length < visible.length) partial++;
         imported += expected.length;
@@ -183,4 +229,5 @@ test('sidecar scopes on 150 random meshes equal the plain scan of every service 
   assert.ok(partial > 100, `partial scopes: ${partial}`);
   assert.ok(withPort > 20, `scopes with a port-specific egress listener: ${withPort}`);
   assert.ok(imported > 500, `imported services: ${imported}`);
+  assert.ok(shared > 100, `scopes that took one of a hostname's several services: ${shared}`);
 });

@@ -16,7 +16,7 @@ import {
   CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
-import { sidecarScope, type CaptureMode } from './sidecar-scope.js';
+import { serviceFor, sidecarScope, type CaptureMode } from './sidecar-scope.js';
 import { tcpRouteTarget, tlsRouteChains, type TcpTarget } from './tcp-route.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import { isGlobalUnicastIp, type ProxyScope } from '../../src/model/scope.js';
@@ -338,7 +338,7 @@ function catchAllTcp(ctx: PushContext, scope: ProxyScope): ProtoObject {
 /** Proxyless gRPC: an ApiListener whose HCM fetches route configuration HOST:PORT over ADS. */
 export function buildGrpcListener(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
   const hp = parseHostPort(name);
-  const svc = hp ? ctx.service(hp.host) : undefined;
+  const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
   if (!hp || !svc || !visibleTo(svc, scope.namespace) || !svc.ports.some((p) => p.port === hp.port)) return undefined;
   return {
     '@type': LISTENER_TYPE,

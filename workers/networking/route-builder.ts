@@ -19,7 +19,7 @@ import { isHttp } from '../../src/model/protocol.js';
 import { ALLOW_ANY_VHOST, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import { clusterName, parseHostPort } from './names.js';
 import { visibleTo } from './visibility.js';
-import { egressListenerFor, sidecarScope } from './sidecar-scope.js';
+import { egressListenerFor, scopedDestinationRule, serviceFor, sidecarScope } from './sidecar-scope.js';
 import { buildHttpRoutes, hashPolicyFor, retryPolicy, routeDependencies } from './http-route.js';
 import { EncodedParts } from './encoded-parts.js';
 
@@ -101,14 +101,15 @@ export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoO
  * delegates, destinations and their DestinationRules. Route configuration keys and virtual host keys both use it.
  */
 export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: string): string {
-  // Within one context it depends only on the proxy's namespace: memoised for the plan's key and the build.
+  // Within one context it depends only on the proxy's namespace and Sidecar (which of a hostname's services it
+  // imports): memoised for the plan's key and the build.
   let byHost = hostInputsMemo.get(ctx);
   if (!byHost) hostInputsMemo.set(ctx, (byHost = new Map()));
-  const k = `${scope.namespace}|${host}`;
+  const k = `${scope.namespace}|${scope.sidecar ?? ''}|${host}`;
   let v = byHost.get(k);
   if (v === undefined) {
     const vs = virtualServiceFor(ctx, scope, host);
-    const parts = [`${host}|${ctx.service(host)?.version}|${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`];
+    const parts = [`${host}|${serviceFor(ctx, scope, host)?.version}|${scopedDestinationRule(ctx, scope, host)?.version ?? ''}`];
     if (vs) parts.push(...routeDependencies(ctx, scope, vs));
     byHost.set(k, (v = parts.join('\n')));
   }
@@ -159,7 +160,7 @@ export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxySc
 export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
   if (scope.generator === 'grpc') {
     const hp = parseHostPort(name);
-    const svc = hp ? ctx.service(hp.host) : undefined;
+    const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
     if (!hp || !svc || !visibleTo(svc, scope.namespace)) return undefined;
     return {
       '@type': ROUTE_TYPE,

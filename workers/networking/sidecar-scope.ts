@@ -11,14 +11,22 @@
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches, indexedAlready, indexOf, type ServiceIndex } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
-import type { Service } from '../../src/model/service.js';
+import { byCreation, isKubernetesService, type Service } from '../../src/model/service.js';
 import { parseProtocol, type Protocol } from '../../src/model/protocol.js';
 
 export type OutboundPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface SidecarScope {
-  /** Every service the Sidecar imports (all egress listeners, plus destinations of admitted VirtualServices). */
+  /**
+   * Every service the Sidecar imports (all egress listeners, plus destinations of admitted VirtualServices), one
+   * per hostname.
+   */
   services: Service[];
+  /**
+   * For each hostname that is several services (sharedHosts), the one this scope imports (istiod's
+   * servicesByHostname): builders look services up through serviceFor, which reads it.
+   */
+  chosen: Map<string, Service>;
   /**
    * The services the catch-all egress listener (the one without a port) builds listeners and routes for: all of
    * `services` when no egress listener has a port, none when there is no catch-all listener.
@@ -94,7 +102,8 @@ function scopesOf(ctx: PushContext): Map<string, SidecarScope> {
   return m.byKey;
 }
 
-const scopeKeyOf = (scope: ProxyScope): string => `${scope.namespace}|${scope.sidecar ?? ''}`;
+/** Gateways pick among a hostname's services by istiod's DefaultSidecarScopeForGateway rule: a scope of their own. */
+const scopeKeyOf = (scope: ProxyScope): string => `${scope.type === 'router' ? 'gw:' : ''}${scope.namespace}|${scope.sidecar ?? ''}`;
 
 export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const perCtx = scopesOf(ctx);
@@ -165,6 +174,8 @@ export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service)
   const done = scopesOf(ctx).get(scopeKeyOf(scope));
   if (done) return done.services.includes(svc);
   if (!visibleTo(svc, scope.namespace)) return false; // the scope's services are among the visible ones
+  // One of a hostname's services: which one the scope took is the scope's choice.
+  if (ctx.isShared(svc.hostname)) return sidecarScope(ctx, scope).services.includes(svc);
   const sidecar = sidecarOf(ctx, scope);
   if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
   const all = (sidecar.spec.egress as any[]).flatMap((l) => egressHostsOf(l, scope.namespace));
@@ -325,37 +336,148 @@ function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Serv
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const visible = visibleIn(ctx, scope.namespace);
   const sidecar = sidecarOf(ctx, scope);
-  const open = { services: visible, catchAllServices: visible, egressListeners: [], ingress: [], listenersKey: '' };
+  const ns = scope.namespace;
+  const pick = scope.type === 'router' ? pickForGateway : pickForSidecar;
+  // Without egress hosts (no Sidecar, or one without egress) every visible service is imported (`*/*`).
+  const everything = (): { services: Service[]; chosen: Map<string, Service> } => {
+    const chosen = new Map<string, Service>();
+    const services = oneOfEach(ctx, visible, ns, chosen, (h) => pick(visibleCandidates(ctx, h, ns), ns));
+    return { services, chosen };
+  };
+  const open = { catchAllServices: [] as Service[], egressListeners: [], ingress: [], listenersKey: '' };
   // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
   const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  if (!sidecar) return { ...open, outboundPolicy: meshPolicy, version: '' };
+  if (!sidecar) { const e = everything(); return { ...open, ...e, catchAllServices: e.services, outboundPolicy: meshPolicy, version: '' }; }
   const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
   const ingress = ingressListeners(sidecar.spec);
   const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]);
   const inboundConnectionPool = sidecar.spec.inboundConnectionPool;
   // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
-  if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
+  if (!sidecar.spec.egress) {
+    const e = everything();
+    return { ...open, ...e, catchAllServices: e.services, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
+  }
   const hostsOf = (l: any): EgressHost[] => egressHostsOf(l, scope.namespace);
-  const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
+  // Where a hostname is several services, each listener imports one of them (egressChoice); the scope keeps the
+  // first listener's (in the Sidecar's order), unless a later one is the Kubernetes Service (sidecar.go
+  // appendSidecarServices). One imported only as a VirtualService destination is destinationChoice's.
+  const listeners = (sidecar.spec.egress as any[]).map(hostsOf);
+  const chosen = new Map<string, Service>();
+  const union = (h: string): Service | undefined => {
+    let c: Service | undefined;
+    for (const hosts of listeners) {
+      const l = egressChoice(ctx, h, ns, hosts);
+      if (l && (!c || (!isKubernetesService(c) && isKubernetesService(l)))) c = l;
+    }
+    return c ?? destinationChoice(ctx, h, ns);
+  };
+  const all = listeners.flat();
   const admitted = admit(ctx, scope, visible, all);
-  const services = inVisibleOrder(visible, admitted);
+  const services = oneOfEach(ctx, inVisibleOrder(visible, admitted), ns, chosen, union);
   const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
-  if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
+  if (withPort.length === 0) return { services, chosen, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
   // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
   // catch-all one, if any, its own hosts and their VirtualServices' destinations.
   const egressListeners: EgressListener[] = withPort.map((l) => {
     const hosts = hostsOf(l);
     return {
       port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT',
-      services: visible.filter((s) => egressAdmits(hosts, s.namespace, s.hostname)),
+      services: oneOfEach(ctx, visible.filter((s) => egressAdmits(hosts, s.namespace, s.hostname)), ns, undefined, (h) => egressChoice(ctx, h, ns, hosts)),
     };
   });
   const catchAll = (sidecar.spec.egress as any[]).find((l) => !l.port);
-  const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, hostsOf(catchAll)) : new Set<string>();
+  const catchAllHosts = catchAll ? hostsOf(catchAll) : [];
+  const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, catchAllHosts) : new Set<string>();
+  const catchAllServices = oneOfEach(ctx, inVisibleOrder(visible, catchAllAdmitted), ns, undefined,
+    (h) => egressChoice(ctx, h, ns, catchAllHosts) ?? destinationChoice(ctx, h, ns));
   return {
-    services, catchAllServices: inVisibleOrder(visible, catchAllAdmitted), egressListeners, ingress, listenersKey,
+    services, chosen, catchAllServices, egressListeners, ingress, listenersKey,
     inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar,
   };
+}
+
+/**
+ * Where a hostname is several services (one per namespace: ServiceEntries may name any host), the order istiod
+ * meets them in for a proxy namespace (servicesExportedToNamespace): those private to it (its own, exported to `.`
+ * or to itself only), then those exported to it by name, then public ones; each oldest first.
+ */
+function candidateOrder(svcs: readonly Service[], namespace: string): Service[] {
+  const rank = (s: Service): number => {
+    if (exportedEverywhereTo(s)) return 2;
+    return s.namespace === namespace && s.exportTo.some((e) => e === '.' || e === namespace) ? 0 : 1;
+  };
+  return [...svcs].sort((a, b) => rank(a) - rank(b) || byCreation(a, b));
+}
+const exportedEverywhereTo = (s: Service): boolean => s.exportTo.length === 0 || s.exportTo.includes('*');
+
+/** A hostname's services visible from a namespace, in candidateOrder. */
+function visibleCandidates(ctx: PushContext, host: string, namespace: string): Service[] {
+  return candidateOrder(ctx.servicesFor(host).filter((s) => visibleTo(s, namespace)), namespace);
+}
+
+/**
+ * One of a hostname's imported services for a sidecar (sidecar.go selectServices, unified scoping): the one in the
+ * proxy's namespace, else the first Kubernetes Service, else the first one (candidateOrder).
+ */
+function pickForSidecar(candidates: readonly Service[], namespace: string): Service | undefined {
+  return candidates.find((s) => s.namespace === namespace) ?? candidates.find(isKubernetesService) ?? candidates[0];
+}
+
+/**
+ * A gateway's (DefaultSidecarScopeForGateway, appendSidecarServices): the first Kubernetes Service, else the
+ * first one, whatever the gateway's namespace.
+ */
+function pickForGateway(candidates: readonly Service[]): Service | undefined {
+  return candidates.find(isKubernetesService) ?? candidates[0];
+}
+
+/** The service an egress listener's hosts import for a hostname that is several services, if any. */
+function egressChoice(ctx: PushContext, host: string, namespace: string, hosts: readonly EgressHost[]): Service | undefined {
+  return pickForSidecar(visibleCandidates(ctx, host, namespace).filter((s) => egressAdmits(hosts, s.namespace, host)), namespace);
+}
+
+/**
+ * The service a VirtualService destination imports for a hostname that is several services (sidecar.go
+ * collectImportedServices): the one in the proxy's namespace, else the one of the alphabetically first namespace
+ * that exports it there (pickFirstVisibleNamespace).
+ */
+function destinationChoice(ctx: PushContext, host: string, namespace: string): Service | undefined {
+  const all = ctx.servicesFor(host);
+  return all.find((s) => s.namespace === namespace)
+    ?? all.filter((s) => visibleTo(s, namespace)).sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0))[0];
+}
+
+/**
+ * `list` with one service per hostname: for each hostname that is several services (few; the check goes over
+ * those, not the list), the one `choose` picks; the others are dropped. Choices are recorded in `chosen`.
+ */
+function oneOfEach(ctx: PushContext, list: Service[], namespace: string, chosen: Map<string, Service> | undefined, choose: (host: string) => Service | undefined): Service[] {
+  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  if (shared.size === 0) return list;
+  let drop: Set<Service> | undefined;
+  for (const [host, svcs] of shared) {
+    const present = svcs.filter((s) => visibleTo(s, namespace));
+    if (present.length === 0) continue;
+    const pick = choose(host);
+    if (pick && chosen) chosen.set(host, pick);
+    for (const s of svcs) if (s !== pick) (drop ??= new Set()).add(s);
+  }
+  return drop ? list.filter((s) => !drop!.has(s)) : list;
+}
+
+/**
+ * The service a proxy means by a hostname: where the hostname is several services, the one its scope imported
+ * (istiod's PushContext.ServiceForHostname, from the SidecarScope), else — a host it did not import — the one a
+ * VirtualService destination would import. Builders use this, not ctx.service, for anything per proxy.
+ */
+export function serviceFor(ctx: PushContext, scope: ProxyScope, host: string): Service | undefined {
+  if (!ctx.isShared(host)) return ctx.service(host);
+  return sidecarScope(ctx, scope).chosen.get(host) ?? destinationChoice(ctx, host, scope.namespace);
+}
+
+/** The DestinationRule a proxy applies to a host: the rules of its namespace, its service's namespace, the root's. */
+export function scopedDestinationRule(ctx: PushContext, scope: ProxyScope, host: string): ConfigEntry | undefined {
+  return ctx.destinationRuleFor(host, scope.namespace, ctx.isShared(host) ? serviceFor(ctx, scope, host)?.namespace : undefined);
 }
 
 /** The connection pool of an inbound port (istio SidecarScope.InboundConnectionPoolForPort): the ingress listener's, else the Sidecar's. */

@@ -8,6 +8,7 @@ import { exportedTo } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { clusterName } from './names.js';
+import { serviceFor } from './sidecar-scope.js';
 
 export type TcpTarget = Array<{ cluster: string; weight: number }>;
 
@@ -18,10 +19,10 @@ function l4MatchFits(m: any, port: number, scope: ProxyScope, gatewayNames: Read
   return !m.sourceNamespace || m.sourceNamespace === scope.namespace;
 }
 
-export function routeTargets(ctx: PushContext, vs: ConfigEntry, route: any[], port: number): TcpTarget {
+export function routeTargets(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, route: any[], port: number): TcpTarget {
   const targets = route.map((d) => {
     const host = ctx.qualify(d.destination.host, vs.namespace);
-    const svc = ctx.service(host);
+    const svc = serviceFor(ctx, scope, host);
     const p: number = d.destination.port?.number ?? (svc?.ports.length === 1 ? svc.ports[0]!.port : port);
     return { cluster: clusterName('outbound', p, d.destination.subset ?? '', host), weight: d.weight ?? 0 };
   });
@@ -32,7 +33,7 @@ export function routeTargets(ctx: PushContext, vs: ConfigEntry, route: any[], po
 export function tcpRouteOf(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, port: number, gatewayNames: ReadonlySet<string>): TcpTarget | undefined {
   for (const tcp of (vs.spec.tcp ?? []) as any[]) {
     const matches: any[] = tcp.match ?? [{}];
-    if (matches.some((m) => l4MatchFits(m, port, scope, gatewayNames, vs))) return routeTargets(ctx, vs, tcp.route, port);
+    if (matches.some((m) => l4MatchFits(m, port, scope, gatewayNames, vs))) return routeTargets(ctx, scope, vs, tcp.route, port);
   }
   return undefined;
 }
@@ -43,7 +44,7 @@ export function tlsRouteOf(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry,
   for (const tls of (vs.spec.tls ?? []) as any[]) {
     const fits = ((tls.match ?? []) as any[]).filter((m) => l4MatchFits(m, port, scope, gatewayNames, vs));
     if (fits.length === 0) continue;
-    out.push({ sniHosts: [...new Set(fits.flatMap((m) => m.sniHosts as string[]))], target: routeTargets(ctx, vs, tls.route, port) });
+    out.push({ sniHosts: [...new Set(fits.flatMap((m) => m.sniHosts as string[]))], target: routeTargets(ctx, scope, vs, tls.route, port) });
   }
   return out;
 }
