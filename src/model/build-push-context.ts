@@ -15,6 +15,7 @@ function entries(store: ConfigStore, kind: string): ConfigEntry[] {
       annotations: c.resource.metadata.annotations ?? {},
       spec: c.resource.spec ?? {},
       version: c.hash,
+      ...(typeof c.resource.metadata.creationTimestamp === 'string' ? { creationTime: c.resource.metadata.creationTimestamp } : {}),
     }))
     .sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
 }

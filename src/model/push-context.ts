@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Endpoint, Service } from './service.js';
 import type { EndpointSource } from './snapshot-flat.js';
 import type { ExtensionProvider } from './mesh-config.js';
+import { destinationRuleIndex, type DestinationRuleIndex } from './destination-rules.js';
 
 export interface ConfigEntry<T = any> {
   name: string;
@@ -16,6 +17,8 @@ export interface ConfigEntry<T = any> {
   spec: T;
   /** Content hash, used in resource cache keys. */
   version: string;
+  /** metadata.creationTimestamp, when the config has one (objects from files have none): istiod's precedence order. */
+  creationTime?: string;
 }
 
 export interface Workload {
@@ -217,12 +220,11 @@ export class PushContext {
   private readonly byHost: Map<string, Service>;
   private readonly sharedHosts: Map<string, Service[]>;
   private readonly vsByHost = new Map<string, ConfigEntry[]>();
-  private readonly drByHost = new Map<string, ConfigEntry[]>();
   private readonly workloadByIp: Map<string, Workload>;
   /** Services by namespace: a proxy's inbound instances are looked up once per scope, for thousands of proxies. */
   private readonly byNamespace: Map<string, Service[]>;
   private readonly wildcardVs: Array<{ host: string; vs: ConfigEntry }> = [];
-  private readonly wildcardDr: Array<{ host: string; dr: ConfigEntry }> = [];
+  private readonly drIndex: DestinationRuleIndex;
   private readonly vsByName = new Map<string, ConfigEntry>();
   /** Label keys any VirtualService matches on (sourceLabels): the only proxy labels routes can depend on. */
   readonly sourceLabelKeys: readonly string[];
@@ -254,14 +256,7 @@ export class PushContext {
     this.sourceLabelKeys = [...labelKeys].sort();
     // Most specific wildcard first (istio: longest suffix wins), config order within one host.
     this.wildcardVs.sort((a, b) => b.host.length - a.host.length);
-    for (const dr of data.destinationRules) {
-      const host = this.qualify(dr.spec.host as string, dr.namespace);
-      if (host.startsWith('*')) { this.wildcardDr.push({ host, dr }); continue; }
-      let l = this.drByHost.get(host);
-      if (!l) this.drByHost.set(host, (l = []));
-      l.push(dr);
-    }
-    this.wildcardDr.sort((a, b) => b.host.length - a.host.length);
+    this.drIndex = destinationRuleIndex(data.destinationRules, data.mesh.rootNamespace, (h, ns) => this.qualify(h, ns), data.mesh.domainSuffix);
     // A mesh localityLbSetting with distribute rules shapes every cluster's endpoints by the proxy locality.
     const meshLb = data.mesh.localityLbSetting;
     this.localityAware = (meshLb !== undefined && meshLb.enabled !== false && (meshLb.distribute?.length ?? 0) > 0)
@@ -321,22 +316,13 @@ export class PushContext {
   virtualService(namespace: string, name: string): ConfigEntry | undefined { return this.vsByName.get(`${namespace}/${name}`); }
 
   /**
-   * The DestinationRule that applies to a host seen from a namespace, as istiod's SidecarScope.DestinationRule:
-   * rules in the proxy's own namespace first, then the service's namespace (by default that of the hostname's
-   * first service; where a hostname is several services, callers pass the one the proxy's scope picked), then the
-   * root namespace; within each, an exact host before the most specific wildcard; a rule not exported to the
-   * proxy's namespace is skipped.
+   * The DestinationRule a proxy in `proxyNamespace` applies to a host, a service of `serviceNamespace` (by default
+   * the namespace of the hostname's first service; where a hostname is several services, callers pass the one
+   * the proxy's scope picked): its own namespace's rules, else those the service's namespace exports to it, else
+   * the root namespace's, else none; rules for one host in one namespace merged (destination-rules.ts).
    */
   destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string): ConfigEntry | undefined {
-    const exact = this.drByHost.get(hostname) ?? [];
-    const wild = this.wildcardDr.filter((w) => hostMatches(w.host, hostname)).map((w) => w.dr);
-    const rules = [...exact, ...wild].filter((r) => exportedTo(r.spec.exportTo, r.namespace, proxyNamespace));
-    if (rules.length === 0) return undefined;
-    const svcNs = serviceNamespace ?? this.byHost.get(hostname)?.namespace;
-    return rules.find((r) => r.namespace === proxyNamespace)
-      ?? rules.find((r) => r.namespace === svcNs)
-      ?? rules.find((r) => r.namespace === this.data.mesh.rootNamespace)
-      ?? rules[0];
+    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace);
   }
 
   /**

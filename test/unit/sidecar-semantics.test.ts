@@ -31,6 +31,17 @@ ${opts.exportTo ? `  exportTo: ${JSON.stringify(opts.exportTo)}\n` : ''}  locati
 `;
 }
 
+function kubeService(name: string, ns: string, ports: string, ip = '10.96.0.9'): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  clusterIP: ${ip}
+  selector: {app: ${name}}
+  ports: [${ports}]
+`;
+}
+
 /** The addresses of a cluster's load assignment for a proxy, or undefined when the proxy has no such cluster. */
 function endpointsOf(ctx: PushContext, scope: ProxyScope, cluster: string): string[] | undefined {
   if (!planResources(ctx, scope, CLUSTER_TYPE).some((p) => p.name === cluster)) return undefined;
@@ -72,14 +83,7 @@ test('D7: a host exported only to its own namespace there does not hide the same
 });
 
 test('D7: a ServiceEntry naming a Kubernetes Service\'s host is that proxy namespace\'s choice; elsewhere the Kubernetes Service wins', () => {
-  const kube = `apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: bookinfo}
-spec:
-  clusterIP: 10.96.0.9
-  selector: {app: reviews}
-  ports: [{name: tls, port: 443}]
----
+  const kube = `${kubeService('reviews', 'bookinfo', '{name: tls, port: 443}')}---
 apiVersion: v1
 kind: Pod
 metadata: {name: reviews-0, namespace: bookinfo, labels: {app: reviews}}
@@ -110,4 +114,72 @@ test('D7: two ServiceEntries for one host in one namespace are one service, the 
   });
   assert.equal(ctx.servicesFor('api.example.com').length, 1);
   assert.deepEqual(endpointsOf(ctx, sidecarIn(ctx, 'ns-a'), 'outbound|443||api.example.com'), ['10.1.1.1']);
+});
+
+const REVIEWS = kubeService('reviews', 'bookinfo', '{name: http, port: 9080}');
+
+function destinationRule(name: string, ns: string, body: string, created?: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ${name}
+  namespace: ${ns}
+${created ? `  creationTimestamp: "${created}"\n` : ''}spec:
+  host: reviews.bookinfo.svc.cluster.local
+${body}`;
+}
+
+/** The outbound clusters a proxy gets for reviews. */
+const reviewsClusters = (ctx: PushContext, scope: ProxyScope): string[] =>
+  planResources(ctx, scope, CLUSTER_TYPE).map((p) => p.name).filter((n) => n.endsWith('reviews.bookinfo.svc.cluster.local'));
+
+test('D12: a DestinationRule in a namespace that is neither the proxy\'s, the service\'s nor the root\'s never applies (R4.1)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': REVIEWS,
+    'dr.yaml': destinationRule('reviews-dr', 'ops', '  subsets: [{name: v1, labels: {version: v1}}]\n'),
+  });
+  assert.equal(ctx.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default'), undefined);
+  assert.deepEqual(reviewsClusters(ctx, sidecarIn(ctx, 'default')), ['outbound|9080||reviews.bookinfo.svc.cluster.local']);
+  // The proxy's own namespace, the service's and the root's do apply.
+  assert.deepEqual(reviewsClusters(ctx, sidecarIn(ctx, 'ops')), ['outbound|9080||reviews.bookinfo.svc.cluster.local', 'outbound|9080|v1|reviews.bookinfo.svc.cluster.local']);
+  for (const ns of ['bookinfo', 'istio-system']) {
+    const c = ctxOf({ 'svc.yaml': REVIEWS, 'dr.yaml': destinationRule('reviews-dr', ns, '  subsets: [{name: v1, labels: {version: v1}}]\n') });
+    assert.equal(c.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')?.name, 'reviews-dr', ns);
+  }
+  // Step 2 looks at the service's namespace only for rules exported to the proxy; a private one there does not apply.
+  const priv = ctxOf({ 'svc.yaml': REVIEWS, 'dr.yaml': destinationRule('reviews-dr', 'bookinfo', '  exportTo: ["."]\n') });
+  assert.equal(priv.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default'), undefined);
+});
+
+test('D12: DestinationRules for one host in one namespace are merged: subsets united (first wins), first top-level policy (R4.2)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': REVIEWS,
+    'v1.yaml': destinationRule('dr-v1', 'bookinfo', `  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: shared, labels: {track: first}}
+`, '2026-01-01T00:00:00Z'),
+    // Older by name, newer by creation time: its policy and its `shared` subset lose.
+    'v2.yaml': destinationRule('a-dr-v2', 'bookinfo', `  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+  subsets:
+  - {name: v2, labels: {version: v2}}
+  - {name: shared, labels: {track: second}}
+`, '2026-01-02T00:00:00Z'),
+  });
+  const dr = ctx.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')!;
+  assert.deepEqual(dr.spec.subsets.map((s: any) => [s.name, s.labels]), [['v1', { version: 'v1' }], ['shared', { track: 'first' }], ['v2', { version: 'v2' }]]);
+  assert.deepEqual(dr.spec.trafficPolicy, { loadBalancer: { simple: 'ROUND_ROBIN' } });
+  assert.deepEqual(reviewsClusters(ctx, sidecarIn(ctx, 'default')), ['', 'v1', 'shared', 'v2'].map((s) => `outbound|9080|${s}|reviews.bookinfo.svc.cluster.local`));
+  // Either rule's change moves the merged rule's version (cache keys).
+  const changed = ctxOf({
+    'svc.yaml': REVIEWS,
+    'v1.yaml': destinationRule('dr-v1', 'bookinfo', '  subsets: [{name: v1, labels: {version: v1}}]\n', '2026-01-01T00:00:00Z'),
+    'v2.yaml': destinationRule('a-dr-v2', 'bookinfo', '  subsets: [{name: v2, labels: {version: v3}}]\n', '2026-01-02T00:00:00Z'),
+  });
+  const again = ctxOf({
+    'svc.yaml': REVIEWS,
+    'v1.yaml': destinationRule('dr-v1', 'bookinfo', '  subsets: [{name: v1, labels: {version: v1}}]\n', '2026-01-01T00:00:00Z'),
+    'v2.yaml': destinationRule('a-dr-v2', 'bookinfo', '  subsets: [{name: v2, labels: {version: v2}}]\n', '2026-01-02T00:00:00Z'),
+  });
+  assert.notEqual(changed.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')!.version, again.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')!.version);
 });
