@@ -219,11 +219,9 @@ export class PushContext {
   readonly version: string;
   private readonly byHost: Map<string, Service>;
   private readonly sharedHosts: Map<string, Service[]>;
-  private readonly vsByHost = new Map<string, ConfigEntry[]>();
   private readonly workloadByIp: Map<string, Workload>;
   /** Services by namespace: a proxy's inbound instances are looked up once per scope, for thousands of proxies. */
   private readonly byNamespace: Map<string, Service[]>;
-  private readonly wildcardVs: Array<{ host: string; vs: ConfigEntry }> = [];
   private readonly drIndex: DestinationRuleIndex;
   private readonly vsByName = new Map<string, ConfigEntry>();
   /** Label keys any VirtualService matches on (sourceLabels): the only proxy labels routes can depend on. */
@@ -245,17 +243,8 @@ export class PushContext {
       for (const http of (vs.spec.http ?? []) as any[]) {
         for (const m of (http.match ?? []) as any[]) for (const k of Object.keys(m?.sourceLabels ?? {})) labelKeys.add(k);
       }
-      for (const h of (vs.spec.hosts ?? []) as string[]) {
-        const host = this.qualify(h, vs.namespace);
-        if (host.startsWith('*')) { this.wildcardVs.push({ host, vs }); continue; }
-        let l = this.vsByHost.get(host);
-        if (!l) this.vsByHost.set(host, (l = []));
-        l.push(vs);
-      }
     }
     this.sourceLabelKeys = [...labelKeys].sort();
-    // Most specific wildcard first (istio: longest suffix wins), config order within one host.
-    this.wildcardVs.sort((a, b) => b.host.length - a.host.length);
     this.drIndex = destinationRuleIndex(data.destinationRules, data.mesh.rootNamespace, (h, ns) => this.qualify(h, ns), data.mesh.domainSuffix);
     // A mesh localityLbSetting with distribute rules shapes every cluster's endpoints by the proxy locality.
     const meshLb = data.mesh.localityLbSetting;
@@ -301,16 +290,6 @@ export class PushContext {
     return this.endpointSource ? this.endpointSource.version(hostname) : (this.data.endpointVersions[hostname] ?? '0');
   }
   workload(ip: string): Workload | undefined { return this.workloadByIp.get(ip); }
-
-  /**
-   * VirtualServices whose hosts match a hostname: exact hosts first, then wildcard hosts from the most specific, each
-   * in creation order (namespace/name order here, as files carry no timestamps).
-   */
-  virtualServicesFor(hostname: string): readonly ConfigEntry[] {
-    const exact = this.vsByHost.get(hostname) ?? [];
-    const wild = this.wildcardVs.filter((w) => hostMatches(w.host, hostname)).map((w) => w.vs);
-    return wild.length === 0 ? exact : [...exact, ...wild];
-  }
 
   /** A VirtualService by namespace and name (delegates are referenced this way). */
   virtualService(namespace: string, name: string): ConfigEntry | undefined { return this.vsByName.get(`${namespace}/${name}`); }

@@ -73,11 +73,13 @@ const CASES: Case[] = [
   { name: 'VirtualService deleted', key: 'VirtualService/ns-a/alpha', files: { 'vs-alpha.yaml': undefined }, affected: [true, false, true] },
   { name: 'VirtualService bound only to a gateway', key: 'VirtualService/ns-a/gw',
     files: { 'vs-gw.yaml': vs('gw', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'g', '  gateways: [ns-a/gw]\n') }, affected: [false, false, false] },
-  // ns-a's egress `./*` imports every VirtualService of ns-a whatever its host, and with it its destinations.
+  // ns-a's egress `./*` imports every VirtualService of ns-a whatever its host, and with it its destinations. ns-b's
+  // `./*` imports none of ns-a's or ns-c's, not even for its own host (istiod SelectVirtualServices looks up the
+  // egress hosts by the VirtualService's namespace): ns-b keeps its default route for beta, so it is not affected.
   { name: 'VirtualService in ns-a for ns-b\'s host', key: 'VirtualService/ns-a/beta-from-a',
-    files: { 'vs-b.yaml': vs('beta-from-a', 'ns-a', 'beta.ns-b.svc.cluster.local', 'b') }, affected: [true, true, true] },
+    files: { 'vs-b.yaml': vs('beta-from-a', 'ns-a', 'beta.ns-b.svc.cluster.local', 'b') }, affected: [true, false, true] },
   { name: 'VirtualService in ns-c for ns-b\'s host', key: 'VirtualService/ns-c/beta-from-c',
-    files: { 'vs-c.yaml': vs('beta-from-c', 'ns-c', 'beta.ns-b.svc.cluster.local', 'c') }, affected: [false, true, true] },
+    files: { 'vs-c.yaml': vs('beta-from-c', 'ns-c', 'beta.ns-b.svc.cluster.local', 'c') }, affected: [false, false, true] },
   { name: 'DestinationRule with a subset for alpha', key: 'DestinationRule/ns-a/alpha',
     files: { 'dr.yaml': `apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import type { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor, type ProxyScope } from '../../src/model/scope.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/proto/type-urls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { serviceFor, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { ctxOf } from '../helpers/context.js';
+import { egressSidecarYaml, routeVsYaml } from '../helpers/istio-yaml.js';
 
 function sidecarIn(ctx: PushContext, ns: string, labels: Record<string, string> = { app: 'client' }): ProxyScope {
   return scopeFor(parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: labels }), ctx);
@@ -182,4 +183,100 @@ test('D12: DestinationRules for one host in one namespace are merged: subsets un
     'v2.yaml': destinationRule('a-dr-v2', 'bookinfo', '  subsets: [{name: v2, labels: {version: v2}}]\n', '2026-01-02T00:00:00Z'),
   });
   assert.notEqual(changed.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')!.version, again.destinationRuleFor('reviews.bookinfo.svc.cluster.local', 'default')!.version);
+});
+
+const sidecarWith = egressSidecarYaml;
+
+const virtualService = routeVsYaml;
+
+/** The clusters the routes of a service's virtual host on a port send to (undefined: no such virtual host). */
+function routeClusters(ctx: PushContext, scope: ProxyScope, port: number, host: string): string[] | undefined {
+  const rc = buildResource(ctx, scope, ROUTE_TYPE, String(port)) as any;
+  const vh = rc?.virtual_hosts.find((v: any) => v.name === `${host}:${port}`);
+  return vh?.routes.map((r: any) => r.route?.cluster as string);
+}
+
+const hasCluster = (ctx: PushContext, scope: ProxyScope, name: string): boolean => planResources(ctx, scope, CLUSTER_TYPE).some((p) => p.name === name);
+
+const BOOKINFO = [
+  kubeService('reviews', 'bookinfo', '{name: http, port: 9080}', '10.96.0.9'),
+  kubeService('reviews-v2', 'canary', '{name: http, port: 9080}', '10.96.0.10'),
+  kubeService('client', 'app', '{name: http, port: 8080}', '10.96.0.11'),
+].join('---\n');
+const REVIEWS_HOST = 'reviews.bookinfo.svc.cluster.local';
+
+test('D1/D2: a VirtualService is imported only by an egress host for its own namespace (or `*`), not because its host is (R1.3, R1.6)', () => {
+  const vs = virtualService('reviews', 'routing', REVIEWS_HOST, 'reviews-v2.canary.svc.cluster.local');
+  const withEgress = (hosts: string[]): PushContext => ctxOf({ 'svc.yaml': BOOKINFO, 'vs.yaml': vs, 'sc.yaml': sidecarWith('app', hosts) });
+  const canary = 'outbound|9080||reviews-v2.canary.svc.cluster.local';
+  // The service is imported, the VirtualService is not: the default route, and no cluster for its destination.
+  let ctx = withEgress(['bookinfo/*']);
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), [`outbound|9080||${REVIEWS_HOST}`]);
+  assert.equal(hasCluster(ctx, sidecarIn(ctx, 'app'), canary), false);
+  // An egress host for the VirtualService's namespace imports it (and its destination), though no service.
+  ctx = withEgress(['bookinfo/*', `routing/${REVIEWS_HOST}`]);
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), [canary]);
+  assert.equal(hasCluster(ctx, sidecarIn(ctx, 'app'), canary), true);
+  // `*/host` imports the service and every VirtualService for it.
+  ctx = withEgress([`*/${REVIEWS_HOST}`]);
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), [canary]);
+  // Without a Sidecar: every VirtualService exported to the namespace.
+  ctx = ctxOf({ 'svc.yaml': BOOKINFO, 'vs.yaml': vs });
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), [canary]);
+});
+
+test('D1: tcp routes come from the listener\'s VirtualServices too', () => {
+  const db = kubeService('db', 'bookinfo', '{name: tcp-db, port: 5432}', '10.96.0.20') + '---\n' + kubeService('db-replica', 'bookinfo', '{name: tcp-db, port: 5432}', '10.96.0.21');
+  const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: routing}
+spec:
+  hosts: [db.bookinfo.svc.cluster.local]
+  tcp: [{route: [{destination: {host: db-replica.bookinfo.svc.cluster.local}}]}]
+`;
+  const target = (hosts: string[]): string => {
+    const ctx = ctxOf({ 'svc.yaml': db, 'vs.yaml': vs, 'sc.yaml': sidecarWith('app', hosts) });
+    const l = buildResource(ctx, sidecarIn(ctx, 'app'), LISTENER_TYPE, '10.96.0.20_5432') as any;
+    return l.filter_chains.at(-1).filters[0].typed_config.cluster;
+  };
+  assert.equal(target(['bookinfo/*']), 'outbound|5432||db.bookinfo.svc.cluster.local');
+  assert.equal(target(['bookinfo/*', 'routing/*']), 'outbound|5432||db-replica.bookinfo.svc.cluster.local');
+});
+
+test('D3: a VirtualService bound only to a Gateway is never a sidecar\'s (R1.2)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': [kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.1'), kubeService('be', 'b', '{name: http, port: 80}', '10.96.1.2')].join('---\n'),
+    'vs.yaml': virtualService('fe-gw', 'a', 'fe.a.svc.cluster.local', 'be.b.svc.cluster.local', '  gateways: [istio-system/gw]\n'),
+    'sc.yaml': sidecarWith('a', ['./*']),
+  });
+  const scope = sidecarIn(ctx, 'a');
+  assert.equal(hasCluster(ctx, scope, 'outbound|80||be.b.svc.cluster.local'), false);
+  assert.deepEqual(routeClusters(ctx, scope, 80, 'fe.a.svc.cluster.local'), ['outbound|80||fe.a.svc.cluster.local']);
+});
+
+test('D11: an egress host and a VirtualService host match when either wildcard covers the other (R1.4)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': kubeService('be', 'b', '{name: http, port: 80}', '10.96.1.2'),
+    'vs.yaml': virtualService('wild', 'a', '"*.example.com"', 'be.b.svc.cluster.local'),
+    'sc.yaml': sidecarWith('a', ['./api.example.com']),
+  });
+  assert.equal(hasCluster(ctx, sidecarIn(ctx, 'a'), 'outbound|80||be.b.svc.cluster.local'), true);
+  assert.deepEqual(sidecarScope(ctx, sidecarIn(ctx, 'a')).catchAllVirtualServices.map((v) => v.name), ['wild']);
+  // Exact hosts on both sides match only when equal.
+  const exact = ctxOf({
+    'svc.yaml': kubeService('be', 'b', '{name: http, port: 80}', '10.96.1.2'),
+    'vs.yaml': virtualService('exact', 'a', 'www.example.com', 'be.b.svc.cluster.local'),
+    'sc.yaml': sidecarWith('a', ['./api.example.com']),
+  });
+  assert.equal(hasCluster(exact, sidecarIn(exact, 'a'), 'outbound|80||be.b.svc.cluster.local'), false);
+});
+
+test('D8 (in part): a VirtualService private to the proxy\'s namespace comes before public ones for the same host (R1.2)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': BOOKINFO,
+    'public.yaml': virtualService('reviews', 'frontend', REVIEWS_HOST, 'reviews-v2.canary.svc.cluster.local'),
+    'private.yaml': virtualService('reviews-override', 'prod', REVIEWS_HOST, REVIEWS_HOST, '  exportTo: ["."]\n'),
+  });
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'prod'), 9080, REVIEWS_HOST), [`outbound|9080||${REVIEWS_HOST}`]);
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), ['outbound|9080||reviews-v2.canary.svc.cluster.local']);
 });

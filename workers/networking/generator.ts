@@ -158,7 +158,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
       case 'tcp': return {
         name: p.name,
-        key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!)}`,
+        key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!, p.virtualServices ?? [])}`,
       };
       default: return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.routeName}` };
     }
@@ -171,9 +171,9 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
  * every destination and mirror with its DestinationRule (hash policies), the service's own DestinationRule (hash
  * policy on the default route), and the catch-all policy.
  */
-function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[]): string {
+function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[], port: number): string {
   const parts: string[] = [scope.generator, scope.namespace, JSON.stringify(scope.labels), sidecarScope(ctx, scope).outboundPolicy];
-  for (const host of hosts) parts.push(hostRouteInputs(ctx, scope, host));
+  for (const host of hosts) parts.push(hostRouteInputs(ctx, scope, host, port));
   return digest(parts);
 }
 
@@ -182,7 +182,7 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
     return (requested ?? []).flatMap((name) => {
       const hp = parseHostPort(name);
       const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
-      return svc && visibleTo(svc, scope.namespace) ? [{ name, key: `grpc-rds|${name}|${routeInputs(ctx, scope, [svc.hostname])}` }] : [];
+      return svc && visibleTo(svc, scope.namespace) ? [{ name, key: `grpc-rds|${name}|${routeInputs(ctx, scope, [svc.hostname], hp!.port)}` }] : [];
     });
   }
   if (scope.type === 'router') {
@@ -196,7 +196,7 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
     const name = String(port);
     if (!wants(requested, name)) continue;
     const hosts = sidecarRouteServices(ctx, scope, port).map((s) => s.hostname);
-    out.push({ name, key: `rds|${name}|${routeInputs(ctx, scope, hosts)}` });
+    out.push({ name, key: `rds|${name}|${routeInputs(ctx, scope, hosts, port)}` });
   }
   return out;
 }

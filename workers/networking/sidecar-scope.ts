@@ -1,15 +1,18 @@
 /**
- * SidecarScope: which services (and so clusters, routes, listeners) a proxy receives, from the Sidecar resource in
- * effect (istio pilot/pkg/model/sidecar.go). Without a Sidecar every exported service is visible. With one, a service
- * is admitted when an egress host `NAMESPACE/DNSNAME` matches it (`*` and `.` for the namespace, `*` or `*.suffix`
- * for the name, `~` for none), plus the destinations of admitted VirtualServices (istiod adds those so routes
- * resolve). outboundTrafficPolicy REGISTRY_ONLY makes unknown destinations go to the BlackHoleCluster.
- * Egress listeners with a port import only their own hosts (istiod's IstioEgressListenerWrapper); the catch-all one
- * (no port) builds the remaining listeners. Ingress listeners and inboundConnectionPool shape the inbound side
- * (listener-builder.ts, sidecar-ingress.ts).
+ * SidecarScope: which services (and so clusters, routes, listeners) and VirtualServices a proxy receives, from the
+ * Sidecar resource in effect (istio pilot/pkg/model/sidecar.go, unified scoping: no Sidecar, or one without egress,
+ * is one catch-all egress listener `*\/*`). Each egress listener imports the services an egress host
+ * `NAMESPACE/DNSNAME` matches in their own namespace (`*` and `.` for the namespace, `*` or `*.suffix` for the
+ * name, `~` for none), and the VirtualServices one matches in the VirtualService's own namespace
+ * (virtual-service-index.ts); the scope adds those VirtualServices' destinations so routes resolve.
+ * outboundTrafficPolicy REGISTRY_ONLY makes unknown destinations go to the BlackHoleCluster.
+ * Egress listeners with a port build listeners and routes for their own hosts only, with their own VirtualServices
+ * (istiod's IstioEgressListenerWrapper); the catch-all one (no port) builds the remaining listeners. Ingress
+ * listeners and inboundConnectionPool shape the inbound side (listener-builder.ts, sidecar-ingress.ts).
  */
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches, indexedAlready, indexOf, type ServiceIndex } from '../../src/model/push-context.js';
+import { classifyHosts, importsVirtualService, meshVisible, selectVirtualServices } from './virtual-service-index.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { byCreation, isKubernetesService, type Service } from '../../src/model/service.js';
 import { parseProtocol, type Protocol } from '../../src/model/protocol.js';
@@ -32,6 +35,8 @@ export interface SidecarScope {
    * `services` when no egress listener has a port, none when there is no catch-all listener.
    */
   catchAllServices: Service[];
+  /** The VirtualServices the catch-all egress listener imports (its routes read only these), in precedence order. */
+  catchAllVirtualServices: ConfigEntry[];
   /** Egress listeners with a port, in the Sidecar's order (istiod builds them before the catch-all one). */
   egressListeners: EgressListener[];
   /** Ingress listeners, by port number (first one wins on a duplicate, as istiod's conflict rule). */
@@ -65,6 +70,8 @@ export interface EgressListener {
   bind?: string;
   captureMode: CaptureMode;
   services: Service[];
+  /** The VirtualServices this listener imports: its routes and tcp/tls chains read only these. */
+  virtualServices: ConfigEntry[];
 }
 
 interface EgressHost { namespace: string; host: string }
@@ -129,21 +136,34 @@ function egressHostsOf(listener: any, namespace: string): EgressHost[] {
   return ((listener.hosts ?? []) as string[]).map((h) => parseEgressHost(h, namespace));
 }
 
+
 /**
- * For each hostname, the VirtualServices that route (or mirror) to it, and whether the VirtualService's only host
- * is that same hostname: once per VirtualService list.
+ * The hosts a VirtualService's HTTP routes and mirrors send to, qualified: the destinations an egress listener that
+ * imports the VirtualService adds to the scope (sidecar.go collectImportedServices).
  */
-interface DestinationOf { vs: ConfigEntry; selfOnly: boolean }
-const destinationsMemo = new WeakMap<object, Map<string, DestinationOf[]>>();
-function vsDestinations(ctx: PushContext): Map<string, DestinationOf[]> {
+export function routeDestinations(ctx: PushContext, vs: ConfigEntry): string[] {
+  const destinations: string[] = [];
+  for (const http of (vs.spec.http ?? []) as any[]) {
+    for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
+      if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
+    }
+  }
+  return destinations;
+}
+
+/** Each VirtualService's destinations, once per VirtualService list; and by destination, the VirtualServices. */
+interface Destinations { of: Map<ConfigEntry, readonly string[]>; to: Map<string, ConfigEntry[]> }
+const destinationsMemo = new WeakMap<object, Destinations>();
+function destinations(ctx: PushContext): Destinations {
   let d = destinationsMemo.get(ctx.data.virtualServices);
   if (!d) {
-    d = new Map();
-    for (const q of qualifiedVirtualServices(ctx)) {
-      for (const dest of new Set(q.destinations)) {
-        let l = d.get(dest);
-        if (!l) d.set(dest, (l = []));
-        l.push({ vs: q.vs, selfOnly: q.hosts.length === 1 && q.hosts[0] === dest });
+    d = { of: new Map(), to: new Map() };
+    for (const vs of ctx.data.virtualServices) {
+      const hosts = [...new Set(routeDestinations(ctx, vs))];
+      d.of.set(vs, hosts);
+      for (const h of hosts) {
+        const l = d.to.get(h);
+        if (l) l.push(vs); else d.to.set(h, [vs]);
       }
     }
     destinationsMemo.set(ctx.data.virtualServices, d);
@@ -151,38 +171,47 @@ function vsDestinations(ctx: PushContext): Map<string, DestinationOf[]> {
   return d;
 }
 
-/**
- * Whether `admit` can add `svc` through a VirtualService destination for this namespace: some VirtualService
- * exported here routes to it, other than one whose only host is the service itself in the service's own namespace
- * (that one is admitted only when the service already is: its host is checked against the egress hosts with the
- * same namespace the service was).
- */
-function admittableByRoute(ctx: PushContext, namespace: string, svc: Service): boolean {
-  const routes = vsDestinations(ctx).get(svc.hostname);
-  return routes !== undefined && routes.some((r) => !(r.selfOnly && r.vs.namespace === svc.namespace) &&
-    exportedTo(r.vs.spec.exportTo, r.vs.namespace, namespace));
+/** The egress listeners' hosts of the scope's Sidecar; undefined when everything is imported (`*\/*`). */
+function listenerHostsOf(ctx: PushContext, scope: ProxyScope): EgressHost[][] | undefined {
+  const sidecar = sidecarOf(ctx, scope);
+  if (!sidecar?.spec.egress) return undefined;
+  return (sidecar.spec.egress as any[]).map((l) => egressHostsOf(l, scope.namespace));
 }
 
 /**
  * `sidecarScope(ctx, scope).services.includes(svc)`, without computing the scope when the answer is plain: a
- * service the namespace cannot see is out; one an egress host admits is in; one that no VirtualService could have
- * added (admittableByRoute) is out. Only the rest computes the scope. A VirtualService change replaces
- * the list the scope memo hangs on, and the push decision asked this of all 50 namespaces' scopes; each one
- * computed cost a pass over every VirtualService.
+ * service the namespace cannot see (and not of its own namespace, which a VirtualService destination may import
+ * unseen) is out; one an egress host imports is in; one no VirtualService the namespace sees routes to is out. Only
+ * the rest, and hostnames that are several services, compute the scope. A VirtualService change replaces the list
+ * the scope memo hangs on, and the push decision asks this of every namespace's scope.
  */
 export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service): boolean {
   const done = scopesOf(ctx).get(scopeKeyOf(scope));
   if (done) return done.services.includes(svc);
-  if (!visibleTo(svc, scope.namespace)) return false; // the scope's services are among the visible ones
-  // One of a hostname's services: which one the scope took is the scope's choice.
+  const ns = scope.namespace;
+  const visible = visibleTo(svc, ns);
+  if (!visible && svc.namespace !== ns) return false;
   if (ctx.isShared(svc.hostname)) return sidecarScope(ctx, scope).services.includes(svc);
-  const sidecar = sidecarOf(ctx, scope);
-  if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
-  const all = (sidecar.spec.egress as any[]).flatMap((l) => egressHostsOf(l, scope.namespace));
-  if (egressAdmits(all, svc.namespace, svc.hostname)) return true;
-  if (!admittableByRoute(ctx, scope.namespace, svc)) return false;
+  const listeners = listenerHostsOf(ctx, scope);
+  if (visible && (!listeners || listeners.some((hosts) => egressAdmits(hosts, svc.namespace, svc.hostname)))) return true;
+  const routes = destinations(ctx).to.get(svc.hostname);
+  if (!routes?.some((vs) => meshVisible(ctx, ns, vs))) return false;
   return sidecarScope(ctx, scope).services.includes(svc);
 }
+
+/**
+ * Whether some egress listener of the scope imports a VirtualService (SelectVirtualServices), without computing
+ * the scope: what a VirtualService change can reach of a sidecar (its routes, and the services it brings in).
+ */
+export function selectsVirtualService(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry): boolean {
+  const listeners = listenerHostsOf(ctx, scope) ?? [EVERYTHING];
+  return listeners.some((hosts) => importsVirtualService(ctx, scope.namespace, classifyHosts(hosts), vs));
+}
+
+/** The egress hosts of istiod's default listener (no Sidecar, or a Sidecar without egress). */
+const EVERYTHING: EgressHost[] = [{ namespace: '*', host: '*' }];
+const importsEverything = (hosts: readonly EgressHost[]): boolean => hosts.some((e) => e.namespace === '*' && e.host === '*');
+
 
 function sidecarPort(p: any): SidecarPort {
   return { number: p.number as number, protocol: parseProtocol(String(p.protocol ?? '')), name: String(p.name ?? '') };
@@ -201,26 +230,6 @@ function ingressListeners(spec: any): IngressListener[] {
 }
 
 /**
- * Hostnames admitted by some egress hosts: matching services, plus the destinations of VirtualServices whose hosts
- * are admitted (istiod adds those so routes resolve).
- */
-function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: readonly EgressHost[]): Set<string> {
-  const admitted = new Set(egressAdmitted(visible, egress));
-  // An egress host can admit a VirtualService only from a namespace it names (or from any, with `*`): the other
-  // VirtualServices are checked against what is admitted so far alone (100 namespaces × 1,000 VirtualServices).
-  const anyNs = egress.some((e) => e.namespace === '*');
-  const egressNs = new Set(egress.map((e) => e.namespace));
-  const seen = (h: string): boolean => (h.includes('*') ? [...admitted].some((a) => hostMatches(h, a)) : admitted.has(h));
-  for (const { vs, hosts, destinations } of qualifiedVirtualServices(ctx)) {
-    if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
-    const byEgress = anyNs || egressNs.has(vs.namespace);
-    if (!hosts.some((h) => (byEgress && egressAdmits(egress, vs.namespace, h)) || seen(h))) continue;
-    for (const d of destinations) admitted.add(d);
-  }
-  return admitted;
-}
-
-/**
  * A visible list's services by namespace and hostname, with positions: an egress host looks only where it can match.
  * When every service is exported everywhere the list is the context's services array, which the PushContext has
  * indexed already (and derives from the previous index after a Service change): that index is used, so a Service
@@ -236,7 +245,7 @@ function indexOfVisible(visible: readonly Service[]): ServiceIndex {
 /**
  * The visible services an egress host list admits by itself (the hostnames of every visible service some egress
  * host matches). It depends on neither VirtualServices nor endpoints, and `visible` survives rebuilds that leave
- * services alone (visibleIn): a VirtualService change re-runs only the VirtualService part of `admit`. Each host
+ * services alone (visibleIn): a VirtualService change re-runs only the VirtualService part of a scope. Each host
  * looks only where it can match: `ns/…` at that namespace's services, `*\/name` up one hostname; only `*\/*` and
  * `*\/*.suffix` read every visible service. At 10,000 services in 100 namespaces, matching every host against
  * every service cost ~4 ms per namespace (a storm with no warm-up computes all 100).
@@ -263,32 +272,6 @@ function egressAdmitted(visible: readonly Service[], egress: readonly EgressHost
     byHosts.set(key, (set = s));
   }
   return set;
-}
-
-/** Each VirtualService's qualified hosts and HTTP destinations, once per VirtualService list (not per namespace). */
-interface QualifiedVs { vs: ConfigEntry; hosts: string[]; destinations: string[] }
-const qualifiedMemo = new WeakMap<object, QualifiedVs[]>();
-function qualifiedVirtualServices(ctx: PushContext): QualifiedVs[] {
-  let q = qualifiedMemo.get(ctx.data.virtualServices);
-  if (!q) {
-    q = ctx.data.virtualServices.map((vs) => ({ vs, hosts: ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)), destinations: routeDestinations(ctx, vs) }));
-    qualifiedMemo.set(ctx.data.virtualServices, q);
-  }
-  return q;
-}
-
-/**
- * The hosts a VirtualService's HTTP routes and mirrors send to, qualified: what `admit` adds to a Sidecar scope that
- * admits the VirtualService (so a scope holding none of them cannot have admitted it).
- */
-export function routeDestinations(ctx: PushContext, vs: ConfigEntry): string[] {
-  const destinations: string[] = [];
-  for (const http of (vs.spec.http ?? []) as any[]) {
-    for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
-      if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
-    }
-  }
-  return destinations;
 }
 
 /**
@@ -333,68 +316,112 @@ function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Serv
   return idx.sort((a, b) => a - b).map((i) => visible[i]!);
 }
 
-function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
-  const visible = visibleIn(ctx, scope.namespace);
-  const sidecar = sidecarOf(ctx, scope);
-  const ns = scope.namespace;
-  const pick = scope.type === 'router' ? pickForGateway : pickForSidecar;
-  // Without egress hosts (no Sidecar, or one without egress) every visible service is imported (`*/*`).
-  const everything = (): { services: Service[]; chosen: Map<string, Service> } => {
-    const chosen = new Map<string, Service>();
-    const services = oneOfEach(ctx, visible, ns, chosen, (h) => pick(visibleCandidates(ctx, h, ns), ns));
-    return { services, chosen };
+
+/**
+ * What one egress listener imports: the services its hosts match (`admitted`, by hostname; every visible one for
+ * `*\/*`) and the VirtualServices (selectVirtualServices) with the hostnames they route to.
+ */
+interface ListenerImports {
+  hosts: EgressHost[];
+  everything: boolean;
+  admitted: ReadonlySet<string>;
+  virtualServices: ConfigEntry[];
+  destinations: ReadonlySet<string>;
+}
+
+function listenerImports(ctx: PushContext, namespace: string, visible: Service[], hosts: EgressHost[]): ListenerImports {
+  const everything = importsEverything(hosts);
+  const virtualServices = selectVirtualServices(ctx, namespace, classifyHosts(hosts));
+  const of = destinations(ctx).of;
+  const dests = new Set<string>();
+  for (const vs of virtualServices) for (const h of of.get(vs) ?? []) dests.add(h);
+  return { hosts, everything, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
+}
+const EMPTY: ReadonlySet<string> = new Set();
+
+/**
+ * The services some egress listeners import together, one per hostname (sidecar.go collectImportedServices,
+ * appendSidecarServices): in the registry's order, each listener's own services and its VirtualServices'
+ * destinations. Where a hostname is several services, the listeners are taken in order, each with its own choice
+ * (egressChoice) and then its destinations' (destinationChoice): the first one stands unless a later one is the
+ * Kubernetes Service and it is not. A destination is imported even unseen when it is of the proxy's namespace
+ * (HostnameAndNamespace[host][configNamespace] is not checked for visibility): such services come last.
+ */
+function importedTogether(ctx: PushContext, namespace: string, visible: Service[], ls: readonly ListenerImports[], chosen?: Map<string, Service>): Service[] {
+  let list: Service[];
+  if (ls.some((l) => l.everything)) list = visible;
+  else {
+    const hostnames = new Set<string>();
+    for (const l of ls) { for (const h of l.admitted) hostnames.add(h); for (const h of l.destinations) hostnames.add(h); }
+    list = inVisibleOrder(visible, hostnames);
+  }
+  const choose = (h: string): Service | undefined => {
+    let c: Service | undefined;
+    const take = (x: Service | undefined): void => { if (x && (!c || (!isKubernetesService(c) && isKubernetesService(x)))) c = x; };
+    for (const l of ls) {
+      take(l.everything ? pickForSidecar(visibleCandidates(ctx, h, namespace), namespace) : l.admitted.has(h) ? egressChoice(ctx, h, namespace, l.hosts) : undefined);
+      if (l.destinations.has(h)) take(destinationChoice(ctx, h, namespace));
+    }
+    return c;
   };
-  const open = { catchAllServices: [] as Service[], egressListeners: [], ingress: [], listenersKey: '' };
+  list = oneOfEach(ctx, list, namespace, chosen, choose);
+  // Services the namespace cannot see, imported as a destination: only its own namespace's (see above).
+  let unseen: Service[] | undefined;
+  for (const l of ls) {
+    for (const h of l.destinations) {
+      const svc = ctx.isShared(h) ? chosen?.get(h) ?? choose(h) : ctx.service(h);
+      if (svc && svc.namespace === namespace && !visibleTo(svc, namespace) && !unseen?.includes(svc)) (unseen ??= []).push(svc);
+    }
+  }
+  return unseen ? [...list, ...unseen] : list;
+}
+
+
+function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
+  const ns = scope.namespace;
+  const visible = visibleIn(ctx, ns);
+  const sidecar = sidecarOf(ctx, scope);
   // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
   const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  if (!sidecar) { const e = everything(); return { ...open, ...e, catchAllServices: e.services, outboundPolicy: meshPolicy, version: '' }; }
-  const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
-  const ingress = ingressListeners(sidecar.spec);
-  const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]);
-  const inboundConnectionPool = sidecar.spec.inboundConnectionPool;
-  // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
-  if (!sidecar.spec.egress) {
-    const e = everything();
-    return { ...open, ...e, catchAllServices: e.services, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
+  if (scope.type === 'router') {
+    // Gateways (DefaultSidecarScopeForGateway): every visible service, no VirtualServices of the mesh.
+    const chosen = new Map<string, Service>();
+    const services = oneOfEach(ctx, visible, ns, chosen, (h) => pickForGateway(visibleCandidates(ctx, h, ns)));
+    return { services, chosen, catchAllServices: services, catchAllVirtualServices: [], egressListeners: [], ingress: [], listenersKey: '', outboundPolicy: meshPolicy, version: '' };
   }
-  const hostsOf = (l: any): EgressHost[] => egressHostsOf(l, scope.namespace);
-  // Where a hostname is several services, each listener imports one of them (egressChoice); the scope keeps the
-  // first listener's (in the Sidecar's order), unless a later one is the Kubernetes Service (sidecar.go
-  // appendSidecarServices). One imported only as a VirtualService destination is destinationChoice's.
-  const listeners = (sidecar.spec.egress as any[]).map(hostsOf);
+  const outboundPolicy: OutboundPolicy = (sidecar?.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
+  const ingress = sidecar ? ingressListeners(sidecar.spec) : [];
+  const listenersKey = sidecar ? JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]) : '';
+  const inboundConnectionPool = sidecar?.spec.inboundConnectionPool;
+  // Without a Sidecar, or with one without egress listeners, one catch-all listener `*\/*` (unified scoping: the same
+  // rules as a Sidecar saying so).
+  const specs: any[] = sidecar?.spec.egress ?? [{ hosts: ['*/*'] }];
+  const imports = specs.map((l) => listenerImports(ctx, ns, visible, egressHostsOf(l, ns)));
   const chosen = new Map<string, Service>();
-  const union = (h: string): Service | undefined => {
-    let c: Service | undefined;
-    for (const hosts of listeners) {
-      const l = egressChoice(ctx, h, ns, hosts);
-      if (l && (!c || (!isKubernetesService(c) && isKubernetesService(l)))) c = l;
-    }
-    return c ?? destinationChoice(ctx, h, ns);
-  };
-  const all = listeners.flat();
-  const admitted = admit(ctx, scope, visible, all);
-  const services = oneOfEach(ctx, inVisibleOrder(visible, admitted), ns, chosen, union);
-  const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
-  if (withPort.length === 0) return { services, chosen, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
-  // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
-  // catch-all one, if any, its own hosts and their VirtualServices' destinations.
-  const egressListeners: EgressListener[] = withPort.map((l) => {
-    const hosts = hostsOf(l);
-    return {
+  const services = importedTogether(ctx, ns, visible, imports, chosen);
+  const catchAllAt = specs.findIndex((l) => !l.port);
+  const catchAll = catchAllAt >= 0 ? imports[catchAllAt]! : undefined;
+  // A port-specific listener builds listeners and routes for its own hosts only (istiod's
+  // IstioEgressListenerWrapper.services); the catch-all one, if any, for its own hosts and its VirtualServices'
+  // destinations.
+  const egressListeners: EgressListener[] = [];
+  specs.forEach((l, i) => {
+    if (!l.port) return;
+    const li = imports[i]!;
+    egressListeners.push({
       port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT',
-      services: oneOfEach(ctx, visible.filter((s) => egressAdmits(hosts, s.namespace, s.hostname)), ns, undefined, (h) => egressChoice(ctx, h, ns, hosts)),
-    };
+      services: oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), ns, undefined,
+        (h) => (li.everything ? pickForSidecar(visibleCandidates(ctx, h, ns), ns) : egressChoice(ctx, h, ns, li.hosts))),
+      virtualServices: li.virtualServices,
+    });
   });
-  const catchAll = (sidecar.spec.egress as any[]).find((l) => !l.port);
-  const catchAllHosts = catchAll ? hostsOf(catchAll) : [];
-  const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, catchAllHosts) : new Set<string>();
-  const catchAllServices = oneOfEach(ctx, inVisibleOrder(visible, catchAllAdmitted), ns, undefined,
-    (h) => egressChoice(ctx, h, ns, catchAllHosts) ?? destinationChoice(ctx, h, ns));
+  const catchAllServices = !catchAll ? [] : egressListeners.length === 0 ? services : importedTogether(ctx, ns, visible, [catchAll]);
   return {
-    services, chosen, catchAllServices, egressListeners, ingress, listenersKey,
-    inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar,
+    services, chosen, catchAllServices, catchAllVirtualServices: catchAll?.virtualServices ?? [], egressListeners, ingress, listenersKey,
+    inboundConnectionPool, outboundPolicy, version: sidecar?.version ?? '', sidecar,
   };
 }
+
 
 /**
  * Where a hostname is several services (one per namespace: ServiceEntries may name any host), the order istiod
@@ -456,8 +483,7 @@ function oneOfEach(ctx: PushContext, list: Service[], namespace: string, chosen:
   if (shared.size === 0) return list;
   let drop: Set<Service> | undefined;
   for (const [host, svcs] of shared) {
-    const present = svcs.filter((s) => visibleTo(s, namespace));
-    if (present.length === 0) continue;
+    if (!svcs.some((s) => s.namespace === namespace || visibleTo(s, namespace))) continue;
     const pick = choose(host);
     if (pick && chosen) chosen.set(host, pick);
     for (const s of svcs) if (s !== pick) (drop ??= new Set()).add(s);

@@ -4,11 +4,11 @@
  * route whose match fits the port, the proxy's labels and namespace, and the gateway, with its weighted destinations.
  */
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
-import { exportedTo } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { clusterName } from './names.js';
 import { serviceFor } from './sidecar-scope.js';
+import { virtualServicesForHost } from './virtual-service-index.js';
 
 export type TcpTarget = Array<{ cluster: string; weight: number }>;
 
@@ -49,36 +49,33 @@ export function tlsRouteOf(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry,
   return out;
 }
 
-/** For a sidecar's TCP service listener: the VirtualService tcp route bound to `mesh`, if any. */
-export function tcpRouteTarget(ctx: PushContext, scope: ProxyScope, svc: Service, port: number): TcpTarget | undefined {
-  const mesh = new Set(['mesh']);
-  for (const vs of ctx.virtualServicesFor(svc.hostname)) {
-    if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
-    const gws: string[] = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
-    if (!gws.includes('mesh')) continue;
-    const t = tcpRouteOf(ctx, scope, vs, port, mesh);
+const MESH = new Set(['mesh']);
+
+/**
+ * For a sidecar's TCP service listener: the first `tcp` route that fits among the egress listener's VirtualServices
+ * for the service (`virtualServices`: those the Sidecar's listener imported, all bound to `mesh`), if any.
+ */
+export function tcpRouteTarget(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, virtualServices: readonly ConfigEntry[]): TcpTarget | undefined {
+  for (const vs of virtualServicesForHost(ctx, virtualServices, svc.hostname)) {
+    const t = tcpRouteOf(ctx, scope, vs, port, MESH);
     if (t) return t;
   }
   return undefined;
 }
 
-/** For a sidecar's TLS service listener: the `tls` routes of the VirtualServices bound to `mesh` for the service. */
-export function tlsRouteChains(ctx: PushContext, scope: ProxyScope, svc: Service, port: number): Array<{ sniHosts: string[]; target: TcpTarget }> {
+/** For a sidecar's TLS service listener: the `tls` routes of the first of the listener's VirtualServices with any. */
+export function tlsRouteChains(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, virtualServices: readonly ConfigEntry[]): Array<{ sniHosts: string[]; target: TcpTarget }> {
   const p = svc.ports.find((x) => x.port === port);
   if (!p || (p.protocol !== 'TLS' && p.protocol !== 'HTTPS')) return [];
-  const mesh = new Set(['mesh']);
   const out: Array<{ sniHosts: string[]; target: TcpTarget }> = [];
-  for (const vs of ctx.virtualServicesFor(svc.hostname)) {
-    if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
-    const gws: string[] = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
-    if (!gws.includes('mesh')) continue;
-    for (const r of tlsRouteOf(ctx, scope, vs, port, mesh)) if (r.target.length) out.push(r);
+  for (const vs of virtualServicesForHost(ctx, virtualServices, svc.hostname)) {
+    for (const r of tlsRouteOf(ctx, scope, vs, port, MESH)) if (r.target.length) out.push(r);
     if (out.length) break; // the first VirtualService for the host decides, as for http
   }
   return out;
 }
 
-/** VirtualService versions and destination service versions a TCP listener depends on (for cache keys). */
-export function tcpRouteDependencies(ctx: PushContext, svc: Service): string {
-  return ctx.virtualServicesFor(svc.hostname).map((vs) => `${vs.namespace}/${vs.name}@${vs.version}`).join(',');
+/** The VirtualService versions a TCP listener depends on (for cache keys): the listener's for the service. */
+export function tcpRouteDependencies(ctx: PushContext, svc: Service, virtualServices: readonly ConfigEntry[]): string {
+  return virtualServicesForHost(ctx, virtualServices, svc.hostname).map((vs) => `${vs.namespace}/${vs.name}@${vs.version}`).join(',');
 }
