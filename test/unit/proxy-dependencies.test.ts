@@ -237,8 +237,9 @@ test('VirtualService pushes, alone or with endpoint changes merged: skipped prox
     return JSON.stringify(planResources(ctx, scope, type).map((item) => [item.name, buildResource(ctx, scope, type, item.name) ?? null]));
   };
   const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
-  // Fixed case: a VirtualService that changes only what the catch-all egress listener imports (beta, on its own
-  // port, was already in the scope through the port-specific listener) changes ns-c's listeners.
+  // Fixed case: a VirtualService the catch-all egress listener imports, routing to beta (on its own port, already in
+  // the scope through the port-specific listener). A destination gets clusters only, no listener (istiod
+  // collectImportedServices adds it to the scope, not to the listener): ns-c's listeners stay, routes alone move.
   {
     const base = {
       'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [7070])].join('---\n'),
@@ -250,8 +251,9 @@ test('VirtualService pushes, alone or with endpoint changes merged: skipped prox
     const deps = new ProxyDependencies(oldCtx, newCtx, ['VirtualService/ns-a/y']);
     const scope = scopeFor(client, oldCtx);
     assert.equal(deps.affects(scope, scope), true);
-    assert.notEqual(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'the catch-all listener gains beta\'s port');
-    assert.ok(deps.typesFor(scope).includes(LISTENER_TYPE), 'so listeners are offered');
+    assert.equal(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'no listener for beta\'s port');
+    assert.notEqual(typeOf(newCtx, client, ROUTE_TYPE), typeOf(oldCtx, client, ROUTE_TYPE), 'alpha\'s route goes to beta');
+    assert.deepEqual(deps.typesFor(scope), [ROUTE_TYPE], 'so routes alone are offered');
   }
   let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0, merged = 0;
   for (let round = 0; round < 300; round++) {

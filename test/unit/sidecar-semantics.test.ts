@@ -280,3 +280,23 @@ test('D8 (in part): a VirtualService private to the proxy\'s namespace comes bef
   assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'prod'), 9080, REVIEWS_HOST), [`outbound|9080||${REVIEWS_HOST}`]);
   assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app'), 9080, REVIEWS_HOST), ['outbound|9080||reviews-v2.canary.svc.cluster.local']);
 });
+
+test('D4: a VirtualService destination the egress hosts do not import gets clusters, no listener or virtual host (R2.4)', () => {
+  const docs = {
+    'svc.yaml': [kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.1'),
+      kubeService('be', 'b', '{name: http, port: 80}, {name: tcp-db, port: 5432}', '10.96.1.2')].join('---\n'),
+    'vs.yaml': virtualService('fe', 'a', 'fe.a.svc.cluster.local', 'be.b.svc.cluster.local'),
+  };
+  const ctx = ctxOf({ ...docs, 'sc.yaml': sidecarWith('a', ['./*']) });
+  const scope = sidecarIn(ctx, 'a');
+  assert.ok(hasCluster(ctx, scope, 'outbound|80||be.b.svc.cluster.local'));
+  assert.ok(hasCluster(ctx, scope, 'outbound|5432||be.b.svc.cluster.local'));
+  assert.deepEqual(routeClusters(ctx, scope, 80, 'fe.a.svc.cluster.local'), ['outbound|80||be.b.svc.cluster.local']);
+  assert.equal(routeClusters(ctx, scope, 80, 'be.b.svc.cluster.local'), undefined, 'no virtual host for be');
+  const listeners = planResources(ctx, scope, LISTENER_TYPE).map((p) => p.name);
+  assert.ok(!listeners.includes('10.96.1.2_5432'), `no TCP listener for be: ${listeners.join(' ')}`);
+  // Imported by an egress host, it gets both.
+  const both = ctxOf({ ...docs, 'sc.yaml': sidecarWith('a', ['./*', 'b/*']) });
+  assert.deepEqual(routeClusters(both, sidecarIn(both, 'a'), 80, 'be.b.svc.cluster.local'), ['outbound|80||be.b.svc.cluster.local']);
+  assert.ok(planResources(both, sidecarIn(both, 'a'), LISTENER_TYPE).some((p) => p.name === '10.96.1.2_5432'));
+});

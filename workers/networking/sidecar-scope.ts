@@ -21,8 +21,8 @@ export type OutboundPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface SidecarScope {
   /**
-   * Every service the Sidecar imports (all egress listeners, plus destinations of admitted VirtualServices), one
-   * per hostname.
+   * Every service the Sidecar imports (all egress listeners, plus destinations of imported VirtualServices), one
+   * per hostname: what clusters and load assignments are built for.
    */
   services: Service[];
   /**
@@ -31,8 +31,9 @@ export interface SidecarScope {
    */
   chosen: Map<string, Service>;
   /**
-   * The services the catch-all egress listener (the one without a port) builds listeners and routes for: all of
-   * `services` when no egress listener has a port, none when there is no catch-all listener.
+   * The services the catch-all egress listener (the one without a port) builds listeners and routes for: those its
+   * hosts import, not its VirtualServices' destinations (those get clusters only, sidecar.go
+   * collectImportedServices adds them to the scope, not to the listener); none when there is no catch-all listener.
    */
   catchAllServices: Service[];
   /** The VirtualServices the catch-all egress listener imports (its routes read only these), in precedence order. */
@@ -376,6 +377,11 @@ function importedTogether(ctx: PushContext, namespace: string, visible: Service[
   return unseen ? [...list, ...unseen] : list;
 }
 
+/** The services an egress listener's hosts import (selectServices), one per hostname; not its destinations. */
+function ownServices(ctx: PushContext, namespace: string, visible: Service[], li: ListenerImports): Service[] {
+  return oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), namespace, undefined,
+    (h) => (li.everything ? pickForSidecar(visibleCandidates(ctx, h, namespace), namespace) : egressChoice(ctx, h, namespace, li.hosts)));
+}
 
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const ns = scope.namespace;
@@ -401,21 +407,17 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const services = importedTogether(ctx, ns, visible, imports, chosen);
   const catchAllAt = specs.findIndex((l) => !l.port);
   const catchAll = catchAllAt >= 0 ? imports[catchAllAt]! : undefined;
-  // A port-specific listener builds listeners and routes for its own hosts only (istiod's
-  // IstioEgressListenerWrapper.services); the catch-all one, if any, for its own hosts and its VirtualServices'
-  // destinations.
+  // Each listener builds listeners and routes for its own hosts' services only (istiod's
+  // IstioEgressListenerWrapper.services), with its own VirtualServices.
   const egressListeners: EgressListener[] = [];
   specs.forEach((l, i) => {
     if (!l.port) return;
-    const li = imports[i]!;
     egressListeners.push({
       port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT',
-      services: oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), ns, undefined,
-        (h) => (li.everything ? pickForSidecar(visibleCandidates(ctx, h, ns), ns) : egressChoice(ctx, h, ns, li.hosts))),
-      virtualServices: li.virtualServices,
+      services: ownServices(ctx, ns, visible, imports[i]!), virtualServices: imports[i]!.virtualServices,
     });
   });
-  const catchAllServices = !catchAll ? [] : egressListeners.length === 0 ? services : importedTogether(ctx, ns, visible, [catchAll]);
+  const catchAllServices = catchAll ? ownServices(ctx, ns, visible, catchAll) : [];
   return {
     services, chosen, catchAllServices, catchAllVirtualServices: catchAll?.virtualServices ?? [], egressListeners, ingress, listenersKey,
     inboundConnectionPool, outboundPolicy, version: sidecar?.version ?? '', sidecar,
