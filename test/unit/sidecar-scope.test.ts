@@ -4,11 +4,12 @@
  * egress, is one listener `*\/*`. Each egress listener imports the services exported to the proxy's namespace
  * that an egress host `NAMESPACE/DNSNAME` matches in their own namespace, and the VirtualServices bound to `mesh`
  * and exported there that an egress host matches in the VirtualService's namespace (two-way wildcard matching);
- * the scope adds those VirtualServices' destinations (clusters only: listeners and routes are built for each
- * listener's own services). The implementation indexes services, VirtualServices and egress hosts so that a
- * 10,000-service mesh does not match every host against every service per namespace; this test holds it to the plain scan, including exportTo (`~` too), gateways, ServiceEntry hostnames in several
- * namespaces and on Kubernetes Services' hostnames (one service per hostname per scope: referenceChoice), creation
- * timestamps, wildcard hosts, `~`, and port-specific egress listeners.
+ * the scope adds those VirtualServices' destinations (HTTP rules for the proxy's namespace, tcp routes; clusters
+ * only: listeners and routes are built for each listener's own services). The implementation indexes services,
+ * VirtualServices and egress hosts so that a 10,000-service mesh does not match every host against every service
+ * per namespace; this test holds it to the plain scan, including exportTo (`~` too), gateways, ServiceEntry
+ * hostnames in several namespaces and on Kubernetes Services' hostnames (one service per hostname per scope:
+ * referenceChoice), creation timestamps, wildcard hosts, `~`, and port-specific egress listeners.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,6 +96,10 @@ ${ex ? `  exportTo: ${JSON.stringify(ex)}\n` : ''}  ports: [{number: 443, name: 
     const gw = r();
     const gateways = gw < 0.1 ? '  gateways: [istio-system/gw]\n' : gw < 0.2 ? '  gateways: [mesh, istio-system/gw]\n' : '';
     const created = r() < 0.4 ? `  creationTimestamp: "2026-02-0${1 + Math.floor(r() * 3)}T00:00:00Z"\n` : '';
+    // Some rules only for proxies in some namespaces (sourceNamespace), some tcp routes to another service.
+    const sourceNs = r() < 0.2 ? `    match: ${JSON.stringify(Array.from({ length: 1 + Math.floor(r() * 2) }, () => (r() < 0.8 ? { sourceNamespace: pick(NS) } : { uri: { prefix: '/x' } })))}\n` : '';
+    const [tn, tns] = pick(names);
+    const tcp = r() < 0.2 ? `  tcp: [{route: [{destination: {host: ${fqdn(tn, tns)}}}]}]\n` : '';
     docs[`vs-${k}.yaml`] = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -104,7 +109,7 @@ ${created}spec:
   hosts: ${JSON.stringify(hosts)}
 ${gateways}${ex ? `  exportTo: ${JSON.stringify(ex)}\n` : ''}  http:
   - route: ${JSON.stringify(dests.map((d) => ({ destination: { host: d }, ...(dests.length > 1 ? { weight: 50 } : {}) })))}
-`;
+${sourceNs}${tcp}`;
   }
   const egressHost = (): string => {
     const x = r();
@@ -173,13 +178,21 @@ function referenceVirtualServices(ctx: PushContext, ns: string, egress: EgressHo
     klass(a) - klass(b) || time(a) - time(b) || (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
 }
 
-/** The hosts a VirtualService's HTTP routes send to, qualified in its namespace. */
-const destinationsOf = (ctx: PushContext, vs: ConfigEntry): string[] =>
-  ((vs.spec.http ?? []) as any[]).flatMap((http) => ((http.route ?? []) as any[]).map((d) => ctx.qualify(d.destination.host, vs.namespace)));
+/**
+ * The hosts a VirtualService sends a proxy in `ns` to, qualified in its namespace: its HTTP rules' routes, except a
+ * rule with sourceNamespace matches none of which is `ns`; its tcp routes.
+ */
+const destinationsOf = (ctx: PushContext, vs: ConfigEntry, ns: string): string[] => [
+  ...((vs.spec.http ?? []) as any[]).filter((http) => {
+    const sns = ((http.match ?? []) as any[]).map((m) => m.sourceNamespace).filter(Boolean);
+    return sns.length === 0 || sns.includes(ns);
+  }).flatMap((http) => ((http.route ?? []) as any[]).map((d) => ctx.qualify(d.destination.host, vs.namespace))),
+  ...((vs.spec.tcp ?? []) as any[]).flatMap((t) => ((t.route ?? []) as any[]).map((d) => ctx.qualify(d.destination.host, vs.namespace))),
+];
 
 interface Listener { hosts: EgressHost[]; dests: Set<string> }
 function listenerOf(ctx: PushContext, ns: string, hosts: EgressHost[]): Listener {
-  return { hosts, dests: new Set(referenceVirtualServices(ctx, ns, hosts).flatMap((vs) => destinationsOf(ctx, vs))) };
+  return { hosts, dests: new Set(referenceVirtualServices(ctx, ns, hosts).flatMap((vs) => destinationsOf(ctx, vs, ns))) };
 }
 
 /**

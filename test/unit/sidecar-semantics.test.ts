@@ -189,6 +189,17 @@ const sidecarWith = egressSidecarYaml;
 
 const virtualService = routeVsYaml;
 
+/** A VirtualService for `host` whose `tcp` route sends everything to `dest`; `more` is appended to spec. */
+function tcpVirtualService(name: string, ns: string, host: string, dest: string, more = ''): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  hosts: [${host}]
+  tcp: [{route: [{destination: {host: ${dest}}}]}]
+${more}`;
+}
+
 /** The clusters the routes of a service's virtual host on a port send to (undefined: no such virtual host). */
 function routeClusters(ctx: PushContext, scope: ProxyScope, port: number, host: string): string[] | undefined {
   const rc = buildResource(ctx, scope, ROUTE_TYPE, String(port)) as any;
@@ -227,13 +238,7 @@ test('D1/D2: a VirtualService is imported only by an egress host for its own nam
 
 test('D1: tcp routes come from the listener\'s VirtualServices too', () => {
   const db = kubeService('db', 'bookinfo', '{name: tcp-db, port: 5432}', '10.96.0.20') + '---\n' + kubeService('db-replica', 'bookinfo', '{name: tcp-db, port: 5432}', '10.96.0.21');
-  const vs = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: db, namespace: routing}
-spec:
-  hosts: [db.bookinfo.svc.cluster.local]
-  tcp: [{route: [{destination: {host: db-replica.bookinfo.svc.cluster.local}}]}]
-`;
+  const vs = tcpVirtualService('db', 'routing', 'db.bookinfo.svc.cluster.local', 'db-replica.bookinfo.svc.cluster.local');
   const target = (hosts: string[]): string => {
     const ctx = ctxOf({ 'svc.yaml': db, 'vs.yaml': vs, 'sc.yaml': sidecarWith('app', hosts) });
     const l = buildResource(ctx, sidecarIn(ctx, 'app'), LISTENER_TYPE, '10.96.0.20_5432') as any;
@@ -299,4 +304,50 @@ test('D4: a VirtualService destination the egress hosts do not import gets clust
   const both = ctxOf({ ...docs, 'sc.yaml': sidecarWith('a', ['./*', 'b/*']) });
   assert.deepEqual(routeClusters(both, sidecarIn(both, 'a'), 80, 'be.b.svc.cluster.local'), ['outbound|80||be.b.svc.cluster.local']);
   assert.ok(planResources(both, sidecarIn(both, 'a'), LISTENER_TYPE).some((p) => p.name === '10.96.1.2_5432'));
+});
+
+test('D5: tcp and tls route destinations are imported; an HTTP rule for other source namespaces is not (R2.1)', () => {
+  const svcs = [kubeService('db', 'a', '{name: tcp-db, port: 5432}', '10.96.1.1'), kubeService('db-replica', 'b', '{name: tcp-db, port: 5432}', '10.96.1.2'),
+    kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.3'), kubeService('x', 'c', '{name: http, port: 80}', '10.96.1.4'),
+    kubeService('y', 'c', '{name: http, port: 80}', '10.96.1.5'), kubeService('tls', 'c', '{name: tls, port: 443}', '10.96.1.6')].join('---\n');
+  const vs = `${tcpVirtualService('db', 'a', 'db.a.svc.cluster.local', 'db-replica.b.svc.cluster.local',
+    '  tls: [{match: [{sniHosts: [db.a.svc.cluster.local]}], route: [{destination: {host: tls.c.svc.cluster.local}}]}]\n')}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: fe, namespace: a}
+spec:
+  hosts: [fe.a.svc.cluster.local]
+  http:
+  - match: [{sourceNamespace: other}]
+    route: [{destination: {host: x.c.svc.cluster.local}}]
+  - match: [{sourceNamespace: a}]
+    route: [{destination: {host: y.c.svc.cluster.local}}]
+`;
+  const ctx = ctxOf({ 'svc.yaml': svcs, 'vs.yaml': vs, 'sc.yaml': sidecarWith('a', ['./*']) });
+  const scope = sidecarIn(ctx, 'a');
+  assert.ok(hasCluster(ctx, scope, 'outbound|5432||db-replica.b.svc.cluster.local'), 'tcp route destination');
+  assert.ok(hasCluster(ctx, scope, 'outbound|443||tls.c.svc.cluster.local'), 'tls route destination');
+  assert.ok(!hasCluster(ctx, scope, 'outbound|80||x.c.svc.cluster.local'), 'a rule for proxies in `other` only');
+  assert.ok(hasCluster(ctx, scope, 'outbound|80||y.c.svc.cluster.local'), 'a rule for proxies in `a`');
+});
+
+test('D5: a delegate VirtualService\'s destinations are imported with its root (istiod merges delegates first)', () => {
+  const ctx = ctxOf({
+    'svc.yaml': [kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.3'), kubeService('y', 'c', '{name: http, port: 80}', '10.96.1.5')].join('---\n'),
+    'vs.yaml': `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: fe, namespace: a}
+spec:
+  hosts: [fe.a.svc.cluster.local]
+  http: [{match: [{uri: {prefix: /api}}], delegate: {name: fe-api, namespace: d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: fe-api, namespace: d}
+spec:
+  http: [{route: [{destination: {host: y.c.svc.cluster.local}}]}]
+`,
+    'sc.yaml': sidecarWith('a', ['./*']),
+  });
+  assert.ok(hasCluster(ctx, sidecarIn(ctx, 'a'), 'outbound|80||y.c.svc.cluster.local'));
 });

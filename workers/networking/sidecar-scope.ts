@@ -13,6 +13,7 @@
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches, indexedAlready, indexOf, type ServiceIndex } from '../../src/model/push-context.js';
 import { classifyHosts, importsVirtualService, meshVisible, selectVirtualServices } from './virtual-service-index.js';
+import { expandDelegates } from './http-route.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { byCreation, isKubernetesService, type Service } from '../../src/model/service.js';
 import { parseProtocol, type Protocol } from '../../src/model/protocol.js';
@@ -139,30 +140,49 @@ function egressHostsOf(listener: any, namespace: string): EgressHost[] {
 
 
 /**
- * The hosts a VirtualService's HTTP routes and mirrors send to, qualified: the destinations an egress listener that
- * imports the VirtualService adds to the scope (sidecar.go collectImportedServices).
+ * Where a VirtualService sends traffic: a destination's host (qualified), its port (0 when none is given: every
+ * port) and, for an HTTP rule matching on sourceNamespace, the namespaces the rule applies to.
  */
-export function routeDestinations(ctx: PushContext, vs: ConfigEntry): string[] {
-  const destinations: string[] = [];
-  for (const http of (vs.spec.http ?? []) as any[]) {
-    for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
-      if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
-    }
+export interface Destination { host: string; port: number; sourceNamespaces?: readonly string[] }
+
+/**
+ * The destinations an egress listener that imports a VirtualService adds to the scope (push_context.go
+ * virtualServiceDestinations, used by sidecar.go collectImportedServices): HTTP routes, mirror and mirrors (delegates
+ * expanded, as istiod merges them into their root first), `tcp` and `tls` routes.
+ */
+export function virtualServiceDestinations(ctx: PushContext, vs: ConfigEntry): Destination[] {
+  const out: Destination[] = [];
+  const add = (d: any, sourceNamespaces?: string[]): void => {
+    if (d?.host) out.push({ host: ctx.qualify(d.host, vs.namespace), port: d.port?.number ?? 0, ...(sourceNamespaces ? { sourceNamespaces } : {}) });
+  };
+  for (const http of expandDelegates(ctx, vs)) {
+    const sns = ((http.match ?? []) as any[]).map((m) => m?.sourceNamespace as string | undefined).filter((n): n is string => !!n);
+    const only = sns.length > 0 ? sns : undefined;
+    for (const r of (http.route ?? []) as any[]) add(r.destination, only);
+    if (http.mirror) add(http.mirror, only);
+    for (const m of (http.mirrors ?? []) as any[]) add(m.destination, only);
   }
-  return destinations;
+  for (const t of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])] as any[]) for (const r of (t.route ?? []) as any[]) add(r.destination);
+  return out;
 }
 
-/** Each VirtualService's destinations, once per VirtualService list; and by destination, the VirtualServices. */
-interface Destinations { of: Map<ConfigEntry, readonly string[]>; to: Map<string, ConfigEntry[]> }
+/**
+ * Whether a destination applies to a proxy namespace (virtualServiceDestinationsFilteredBySourceNamespace): an
+ * HTTP rule with sourceNamespace matches is for those namespaces only.
+ */
+const appliesTo = (d: Destination, namespace: string): boolean => !d.sourceNamespaces || d.sourceNamespaces.includes(namespace);
+
+/** Each VirtualService's destinations, once per VirtualService list; and by destination host, the VirtualServices. */
+interface Destinations { of: Map<ConfigEntry, readonly Destination[]>; to: Map<string, ConfigEntry[]> }
 const destinationsMemo = new WeakMap<object, Destinations>();
 function destinations(ctx: PushContext): Destinations {
   let d = destinationsMemo.get(ctx.data.virtualServices);
   if (!d) {
     d = { of: new Map(), to: new Map() };
     for (const vs of ctx.data.virtualServices) {
-      const hosts = [...new Set(routeDestinations(ctx, vs))];
-      d.of.set(vs, hosts);
-      for (const h of hosts) {
+      const dests = virtualServiceDestinations(ctx, vs);
+      d.of.set(vs, dests);
+      for (const h of new Set(dests.map((x) => x.host))) {
         const l = d.to.get(h);
         if (l) l.push(vs); else d.to.set(h, [vs]);
       }
@@ -335,7 +355,7 @@ function listenerImports(ctx: PushContext, namespace: string, visible: Service[]
   const virtualServices = selectVirtualServices(ctx, namespace, classifyHosts(hosts));
   const of = destinations(ctx).of;
   const dests = new Set<string>();
-  for (const vs of virtualServices) for (const h of of.get(vs) ?? []) dests.add(h);
+  for (const vs of virtualServices) for (const d of of.get(vs) ?? []) if (appliesTo(d, namespace)) dests.add(d.host);
   return { hosts, everything, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
 }
 const EMPTY: ReadonlySet<string> = new Set();
