@@ -1,6 +1,6 @@
 /**
  * Sidecar scopes on random meshes against a reference written straight from istiod's rules (pilot/pkg/model/
- * sidecar.go, virtualservice.go SelectVirtualServices; see sidecar-scope.ts's header). No Sidecar, or one without
+ * sidecar.go, virtualservice.go SelectVirtualServices; see sidecar-scope.ts's header). No Sidecar, or one without any
  * egress, is one listener `*\/*`. Each egress listener imports the services exported to the proxy's namespace
  * that an egress host `NAMESPACE/DNSNAME` matches in their own namespace, and the VirtualServices bound to `mesh`
  * and exported there that an egress host matches in the VirtualService's namespace (two-way wildcard matching);
@@ -116,7 +116,9 @@ ${sourceNs}${tcp}`;
     const ns = r() < 0.15 ? '*' : r() < 0.3 ? '.' : r() < 0.35 ? '~' : pick(NS);
     const [name, sns] = pick(names);
     const host = x < 0.5 ? '*' : x < 0.65 ? fqdn(name, sns) : x < 0.75 ? `*.${sns}.svc.cluster.local` : x < 0.85 ? '*.example.com' : pick(['api.example.com', 'x.example.com']);
-    return r() < 0.05 ? host : `${ns}/${host}`; // no namespace part: any namespace
+    // Not of the form namespace/dnsName (no `/`, or two): ignored, as istiod does.
+    const y = r();
+    return y < 0.04 ? host : y < 0.06 ? `${ns}/${ns}/${host}` : `${ns}/${host}`;
   };
   const sidecars = new Map<string, any>();
   for (const ns of NS) {
@@ -124,6 +126,7 @@ ${sourceNs}${tcp}`;
     if (x < 0.15) continue; // no Sidecar: everything exported here
     let spec: any;
     if (x < 0.2) spec = { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }; // no egress: everything exported here
+    else if (x < 0.23) spec = { egress: [], outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }; // empty egress: the same
     else {
       const catchAll = { hosts: Array.from({ length: 1 + Math.floor(r() * 3) }, egressHost) };
       spec = { egress: r() < 0.25 ? [{ port: { number: 9080, protocol: 'HTTP', name: 'http' }, hosts: [egressHost(), egressHost()] }, ...(r() < 0.7 ? [catchAll] : [])] : [catchAll] };
@@ -140,10 +143,9 @@ spec: ${JSON.stringify(spec)}
 
 interface EgressHost { namespace: string; host: string }
 function parseHosts(hosts: string[], ns: string): EgressHost[] {
-  return hosts.map((h) => {
-    const i = h.indexOf('/');
-    const n = i < 0 ? '*' : h.slice(0, i);
-    return { namespace: n === '.' ? ns : n, host: i < 0 ? h : h.slice(i + 1) };
+  return hosts.filter((h) => h.split('/').length === 2).map((h) => {
+    const [n, host] = h.split('/') as [string, string];
+    return { namespace: n === '.' ? ns : n, host };
   });
 }
 const admits = (egress: EgressHost[], ns: string, host: string): boolean =>
@@ -265,7 +267,7 @@ test('sidecar scopes on 150 random meshes equal the plain scan of every service 
       const includes = ctx.services.map((s) => scopeIncludes(ctx, scope, s));
       const sc = sidecarScope(ctx, scope);
       const where = `mesh ${m}, namespace ${ns}, Sidecar ${JSON.stringify(spec)}`;
-      const specs: any[] = spec?.egress ?? [{ hosts: ['*/*'] }];
+      const specs: any[] = spec?.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
       const listeners = specs.map((l) => listenerOf(ctx, ns, parseHosts(l.hosts, ns)));
       const expected = referenceServices(ctx, ns, listeners);
       assert.deepEqual(ids(sc.services), ids(expected), where);

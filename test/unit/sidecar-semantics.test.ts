@@ -351,3 +351,22 @@ spec:
   });
   assert.ok(hasCluster(ctx, sidecarIn(ctx, 'a'), 'outbound|80||y.c.svc.cluster.local'));
 });
+
+test('D13: `egress: []` imports everything, like no egress; a host not of the form namespace/dnsName is ignored (R1.1)', () => {
+  const sidecar = (egress: string): string => `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: app}
+spec:
+  egress: ${egress}
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`;
+  const hosts = (egress: string): string[] => {
+    const ctx = ctxOf({ 'svc.yaml': BOOKINFO, 'sc.yaml': sidecar(egress) });
+    return sidecarScope(ctx, sidecarIn(ctx, 'app')).services.map((s) => s.hostname).sort();
+  };
+  const all = ['client.app.svc.cluster.local', REVIEWS_HOST, 'reviews-v2.canary.svc.cluster.local'].sort();
+  assert.deepEqual(hosts('[]'), all);
+  // No `/` (once read as any namespace), or two: nothing imported.
+  assert.deepEqual(hosts(`[{hosts: [${REVIEWS_HOST}]}]`), []);
+  assert.deepEqual(hosts(`[{hosts: ["bookinfo/bookinfo/${REVIEWS_HOST}", "./*"]}]`), ['client.app.svc.cluster.local']);
+});

@@ -1,7 +1,7 @@
 /**
  * SidecarScope: which services (and so clusters, routes, listeners) and VirtualServices a proxy receives, from the
- * Sidecar resource in effect (istio pilot/pkg/model/sidecar.go, unified scoping: no Sidecar, or one without egress,
- * is one catch-all egress listener `*\/*`). Each egress listener imports the services an egress host
+ * Sidecar resource in effect (istio pilot/pkg/model/sidecar.go, unified scoping: no Sidecar, or one without egress
+ * listeners, is one catch-all egress listener `*\/*`). Each egress listener imports the services an egress host
  * `NAMESPACE/DNSNAME` matches in their own namespace (`*` and `.` for the namespace, `*` or `*.suffix` for the
  * name, `~` for none), and the VirtualServices one matches in the VirtualService's own namespace
  * (virtual-service-index.ts); the scope adds those VirtualServices' destinations so routes resolve.
@@ -82,11 +82,24 @@ export function visibleTo(svc: Service, namespace: string): boolean {
   return exportedTo(svc.exportTo, svc.namespace, namespace);
 }
 
-function parseEgressHost(h: string, sidecarNs: string): EgressHost {
-  const i = h.indexOf('/');
-  const ns = i < 0 ? '*' : h.slice(0, i);
-  return { namespace: ns === '.' ? sidecarNs : ns, host: i < 0 ? h : h.slice(i + 1) };
+/**
+ * `NAMESPACE/DNSNAME`, `.` the proxy's namespace; undefined for a host without exactly one `/`, which istiod
+ * (convertIstioListenerToWrapper) logs and skips. Its validation rejects such hosts ("host must be of form
+ * namespace/dnsName"); ours accepts them, so they are skipped here, with a warning once per host and process.
+ */
+function parseEgressHost(h: string, sidecarNs: string): EgressHost | undefined {
+  const parts = h.split('/');
+  if (parts.length !== 2) {
+    if (!warnedHosts.has(h)) {
+      warnedHosts.add(h);
+      process.emitWarning(`Sidecar egress host "${h}" is not of the form namespace/dnsName: ignored`, { code: 'MESHPILOT_SIDECAR_EGRESS_HOST' });
+    }
+    return undefined;
+  }
+  const [ns, host] = parts as [string, string];
+  return { namespace: ns === '.' ? sidecarNs : ns, host };
 }
+const warnedHosts = new Set<string>();
 
 function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname: string): boolean {
   return hosts.some((e) => e.namespace !== '~' && (e.namespace === '*' || e.namespace === namespace) && hostMatches(e.host, hostname));
@@ -135,8 +148,18 @@ function sidecarOf(ctx: PushContext, scope: ProxyScope): ConfigEntry | undefined
  * `egress: [{hosts: ["./*", "istio-system/*"]}]` isolates every namespace to itself.
  */
 function egressHostsOf(listener: any, namespace: string): EgressHost[] {
-  return ((listener.hosts ?? []) as string[]).map((h) => parseEgressHost(h, namespace));
+  return ((listener.hosts ?? []) as string[]).flatMap((h) => parseEgressHost(h, namespace) ?? []);
 }
+
+/**
+ * The Sidecar's egress listeners, or istiod's default `*\/*` one when it has none: no Sidecar, no `egress`, or
+ * `egress: []` (initSidecarScopeInternalIndexes: "If egress not set, setup a default listener").
+ */
+function egressSpecs(sidecar: ConfigEntry | undefined): any[] {
+  const egress = sidecar?.spec.egress as any[] | undefined;
+  return egress?.length ? egress : DEFAULT_EGRESS;
+}
+const DEFAULT_EGRESS = [{ hosts: ['*/*'] }];
 
 
 /**
@@ -195,8 +218,8 @@ function destinations(ctx: PushContext): Destinations {
 /** The egress listeners' hosts of the scope's Sidecar; undefined when everything is imported (`*\/*`). */
 function listenerHostsOf(ctx: PushContext, scope: ProxyScope): EgressHost[][] | undefined {
   const sidecar = sidecarOf(ctx, scope);
-  if (!sidecar?.spec.egress) return undefined;
-  return (sidecar.spec.egress as any[]).map((l) => egressHostsOf(l, scope.namespace));
+  const specs = egressSpecs(sidecar);
+  return specs === DEFAULT_EGRESS ? undefined : specs.map((l) => egressHostsOf(l, scope.namespace));
 }
 
 /**
@@ -421,7 +444,7 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const inboundConnectionPool = sidecar?.spec.inboundConnectionPool;
   // Without a Sidecar, or with one without egress listeners, one catch-all listener `*\/*` (unified scoping: the same
   // rules as a Sidecar saying so).
-  const specs: any[] = sidecar?.spec.egress ?? [{ hosts: ['*/*'] }];
+  const specs = egressSpecs(sidecar);
   const imports = specs.map((l) => listenerImports(ctx, ns, visible, egressHostsOf(l, ns)));
   const chosen = new Map<string, Service>();
   const services = importedTogether(ctx, ns, visible, imports, chosen);
