@@ -175,17 +175,22 @@ export interface Destination { host: string; port: number; sourceNamespaces?: re
  */
 export function virtualServiceDestinations(ctx: PushContext, vs: ConfigEntry): Destination[] {
   const out: Destination[] = [];
-  const add = (d: any, sourceNamespaces?: string[]): void => {
-    if (d?.host) out.push({ host: ctx.qualify(d.host, vs.namespace), port: d.port?.number ?? 0, ...(sourceNamespaces ? { sourceNamespaces } : {}) });
+  const add = (d: any, sourceNamespaces: string[] | undefined): void => {
+    if (!d?.host) return;
+    const dest: Destination = { host: ctx.qualify(d.host, vs.namespace), port: d.port?.number ?? 0 };
+    if (sourceNamespaces) dest.sourceNamespaces = sourceNamespaces;
+    out.push(dest);
   };
-  for (const http of expandDelegates(ctx, vs)) {
-    const sns = ((http.match ?? []) as any[]).map((m) => m?.sourceNamespace as string | undefined).filter((n): n is string => !!n);
-    const only = sns.length > 0 ? sns : undefined;
+  // (Once per VirtualService list, for every VirtualService: plain loops, no delegate expansion without delegates.)
+  const rules = ((vs.spec.http ?? []) as any[]).some((h) => h.delegate) ? expandDelegates(ctx, vs) : (vs.spec.http ?? []) as any[];
+  for (const http of rules) {
+    let only: string[] | undefined;
+    for (const m of (http.match ?? []) as any[]) if (m?.sourceNamespace) (only ??= []).push(m.sourceNamespace);
     for (const r of (http.route ?? []) as any[]) add(r.destination, only);
     if (http.mirror) add(http.mirror, only);
     for (const m of (http.mirrors ?? []) as any[]) add(m.destination, only);
   }
-  for (const t of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])] as any[]) for (const r of (t.route ?? []) as any[]) add(r.destination);
+  for (const l of [vs.spec.tcp, vs.spec.tls] as Array<any[] | undefined>) for (const t of l ?? []) for (const r of (t.route ?? []) as any[]) add(r.destination, undefined);
   return out;
 }
 
@@ -196,23 +201,43 @@ export function virtualServiceDestinations(ctx: PushContext, vs: ConfigEntry): D
 const appliesTo = (d: Destination, namespace: string): boolean => !d.sourceNamespaces || d.sourceNamespaces.includes(namespace);
 
 /** Each VirtualService's destinations, once per VirtualService list; and by destination host, the VirtualServices. */
-interface Destinations { of: Map<ConfigEntry, readonly Destination[]>; to: Map<string, ConfigEntry[]> }
+interface Destinations {
+  of: Map<ConfigEntry, readonly Destination[]>;
+  /** By destination host, the VirtualServices (built on first use: scopeIncludes). */
+  to?: Map<string, ConfigEntry[]>;
+  /** Some destination is for some source namespaces only: a listener's destinations depend on the namespace. */
+  filtered: boolean;
+  /** Destination hostnames by imported VirtualService list, while none is filtered (the `*\/*` list is shared). */
+  byList: WeakMap<readonly ConfigEntry[], ReadonlySet<string>>;
+}
 const destinationsMemo = new WeakMap<object, Destinations>();
 function destinations(ctx: PushContext): Destinations {
   let d = destinationsMemo.get(ctx.data.virtualServices);
   if (!d) {
-    d = { of: new Map(), to: new Map() };
+    d = { of: new Map(), filtered: false, byList: new WeakMap() };
     for (const vs of ctx.data.virtualServices) {
       const dests = virtualServiceDestinations(ctx, vs);
       d.of.set(vs, dests);
-      for (const h of new Set(dests.map((x) => x.host))) {
-        const l = d.to.get(h);
-        if (l) l.push(vs); else d.to.set(h, [vs]);
-      }
+      if (!d.filtered && dests.some((x) => x.sourceNamespaces)) d.filtered = true;
     }
     destinationsMemo.set(ctx.data.virtualServices, d);
   }
   return d;
+}
+
+/** The VirtualServices that route to a host (any namespace, any rule). */
+function routingTo(ctx: PushContext, host: string): readonly ConfigEntry[] | undefined {
+  const d = destinations(ctx);
+  if (!d.to) {
+    d.to = new Map();
+    for (const [vs, dests] of d.of) {
+      for (const x of dests) {
+        const l = d.to.get(x.host);
+        if (!l) d.to.set(x.host, [vs]); else if (l[l.length - 1] !== vs) l.push(vs);
+      }
+    }
+  }
+  return d.to.get(host);
 }
 
 /** The egress listeners' hosts of the scope's Sidecar; undefined when everything is imported (`*\/*`). */
@@ -238,7 +263,7 @@ export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service)
   if (ctx.isShared(svc.hostname)) return sidecarScope(ctx, scope).services.includes(svc);
   const listeners = listenerHostsOf(ctx, scope);
   if (visible && (!listeners || listeners.some((hosts) => egressAdmits(hosts, svc.namespace, svc.hostname)))) return true;
-  const routes = destinations(ctx).to.get(svc.hostname);
+  const routes = routingTo(ctx, svc.hostname);
   if (!routes?.some((vs) => meshVisible(ctx, ns, vs))) return false;
   return sidecarScope(ctx, scope).services.includes(svc);
 }
@@ -376,10 +401,30 @@ interface ListenerImports {
 function listenerImports(ctx: PushContext, namespace: string, visible: Service[], hosts: EgressHost[]): ListenerImports {
   const everything = importsEverything(hosts);
   const virtualServices = selectVirtualServices(ctx, namespace, classifyHosts(hosts));
-  const of = destinations(ctx).of;
-  const dests = new Set<string>();
-  for (const vs of virtualServices) for (const d of of.get(vs) ?? []) if (appliesTo(d, namespace)) dests.add(d.host);
+  const all = destinations(ctx);
+  let dests = all.filtered ? undefined : all.byList.get(virtualServices);
+  if (!dests) {
+    const s = new Set<string>();
+    for (const vs of virtualServices) for (const d of all.of.get(vs) ?? []) if (appliesTo(d, namespace)) s.add(d.host);
+    if (!all.filtered) all.byList.set(virtualServices, s);
+    dests = s;
+  }
   return { hosts, everything, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
+}
+
+/**
+ * Of a destination set, the services a namespace might import without seeing them (destinationChoice takes the
+ * proxy namespace's service whatever its exportTo): those not exported everywhere, and hostnames that are several
+ * services. Usually none; once per set and services array, so a namespace looks at these only.
+ */
+const restrictedMemo = new WeakMap<ReadonlySet<string>, { services: readonly Service[]; hosts: string[] }>();
+function restrictedDestinations(ctx: PushContext, dests: ReadonlySet<string>): string[] {
+  let m = restrictedMemo.get(dests);
+  if (!m || m.services !== ctx.services) {
+    const hosts = [...dests].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhereTo(s)));
+    restrictedMemo.set(dests, (m = { services: ctx.services, hosts }));
+  }
+  return m.hosts;
 }
 const EMPTY: ReadonlySet<string> = new Set();
 
@@ -412,7 +457,7 @@ function importedTogether(ctx: PushContext, namespace: string, visible: Service[
   // Services the namespace cannot see, imported as a destination: only its own namespace's (see above).
   let unseen: Service[] | undefined;
   for (const l of ls) {
-    for (const h of l.destinations) {
+    for (const h of restrictedDestinations(ctx, l.destinations)) {
       const svc = ctx.isShared(h) ? chosen?.get(h) ?? choose(h) : ctx.service(h);
       if (svc && svc.namespace === namespace && !visibleTo(svc, namespace) && !unseen?.includes(svc)) (unseen ??= []).push(svc);
     }

@@ -22,24 +22,30 @@ import { byCreation } from '../../src/model/service.js';
 export interface MeshVirtualService {
   vs: ConfigEntry;
   hosts: string[];
+  /** Its place in creation order. */
+  order: number;
+  /** Exported everywhere. */
+  public: boolean;
   /** Whether a proxy namespace can see it (the lists it was filed in). */
   visibleFrom(namespace: string): boolean;
 }
 
 /**
- * One namespace's view: the candidates in order; their positions and the candidates by their own namespace are
- * built on first use (a namespace without a Sidecar reads only the list).
+ * One namespace's candidates in order, and (built on first use) those with hosts as configs: what the default
+ * listener `*\/*` imports. A namespace nothing is exported to privately shares the public candidates' object, so
+ * every namespace without a Sidecar shares one list.
  */
 interface Candidates {
   list: MeshVirtualService[];
-  position?: Map<MeshVirtualService, number>;
-  byNamespace?: Map<string, MeshVirtualService[]>;
+  everything?: ConfigEntry[];
 }
 
 interface VsIndex {
   private: Map<string, MeshVirtualService[]>;
   exportedTo: Map<string, MeshVirtualService[]>;
-  public: MeshVirtualService[];
+  public: Candidates;
+  /** By the VirtualService's own namespace, in creation order: where `ns/…` egress hosts look. */
+  byNamespace: Map<string, MeshVirtualService[]>;
   byConfig: Map<ConfigEntry, MeshVirtualService>;
   candidates: Map<string, Candidates>;
 }
@@ -56,26 +62,28 @@ function vsIndex(ctx: PushContext): VsIndex {
   const list = ctx.data.virtualServices;
   const m = indexes.get(list);
   if (m && m.domain === ctx.data.mesh.domainSuffix) return m.ix;
-  const ix: VsIndex = { private: new Map(), exportedTo: new Map(), public: [], byConfig: new Map(), candidates: new Map() };
+  const ix: VsIndex = { private: new Map(), exportedTo: new Map(), public: { list: [] }, byNamespace: new Map(), byConfig: new Map(), candidates: new Map() };
   const file = (map: Map<string, MeshVirtualService[]>, ns: string, mv: MeshVirtualService): void => {
     const l = map.get(ns);
     if (!l) map.set(ns, [mv]); else if (l[l.length - 1] !== mv) l.push(mv);
   };
+  let order = 0;
   for (const vs of [...list].sort(byCreation)) {
     if (!boundToMesh(vs)) continue;
     const exportTo = (vs.spec.exportTo ?? []) as string[];
     const hosts = ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace));
+    let mv: MeshVirtualService;
     if (exportTo.length === 0 || exportTo.includes('*')) {
-      const mv: MeshVirtualService = { vs, hosts, visibleFrom: () => true };
-      ix.public.push(mv);
-      ix.byConfig.set(vs, mv);
-      continue;
+      mv = { vs, hosts, order: order++, public: true, visibleFrom: () => true };
+      ix.public.list.push(mv);
+    } else {
+      if (exportTo.includes('~')) continue;
+      const to = new Set(exportTo.map((e) => (e === '.' ? vs.namespace : e)));
+      mv = { vs, hosts, order: order++, public: false, visibleFrom: (ns) => to.has(ns) };
+      for (const ns of to) file(ns === vs.namespace ? ix.private : ix.exportedTo, ns, mv);
     }
-    if (exportTo.includes('~')) continue;
-    const to = new Set(exportTo.map((e) => (e === '.' ? vs.namespace : e)));
-    const mv: MeshVirtualService = { vs, hosts, visibleFrom: (ns) => to.has(ns) };
     ix.byConfig.set(vs, mv);
-    for (const ns of to) file(ns === vs.namespace ? ix.private : ix.exportedTo, ns, mv);
+    file(ix.byNamespace, vs.namespace, mv);
   }
   indexes.set(list, { domain: ctx.data.mesh.domainSuffix, ix });
   return ix;
@@ -84,21 +92,19 @@ function vsIndex(ctx: PushContext): VsIndex {
 function candidatesOf(ix: VsIndex, namespace: string): Candidates {
   let c = ix.candidates.get(namespace);
   if (!c) {
-    const list = [...(ix.private.get(namespace) ?? []), ...(ix.exportedTo.get(namespace) ?? []), ...ix.public];
-    ix.candidates.set(namespace, (c = { list }));
+    const own = [...(ix.private.get(namespace) ?? []), ...(ix.exportedTo.get(namespace) ?? [])];
+    c = own.length === 0 ? ix.public : { list: [...own, ...ix.public.list] };
+    ix.candidates.set(namespace, c);
   }
   return c;
 }
 
-function candidatesByNamespace(c: Candidates): Map<string, MeshVirtualService[]> {
-  if (!c.byNamespace) {
-    c.byNamespace = new Map();
-    for (const mv of c.list) {
-      const l = c.byNamespace.get(mv.vs.namespace);
-      if (l) l.push(mv); else c.byNamespace.set(mv.vs.namespace, [mv]);
-    }
-  }
-  return c.byNamespace;
+/**
+ * A candidate's place in a namespace's candidate order: those private to it, then those exported to it, then the
+ * public ones, each in creation order.
+ */
+function rank(mv: MeshVirtualService, namespace: string): number {
+  return (mv.public ? 2 : mv.vs.namespace === namespace ? 0 : 1) * 1e9 + mv.order;
 }
 
 /** An egress listener's hosts for one namespace (istiod's hostClassification). */
@@ -142,19 +148,18 @@ function imports(hosts: Map<string, HostClass>, mv: MeshVirtualService): boolean
  * a `*` namespace every candidate is checked; otherwise only the candidates of the namespaces the hosts name.
  */
 export function selectVirtualServices(ctx: PushContext, namespace: string, hosts: Map<string, HostClass>): ConfigEntry[] {
-  const c = candidatesOf(vsIndex(ctx), namespace);
-  let pool: MeshVirtualService[];
-  if (hosts.has('*')) pool = c.list;
-  else {
-    pool = [];
-    const byNs = candidatesByNamespace(c);
-    for (const ns of hosts.keys()) pool.push(...(byNs.get(ns) ?? []));
-    if (hosts.size > 1) {
-      const position = (c.position ??= new Map(c.list.map((mv, i) => [mv, i])));
-      pool.sort((a, b) => position.get(a)! - position.get(b)!);
-    }
+  const ix = vsIndex(ctx);
+  const any = hosts.get('*');
+  if (any) {
+    const c = candidatesOf(ix, namespace);
+    // `*\/*` imports every candidate with a host: one list, shared by the namespaces that share the candidates.
+    if (any.all.includes('*')) return (c.everything ??= c.list.filter((mv) => mv.hosts.length > 0).map((mv) => mv.vs));
+    return c.list.filter((mv) => imports(hosts, mv)).map((mv) => mv.vs);
   }
-  return pool.filter((mv) => imports(hosts, mv)).map((mv) => mv.vs);
+  // Only the VirtualServices of the namespaces the hosts name can match: those a namespace sees, in its order.
+  const pool: MeshVirtualService[] = [];
+  for (const ns of hosts.keys()) for (const mv of ix.byNamespace.get(ns) ?? []) if (mv.visibleFrom(namespace) && imports(hosts, mv)) pool.push(mv);
+  return pool.sort((a, b) => rank(a, namespace) - rank(b, namespace)).map((mv) => mv.vs);
 }
 
 /** Whether an egress listener with these hosts imports a VirtualService for a proxy namespace (no list built). */
