@@ -237,12 +237,13 @@ test('VirtualService pushes, alone or with endpoint changes merged: skipped prox
     return JSON.stringify(planResources(ctx, scope, type).map((item) => [item.name, buildResource(ctx, scope, type, item.name) ?? null]));
   };
   const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
-  // Fixed case: a VirtualService the catch-all egress listener imports, routing to beta (on its own port, already in
-  // the scope through the port-specific listener). A destination gets clusters only, no listener (istiod
-  // collectImportedServices adds it to the scope, not to the listener): ns-c's listeners stay, routes alone move.
+  // Fixed case: a VirtualService the catch-all egress listener imports, routing to beta (on its only port 9090,
+  // already in the scope through the port-specific listener on 9090). A destination gets clusters only, no
+  // listener (istiod collectImportedServices adds it to the scope, not to the listener): ns-c's listeners stay,
+  // routes alone move.
   {
     const base = {
-      'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [7070])].join('---\n'),
+      'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [9090])].join('---\n'),
       'sidecar-c.yaml': `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ns-c}\nspec:\n  egress:\n  - port: {number: 9090, protocol: HTTP, name: http}\n    hosts: ["*/${hostOf('beta', 'ns-b')}"]\n  - hosts: ["*/${hostOf('alpha', 'ns-a')}"]\n`,
     };
     const oldCtx = ctxOf(base);

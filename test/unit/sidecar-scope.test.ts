@@ -45,6 +45,9 @@ function randomMesh(r: () => number): Mesh {
       const name = `s${i++}`;
       names.push([name, ns]);
       const ex = exportTo();
+      // Ports 80, 9080 or both: a port-specific egress listener (9080) imports some services, trimmed to its port.
+      const y = r();
+      const ports = y < 0.6 ? '{name: http, port: 80}' : y < 0.8 ? '{name: http-web, port: 9080}' : '{name: http, port: 80}, {name: http-web, port: 9080}';
       docs[`${ns}-${name}.yaml`] = `apiVersion: v1
 kind: Service
 metadata:
@@ -52,7 +55,7 @@ metadata:
   namespace: ${ns}
 ${ex ? `  annotations: {networking.istio.io/exportTo: "${ex.join(',')}"}\n` : ''}spec:
   clusterIP: 10.0.${i}.1
-  ports: [{name: http, port: 80}]
+  ports: [${ports}]
 `;
     }
   }
@@ -108,7 +111,12 @@ metadata:
 ${created}spec:
   hosts: ${JSON.stringify(hosts)}
 ${gateways}${ex ? `  exportTo: ${JSON.stringify(ex)}\n` : ''}  http:
-  - route: ${JSON.stringify(dests.map((d) => ({ destination: { host: d }, ...(dests.length > 1 ? { weight: 50 } : {}) })))}
+  - route: ${JSON.stringify(dests.map((d) => {
+    // A destination port, sometimes: the scope imports only the ports routed to (one the service lacks: nothing).
+    const z = r();
+    const port = z < 0.25 ? { port: { number: 80 } } : z < 0.4 ? { port: { number: 9080 } } : z < 0.45 ? { port: { number: 7000 } } : {};
+    return { destination: { host: d, ...port }, ...(dests.length > 1 ? { weight: 50 } : {}) };
+  }))}
 ${sourceNs}${tcp}`;
   }
   const egressHost = (): string => {
@@ -181,59 +189,44 @@ function referenceVirtualServices(ctx: PushContext, ns: string, egress: EgressHo
 }
 
 /**
- * The hosts a VirtualService sends a proxy in `ns` to, qualified in its namespace: its HTTP rules' routes, except a
- * rule with sourceNamespace matches none of which is `ns`; its tcp routes.
+ * Where a VirtualService sends a proxy in `ns`, as [host qualified in its namespace, port (0: none given)]: its
+ * HTTP rules' routes, except a rule with sourceNamespace matches none of which is `ns`; its tcp routes.
  */
-const destinationsOf = (ctx: PushContext, vs: ConfigEntry, ns: string): string[] => [
+const destinationsOf = (ctx: PushContext, vs: ConfigEntry, ns: string): Array<[string, number]> => [
   ...((vs.spec.http ?? []) as any[]).filter((http) => {
     const sns = ((http.match ?? []) as any[]).map((m) => m.sourceNamespace).filter(Boolean);
     return sns.length === 0 || sns.includes(ns);
-  }).flatMap((http) => ((http.route ?? []) as any[]).map((d) => ctx.qualify(d.destination.host, vs.namespace))),
-  ...((vs.spec.tcp ?? []) as any[]).flatMap((t) => ((t.route ?? []) as any[]).map((d) => ctx.qualify(d.destination.host, vs.namespace))),
-];
+  }).flatMap((http) => (http.route ?? []) as any[]),
+  ...((vs.spec.tcp ?? []) as any[]).flatMap((t) => (t.route ?? []) as any[]),
+].map((d) => [ctx.qualify(d.destination.host, vs.namespace), d.destination.port?.number ?? 0]);
 
-interface Listener { hosts: EgressHost[]; dests: Set<string> }
-function listenerOf(ctx: PushContext, ns: string, hosts: EgressHost[]): Listener {
-  return { hosts, dests: new Set(referenceVirtualServices(ctx, ns, hosts).flatMap((vs) => destinationsOf(ctx, vs, ns))) };
+/** An egress listener: its hosts, its port (then it imports only services with that port, only that port), its destinations' ports. */
+interface Listener { hosts: EgressHost[]; port?: number; dests: Map<string, Set<number>> }
+function listenerOf(ctx: PushContext, ns: string, spec: any): Listener {
+  const hosts = parseHosts(spec.hosts, ns);
+  const dests = new Map<string, Set<number>>();
+  for (const vs of referenceVirtualServices(ctx, ns, hosts)) {
+    for (const [h, p] of destinationsOf(ctx, vs, ns)) dests.set(h, new Set([...(dests.get(h) ?? []), p]));
+  }
+  return { hosts, port: spec.port?.number, dests };
 }
 
-/**
- * The services listeners import together, one per hostname, in registry order: every visible service an egress
- * host matches, and every destination's service (the one in `ns` even unseen, else the first namespace
- * alphabetically that exports it to `ns`); those unseen last.
- */
-function referenceServices(ctx: PushContext, ns: string, listeners: Listener[]): Service[] {
-  const visible = ctx.services.filter((s) => exportedTo(s.exportTo, s.namespace, ns));
-  const chosen = (host: string): Service | undefined => referenceChoice(ctx, ns, host, listeners);
-  const hostnames = new Set<string>();
-  for (const l of listeners) {
-    for (const s of visible) if (admits(l.hosts, s.namespace, s.hostname)) hostnames.add(s.hostname);
-    for (const h of l.dests) hostnames.add(h);
-  }
-  const seen = visible.filter((s) => hostnames.has(s.hostname) && chosen(s.hostname) === s);
-  const unseen: Service[] = [];
-  for (const l of listeners) {
-    for (const h of l.dests) {
-      const c = chosen(h);
-      if (c && !visible.includes(c) && !unseen.includes(c)) unseen.push(c);
-    }
-  }
-  return [...seen, ...unseen];
-}
-
-const ids = (svcs: readonly Service[]): string[] => svcs.map((s) => `${s.namespace}/${s.hostname}`);
+type Ports = 'all' | Set<number>;
+const hasPort = (s: Service, port: number): boolean => s.ports.some((p) => p.port === port);
 
 /**
- * Where a hostname is several services (ServiceEntries in several namespaces, or next to a Kubernetes Service),
- * the one a scope keeps (istiod sidecar.go selectServices with unified scoping, appendSidecarServices,
- * collectImportedServices), for listeners in order. Candidates are the hostname's services visible from `ns` in
- * servicesExportedToNamespace order (private to `ns`, exported to it by name, public; oldest first, then
- * namespace/name). Each listener takes, of those its hosts import, the one in `ns`, else the first Kubernetes
- * Service, else the first; then, if one of its VirtualServices routes to the hostname, the one in `ns` (even
- * unseen), else the alphabetically first namespace that exports it to `ns`. The first choice stands unless a later
- * one is a Kubernetes Service and it is not.
+ * What a scope keeps of a hostname (istiod sidecar.go selectServices with unified scoping, serviceMatchingListenerPort,
+ * serviceMatchingVirtualServicePorts, appendSidecarServices, collectImportedServices), for listeners in order: a
+ * service and its ports. Candidates are the hostname's services visible from `ns` in servicesExportedToNamespace
+ * order (private to `ns`, exported to it by name, public; oldest first, then namespace/name). Each listener adds, of
+ * those its hosts import (with its port, for a listener with one), the one in `ns`, else the first Kubernetes
+ * Service, else the first — with its port, or all ports; then, if one of its VirtualServices routes to the
+ * hostname, the one in `ns` (even unseen), else the alphabetically first namespace that exports it to `ns` — with
+ * the listener's port if it has one (nothing if the service lacks it), else the ports routed to (all for a
+ * destination without a port; nothing if the service has none of them). The first service added stands, merging
+ * the ports of its later additions, unless a later one is a Kubernetes Service and it is not.
  */
-function referenceChoice(ctx: PushContext, ns: string, host: string, listeners: Listener[]): Service | undefined {
+function referenceFold(ctx: PushContext, ns: string, host: string, listeners: Listener[]): { svc: Service; ports: Ports } | undefined {
   const all = ctx.services.filter((s) => s.hostname === host);
   const rank = (s: Service): number => (s.exportTo.length === 0 || s.exportTo.includes('*') ? 2
     : s.namespace === ns && s.exportTo.some((e) => e === '.' || e === ns) ? 0 : 1);
@@ -243,18 +236,61 @@ function referenceChoice(ctx: PushContext, ns: string, host: string, listeners: 
   const kube = (s: Service): boolean => s.registry === undefined;
   const choose = (xs: Service[]): Service | undefined => xs.find((s) => s.namespace === ns) ?? xs.find(kube) ?? xs[0];
   const destination = (): Service | undefined => all.find((s) => s.namespace === ns) ?? [...candidates].sort((a, b) => (a.namespace < b.namespace ? -1 : 1))[0];
-  let c: Service | undefined;
-  const take = (x: Service | undefined): void => { if (x && (!c || (!kube(c) && kube(x)))) c = x; };
+  let c: { svc: Service; ports: Ports } | undefined;
+  const take = (x: Service | undefined, ports: Ports | undefined): void => {
+    if (!x || !ports) return;
+    if (!c || (!kube(c.svc) && kube(x) && c.svc !== x)) c = { svc: x, ports };
+    else if (c.svc === x) c.ports = c.ports === 'all' || ports === 'all' ? 'all' : new Set([...c.ports, ...ports]);
+  };
   for (const l of listeners) {
-    take(choose(candidates.filter((s) => admits(l.hosts, s.namespace, host))));
-    if (l.dests.has(host)) take(destination());
+    take(choose(candidates.filter((s) => admits(l.hosts, s.namespace, host) && (l.port === undefined || hasPort(s, l.port)))), l.port === undefined ? 'all' : new Set([l.port]));
+    const routed = l.dests.get(host);
+    if (!routed) continue;
+    const d = destination();
+    if (!d) continue;
+    if (l.port !== undefined) take(d, hasPort(d, l.port) ? new Set([l.port]) : undefined);
+    else if (routed.has(0)) take(d, 'all');
+    else {
+      const found = d.ports.filter((p) => routed.has(p.port)).map((p) => p.port);
+      take(d, found.length ? new Set(found) : undefined);
+    }
   }
   return c;
 }
 
+/**
+ * The services listeners import together, one per hostname, with their ports, in registry order: every visible
+ * service an egress host matches, and every destination's service (the one in `ns` even unseen); those unseen last.
+ */
+function referenceServices(ctx: PushContext, ns: string, listeners: Listener[]): Array<[Service, Ports]> {
+  const visible = ctx.services.filter((s) => exportedTo(s.exportTo, s.namespace, ns));
+  const hostnames = new Set<string>();
+  for (const l of listeners) {
+    for (const s of visible) if (admits(l.hosts, s.namespace, s.hostname)) hostnames.add(s.hostname);
+    for (const h of l.dests.keys()) hostnames.add(h);
+  }
+  const out: Array<[Service, Ports]> = [];
+  for (const s of visible) {
+    if (!hostnames.has(s.hostname)) continue;
+    const f = referenceFold(ctx, ns, s.hostname, listeners);
+    if (f?.svc === s) out.push([s, f.ports]);
+  }
+  for (const l of listeners) {
+    for (const h of l.dests.keys()) {
+      const f = referenceFold(ctx, ns, h, listeners);
+      if (f && !visible.includes(f.svc) && !out.some(([s]) => s === f.svc)) out.push([f.svc, f.ports]);
+    }
+  }
+  return out;
+}
+
+const ids = (svcs: readonly Service[]): string[] => svcs.map((s) => `${s.namespace}/${s.hostname}:${s.ports.map((p) => p.port).join(',')}`);
+const refIds = (svcs: ReadonlyArray<[Service, Ports]>): string[] =>
+  svcs.map(([s, ports]) => `${s.namespace}/${s.hostname}:${s.ports.filter((p) => ports === 'all' || ports.has(p.port)).map((p) => p.port).join(',')}`);
+
 test('sidecar scopes on 150 random meshes equal the plain scan of every service and VirtualService', () => {
   const r = rng(20261126);
-  let imported = 0; let withPort = 0; let partial = 0; let shared = 0; let unseen = 0; let importedVs = 0; let destinationOnly = 0;
+  let imported = 0; let withPort = 0; let partial = 0; let shared = 0; let unseen = 0; let importedVs = 0; let destinationOnly = 0; let trimmed = 0;
   for (let m = 0; m < 150; m++) {
     const mesh = randomMesh(r);
     const ctx = ctxOf(mesh.docs);
@@ -268,28 +304,32 @@ test('sidecar scopes on 150 random meshes equal the plain scan of every service 
       const sc = sidecarScope(ctx, scope);
       const where = `mesh ${m}, namespace ${ns}, Sidecar ${JSON.stringify(spec)}`;
       const specs: any[] = spec?.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
-      const listeners = specs.map((l) => listenerOf(ctx, ns, parseHosts(l.hosts, ns)));
+      const listeners = specs.map((l) => listenerOf(ctx, ns, l));
       const expected = referenceServices(ctx, ns, listeners);
-      assert.deepEqual(ids(sc.services), ids(expected), where);
+      assert.deepEqual(ids(sc.services), refIds(expected), where);
       const ported = specs.map((l, i) => [l, listeners[i]!] as const).filter(([l]) => l.port);
       const catchAllAt = specs.findIndex((l) => !l.port);
       const catchAll = catchAllAt >= 0 ? listeners[catchAllAt]! : undefined;
       // A listener builds listeners and routes for its own services only: not its VirtualServices' destinations.
-      const own = (l: Listener): Service[] => visible.filter((s) => admits(l.hosts, s.namespace, s.hostname) &&
-        referenceChoice(ctx, ns, s.hostname, [{ hosts: l.hosts, dests: new Set() }]) === s);
-      assert.deepEqual(ids(sc.catchAllServices), catchAll ? ids(own(catchAll)) : [], where);
+      const own = (l: Listener): Array<[Service, Ports]> => visible.flatMap((s): Array<[Service, Ports]> => {
+        if (!admits(l.hosts, s.namespace, s.hostname)) return [];
+        const f = referenceFold(ctx, ns, s.hostname, [{ hosts: l.hosts, port: l.port, dests: new Map() }]);
+        return f?.svc === s ? [[s, f.ports]] : [];
+      });
+      assert.deepEqual(ids(sc.catchAllServices), catchAll ? refIds(own(catchAll)) : [], where);
       const vsIds = (l: readonly ConfigEntry[]): string[] => l.map((vs) => `${vs.namespace}/${vs.name}`);
       assert.deepEqual(vsIds(sc.catchAllVirtualServices), catchAll ? vsIds(referenceVirtualServices(ctx, ns, catchAll.hosts)) : [], `VirtualServices, ${where}`);
       assert.deepEqual(sc.egressListeners.map((l) => [ids(l.services), vsIds(l.virtualServices)]),
-        ported.map(([, l]) => [ids(own(l)), vsIds(referenceVirtualServices(ctx, ns, l.hosts))]), where);
+        ported.map(([, l]) => [refIds(own(l)), vsIds(referenceVirtualServices(ctx, ns, l.hosts))]), where);
       if (catchAll && sc.catchAllServices.length < sc.services.length) destinationOnly++;
       if (ported.length > 0) withPort++;
       if (expected.length > 0 && expected.length < visible.length) partial++;
-      if (new Set(expected.map((x) => x.hostname)).size < ctx.services.filter((x) => expected.some((e) => e.hostname === x.hostname) && exportedTo(x.exportTo, x.namespace, ns)).length) shared++;
-      if (expected.some((x) => !visible.includes(x))) unseen++;
+      if (new Set(expected.map(([x]) => x.hostname)).size < ctx.services.filter((x) => expected.some(([e]) => e.hostname === x.hostname) && exportedTo(x.exportTo, x.namespace, ns)).length) shared++;
+      if (expected.some(([x]) => !visible.includes(x))) unseen++;
+      if (expected.some(([x, ports]) => ports !== 'all' && ports.size < x.ports.length)) trimmed++;
       importedVs += sc.catchAllVirtualServices.length;
       imported += expected.length;
-      assert.deepEqual(includes, ctx.services.map((s) => sc.services.includes(s)), `scopeIncludes, ${where}`);
+      assert.deepEqual(includes, ctx.services.map((s) => expected.some(([x]) => x === s)), `scopeIncludes, ${where}`);
     }
   }
   // Not vacuous: scopes that import some but not all of what they see, and port-specific egress listeners.
@@ -298,6 +338,7 @@ test('sidecar scopes on 150 random meshes equal the plain scan of every service 
   assert.ok(imported > 500, `imported services: ${imported}`);
   assert.ok(shared > 100, `scopes that took one of a hostname's several services: ${shared}`);
   assert.ok(importedVs > 500, `imported VirtualServices: ${importedVs}`);
+  assert.ok(trimmed > 50, `scopes with a service trimmed to some of its ports: ${trimmed}`);
   assert.ok(destinationOnly > 50, `scopes with services the catch-all listener imports as destinations only: ${destinationOnly}`);
   assert.ok(unseen > 5, `scopes with a service of their namespace they do not see, imported as a destination: ${unseen}`);
 });

@@ -370,3 +370,42 @@ spec:
   assert.deepEqual(hosts(`[{hosts: [${REVIEWS_HOST}]}]`), []);
   assert.deepEqual(hosts(`[{hosts: ["bookinfo/bookinfo/${REVIEWS_HOST}", "./*"]}]`), ['client.app.svc.cluster.local']);
 });
+
+test('D6: a destination imports only the ports routed to; a listener with a port only that port, of services that have it (R2.3)', () => {
+  const svcs = [kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.1'),
+    kubeService('be', 'b', '{name: http, port: 8080}, {name: http-admin, port: 9090}', '10.96.1.2')].join('---\n');
+  const beClusters = (docs: Record<string, string>): string[] => {
+    const ctx = ctxOf({ 'svc.yaml': svcs, ...docs });
+    return planResources(ctx, sidecarIn(ctx, 'a'), CLUSTER_TYPE).map((p) => p.name).filter((n) => n.includes('be.b')).sort();
+  };
+  const vs = (port: string): string => virtualService('fe', 'a', 'fe.a.svc.cluster.local', `be.b.svc.cluster.local, port: {number: ${port}}`);
+  assert.deepEqual(beClusters({ 'vs.yaml': vs('8080'), 'sc.yaml': sidecarWith('a', ['./*']) }), ['outbound|8080||be.b.svc.cluster.local']);
+  // None of the routed ports on the service: not imported.
+  assert.deepEqual(beClusters({ 'vs.yaml': vs('7000'), 'sc.yaml': sidecarWith('a', ['./*']) }), []);
+  // Without a port: every port.
+  assert.deepEqual(beClusters({ 'vs.yaml': virtualService('fe', 'a', 'fe.a.svc.cluster.local', 'be.b.svc.cluster.local'), 'sc.yaml': sidecarWith('a', ['./*']) }),
+    ['outbound|8080||be.b.svc.cluster.local', 'outbound|9090||be.b.svc.cluster.local']);
+  // A port-80 egress listener: be has no port 80, so neither its hosts nor its VirtualServices import it.
+  const port80 = (hosts: string[]): string => `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: a}
+spec:
+  egress: [{port: {number: 80, protocol: HTTP, name: http}, hosts: ${JSON.stringify(hosts)}}]
+`;
+  assert.deepEqual(beClusters({ 'vs.yaml': vs('8080'), 'sc.yaml': port80(['./*']) }), []);
+  assert.deepEqual(beClusters({ 'sc.yaml': port80(['./*', 'b/*']) }), []);
+  // A port-9090 one imports be with port 9090 only.
+  assert.deepEqual(beClusters({ 'sc.yaml': port80(['b/*']).replace('number: 80', 'number: 9090') }), ['outbound|9090||be.b.svc.cluster.local']);
+});
+
+test('R2.2: a destination of the proxy\'s own namespace is imported even when not exported there, with its cluster and endpoints', () => {
+  const ctx = ctxOf({
+    'svc.yaml': [kubeService('fe', 'a', '{name: http, port: 80}', '10.96.1.1'), kubeService('hidden', 'a', '{name: http, port: 80}', '10.96.1.2')].join('---\n')
+      .replace('metadata: {name: hidden, namespace: a}', 'metadata: {name: hidden, namespace: a, annotations: {networking.istio.io/exportTo: b}}'),
+    'vs.yaml': virtualService('fe', 'a', 'fe.a.svc.cluster.local', 'hidden.a.svc.cluster.local'),
+  });
+  const scope = sidecarIn(ctx, 'a');
+  assert.ok(hasCluster(ctx, scope, 'outbound|80||hidden.a.svc.cluster.local'));
+  assert.ok(planResources(ctx, scope, ENDPOINT_TYPE, ['outbound|80||hidden.a.svc.cluster.local']).length === 1);
+  assert.equal(routeClusters(ctx, scope, 80, 'hidden.a.svc.cluster.local'), undefined, 'not exported here: no virtual host');
+});

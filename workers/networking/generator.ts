@@ -22,7 +22,7 @@ import { clusterName, dnsSrvSubsetKey, inboundClusterName, parseClusterName, par
 import { hasAutoPassthrough, sniDnatCluster, sniDnatLoadAssignment } from './sni-dnat.js';
 import { visibleServices, visibleTo } from './visibility.js';
 import type { Service } from '../../src/model/service.js';
-import { serviceFor, sidecarScope } from './sidecar-scope.js';
+import { scopeIncludes, serviceFor, sidecarScope } from './sidecar-scope.js';
 import { effectivePolicy, isPassthroughLb } from './traffic-policy.js';
 import { tcpRouteDependencies } from './tcp-route.js';
 import {
@@ -82,15 +82,18 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
 function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
   const out: PlanItem[] = [];
   const ct = ctx.data.mesh.connectTimeoutMs;
-  const services = requested && scope.generator === 'grpc'
-    ? requested.flatMap((n) => { const p = parseClusterName(n); const svc = p && serviceFor(ctx, scope, p.host); return svc ? [svc] : []; })
+  // gRPC names what it wants (any service it can see); otherwise the scope's services, which it decided on (a
+  // VirtualService destination of the proxy's own namespace is imported even when not exported to it).
+  const named = requested !== undefined && scope.generator === 'grpc';
+  const services = named
+    ? requested.flatMap((n) => { const p = parseClusterName(n); const svc = p && serviceFor(ctx, scope, p.host); return svc && visibleTo(svc, scope.namespace) ? [svc] : []; })
     : visibleServices(ctx, scope);
   const seen = new Set<string>();
   // A router with an AUTO_PASSTHROUGH server also gets the SNI-DNAT twin of each mesh-internal cluster (sni-dnat.ts).
   const sniDnat = hasAutoPassthrough(ctx, scope);
   const sniItems: PlanItem[] = [];
   for (const svc of services) {
-    if (!visibleTo(svc, scope.namespace) || seen.has(svc.hostname)) continue;
+    if (seen.has(svc.hostname)) continue;
     seen.add(svc.hostname);
     const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace);
     const subsets: string[] = ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
@@ -122,7 +125,7 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
   for (const name of names) {
     const parts = parseClusterName(name) ?? parseDnsSrvSubsetKey(name);
     const svc = parts ? serviceFor(ctx, scope, parts.host) : undefined;
-    if (!parts || !svc || parts.direction !== 'outbound' || !visibleTo(svc, scope.namespace)) continue;
+    if (!parts || !svc || parts.direction !== 'outbound' || !(visibleTo(svc, scope.namespace) || scopeIncludes(ctx, scope, svc))) continue;
     if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
     const dr = ctx.destinationRuleFor(parts.host, scope.namespace, svc.namespace);
     // Locality load balancing reads the DestinationRule and the proxy's locality.

@@ -179,8 +179,8 @@ function computeSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerP
       continue;
     }
     for (const svc of el.services) {
-      // A service without the listener's port is reached on its only port, if it has just one (as istiod).
-      const sp = svc.ports.find((p) => p.port === port) ?? (svc.ports.length === 1 ? svc.ports[0] : undefined);
+      // The listener's services have its port, and only that one (sidecar.go serviceMatchingListenerPort).
+      const sp = svc.ports.find((p) => p.port === port);
       if (!sp || sp.protocol === 'UDP') continue;
       const address = bind ?? (svc.address || WILDCARD_ADDRESS);
       const name = listenerName(address, port);

@@ -207,8 +207,8 @@ interface Destinations {
   to?: Map<string, ConfigEntry[]>;
   /** Some destination is for some source namespaces only: a listener's destinations depend on the namespace. */
   filtered: boolean;
-  /** Destination hostnames by imported VirtualService list, while none is filtered (the `*\/*` list is shared). */
-  byList: WeakMap<readonly ConfigEntry[], ReadonlySet<string>>;
+  /** Destination hostnames (with ports) by imported VirtualService list, while none is filtered (the `*\/*` list is shared). */
+  byList: WeakMap<readonly ConfigEntry[], ReadonlyMap<string, ReadonlySet<number>>>;
 }
 const destinationsMemo = new WeakMap<object, Destinations>();
 function destinations(ctx: PushContext): Destinations {
@@ -248,7 +248,7 @@ function listenerHostsOf(ctx: PushContext, scope: ProxyScope): EgressHost[][] | 
 }
 
 /**
- * `sidecarScope(ctx, scope).services.includes(svc)`, without computing the scope when the answer is plain: a
+ * Whether a scope imports a service (some of its ports, maybe: holds), without computing the scope when the answer is plain: a
  * service the namespace cannot see (and not of its own namespace, which a VirtualService destination may import
  * unseen) is out; one an egress host imports is in; one no VirtualService the namespace sees routes to is out. Only
  * the rest, and hostnames that are several services, compute the scope. A VirtualService change replaces the list
@@ -256,16 +256,25 @@ function listenerHostsOf(ctx: PushContext, scope: ProxyScope): EgressHost[][] | 
  */
 export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service): boolean {
   const done = scopesOf(ctx).get(scopeKeyOf(scope));
-  if (done) return done.services.includes(svc);
+  if (done) return holds(done, svc);
   const ns = scope.namespace;
   const visible = visibleTo(svc, ns);
   if (!visible && svc.namespace !== ns) return false;
-  if (ctx.isShared(svc.hostname)) return sidecarScope(ctx, scope).services.includes(svc);
-  const listeners = listenerHostsOf(ctx, scope);
-  if (visible && (!listeners || listeners.some((hosts) => egressAdmits(hosts, svc.namespace, svc.hostname)))) return true;
+  if (ctx.isShared(svc.hostname)) return holds(sidecarScope(ctx, scope), svc);
+  // Imported by an egress listener's own hosts (one with a port: only a service with that port).
+  const specs = egressSpecs(sidecarOf(ctx, scope));
+  if (visible && (specs === DEFAULT_EGRESS || specs.some((l) => {
+    const port = matchPort(l);
+    return (port === undefined || svc.ports.some((p) => p.port === port)) && egressAdmits(egressHostsOf(l, ns), svc.namespace, svc.hostname);
+  }))) return true;
   const routes = routingTo(ctx, svc.hostname);
   if (!routes?.some((vs) => meshVisible(ctx, ns, vs))) return false;
-  return sidecarScope(ctx, scope).services.includes(svc);
+  return holds(sidecarScope(ctx, scope), svc);
+}
+
+/** A scope's services hold a service: itself, or a copy with some of its ports. */
+function holds(sc: SidecarScope, svc: Service): boolean {
+  return sc.services.some((s) => s === svc || (s.hostname === svc.hostname && s.namespace === svc.namespace));
 }
 
 /**
@@ -388,87 +397,182 @@ function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Serv
 
 /**
  * What one egress listener imports: the services its hosts match (`admitted`, by hostname; every visible one for
- * `*\/*`) and the VirtualServices (selectVirtualServices) with the hostnames they route to.
+ * `*\/*`) and the VirtualServices (selectVirtualServices) with the hostnames they route to, each with the ports
+ * routed to (0: a destination without a port, every port). A listener with a port (not HTTP_PROXY) imports only
+ * services with that port, and only that port of them (`port`; sidecar.go needsPortMatch).
  */
 interface ListenerImports {
   hosts: EgressHost[];
   everything: boolean;
+  port?: number;
   admitted: ReadonlySet<string>;
   virtualServices: ConfigEntry[];
-  destinations: ReadonlySet<string>;
+  destinations: ReadonlyMap<string, ReadonlySet<number>>;
 }
 
-function listenerImports(ctx: PushContext, namespace: string, visible: Service[], hosts: EgressHost[]): ListenerImports {
+function listenerImports(ctx: PushContext, namespace: string, visible: Service[], spec: any): ListenerImports {
+  const hosts = egressHostsOf(spec, namespace);
   const everything = importsEverything(hosts);
+  const port = matchPort(spec);
   const virtualServices = selectVirtualServices(ctx, namespace, classifyHosts(hosts));
   const all = destinations(ctx);
   let dests = all.filtered ? undefined : all.byList.get(virtualServices);
   if (!dests) {
-    const s = new Set<string>();
-    for (const vs of virtualServices) for (const d of all.of.get(vs) ?? []) if (appliesTo(d, namespace)) s.add(d.host);
-    if (!all.filtered) all.byList.set(virtualServices, s);
-    dests = s;
+    const m = new Map<string, Set<number>>();
+    for (const vs of virtualServices) {
+      for (const d of all.of.get(vs) ?? []) {
+        if (!appliesTo(d, namespace)) continue;
+        const ports = m.get(d.host);
+        if (ports) ports.add(d.port); else m.set(d.host, new Set([d.port]));
+      }
+    }
+    if (!all.filtered) all.byList.set(virtualServices, m);
+    dests = m;
   }
-  return { hosts, everything, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
+  return { hosts, everything, port, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
+}
+
+/** The port an egress listener imports services on (sidecar.go needsPortMatch): its port, unless HTTP_PROXY. */
+function matchPort(spec: any): number | undefined {
+  return spec.port?.number && parseProtocol(String(spec.port.protocol ?? '')) !== 'HTTP_PROXY' ? spec.port.number as number : undefined;
 }
 
 /**
- * Of a destination set, the services a namespace might import without seeing them (destinationChoice takes the
- * proxy namespace's service whatever its exportTo): those not exported everywhere, and hostnames that are several
- * services. Usually none; once per set and services array, so a namespace looks at these only.
+ * Of a listener's destinations, the hostnames a namespace might import without seeing them (destinationChoice
+ * takes the proxy namespace's service whatever its exportTo): services not exported everywhere. Usually none;
+ * once per destination map and services array.
  */
-const restrictedMemo = new WeakMap<ReadonlySet<string>, { services: readonly Service[]; hosts: string[] }>();
-function restrictedDestinations(ctx: PushContext, dests: ReadonlySet<string>): string[] {
+const restrictedMemo = new WeakMap<object, { services: readonly Service[]; hosts: string[] }>();
+function restrictedDestinations(ctx: PushContext, dests: ReadonlyMap<string, unknown>): string[] {
   let m = restrictedMemo.get(dests);
   if (!m || m.services !== ctx.services) {
-    const hosts = [...dests].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhereTo(s)));
+    const hosts = [...dests.keys()].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhereTo(s)));
     restrictedMemo.set(dests, (m = { services: ctx.services, hosts }));
   }
   return m.hosts;
 }
 const EMPTY: ReadonlySet<string> = new Set();
 
+/** The ports of a service a scope imports: all of them, or some (by number). */
+type Ports = 'all' | ReadonlySet<number>;
+
+/** What a listener's own hosts import of a service (serviceMatchingListenerPort): undefined, nothing. */
+function ownPorts(l: ListenerImports, svc: Service): Ports | undefined {
+  if (l.port === undefined) return 'all';
+  return svc.ports.some((p) => p.port === l.port) ? new Set([l.port]) : undefined;
+}
+
+/** What a destination imports of a service: the listener's port, else the ports routed to (serviceMatchingVirtualServicePorts). */
+function destinationPorts(l: ListenerImports, svc: Service, routed: ReadonlySet<number>): Ports | undefined {
+  if (l.port !== undefined) return ownPorts(l, svc);
+  if (routed.has(0)) return 'all';
+  const found = svc.ports.filter((p) => routed.has(p.port));
+  return found.length === 0 ? undefined : found.length === svc.ports.length ? 'all' : new Set(found.map((p) => p.port));
+}
+
+/**
+ * A service with only some of its ports (istiod's trimmed DeepCopy), one object per service and port set; its
+ * version says which ports, so that cache keys and scope comparisons move with them.
+ */
+const trimmedMemo = new WeakMap<Service, Map<string, Service>>();
+function withPorts(svc: Service, ports: Ports): Service {
+  if (ports === 'all' || ports.size === svc.ports.length) return svc;
+  const key = svc.ports.filter((p) => ports.has(p.port)).map((p) => p.port).join(',');
+  let byKey = trimmedMemo.get(svc);
+  if (!byKey) trimmedMemo.set(svc, (byKey = new Map()));
+  let t = byKey.get(key);
+  if (!t) byKey.set(key, (t = { ...svc, ports: svc.ports.filter((p) => ports.has(p.port)), version: `${svc.version}|ports:${key}` }));
+  return t;
+}
+
 /**
  * The services some egress listeners import together, one per hostname (sidecar.go collectImportedServices,
- * appendSidecarServices): in the registry's order, each listener's own services and its VirtualServices'
- * destinations. Where a hostname is several services, the listeners are taken in order, each with its own choice
- * (egressChoice) and then its destinations' (destinationChoice): the first one stands unless a later one is the
- * Kubernetes Service and it is not. A destination is imported even unseen when it is of the proxy's namespace
+ * appendSidecarServices), in the registry's order: each listener's own services and then its VirtualServices'
+ * destinations, with their ports (ownPorts, destinationPorts). For a hostname, the first service added stands,
+ * with the ports of every later addition of the same service merged in; a Kubernetes Service replaces another
+ * one. Where a hostname is several services, each listener picks one (egressChoice; destinationChoice for
+ * destinations). A destination is imported even unseen when it is of the proxy's namespace
  * (HostnameAndNamespace[host][configNamespace] is not checked for visibility): such services come last.
+ * Only hostnames that need it go through that fold: those several services, and those no listener without a port
+ * imports whole (destinations, port-specific listeners' hosts).
  */
 function importedTogether(ctx: PushContext, namespace: string, visible: Service[], ls: readonly ListenerImports[], chosen?: Map<string, Service>): Service[] {
+  const whole = ls.filter((l) => l.port === undefined);
+  const wholeEverything = whole.some((l) => l.everything);
   let list: Service[];
   if (ls.some((l) => l.everything)) list = visible;
   else {
     const hostnames = new Set<string>();
-    for (const l of ls) { for (const h of l.admitted) hostnames.add(h); for (const h of l.destinations) hostnames.add(h); }
+    for (const l of ls) { for (const h of l.admitted) hostnames.add(h); for (const h of l.destinations.keys()) hostnames.add(h); }
     list = inVisibleOrder(visible, hostnames);
   }
-  const choose = (h: string): Service | undefined => {
-    let c: Service | undefined;
-    const take = (x: Service | undefined): void => { if (x && (!c || (!isKubernetesService(c) && isKubernetesService(x)))) c = x; };
+  // The fold for one hostname: the service it ends with and its ports, or undefined when nothing is imported.
+  const fold = (h: string): { svc: Service; ports: Ports } | undefined => {
+    let c: { svc: Service; ports: Ports } | undefined;
+    const take = (x: Service | undefined, ports: Ports | undefined): void => {
+      if (!x || !ports) return;
+      if (!c || (!isKubernetesService(c.svc) && isKubernetesService(x) && c.svc !== x)) c = { svc: x, ports };
+      else if (c.svc === x && c.ports !== 'all') c = { svc: x, ports: ports === 'all' ? 'all' : new Set([...c.ports, ...ports]) };
+    };
+    const shared = ctx.isShared(h);
     for (const l of ls) {
-      take(l.everything ? pickForSidecar(visibleCandidates(ctx, h, namespace), namespace) : l.admitted.has(h) ? egressChoice(ctx, h, namespace, l.hosts) : undefined);
-      if (l.destinations.has(h)) take(destinationChoice(ctx, h, namespace));
+      let own: Service | undefined;
+      if (l.everything || l.admitted.has(h)) {
+        own = shared ? egressChoice(ctx, h, namespace, l.everything ? EVERYTHING : l.hosts, l.port) : ctx.service(h);
+        if (own && !visibleTo(own, namespace)) own = undefined;
+      }
+      if (own) take(own, ownPorts(l, own));
+      const routed = l.destinations.get(h);
+      if (routed) {
+        const d = shared ? destinationChoice(ctx, h, namespace) : ctx.service(h);
+        if (d && (d.namespace === namespace || visibleTo(d, namespace))) take(d, destinationPorts(l, d, routed));
+      }
     }
     return c;
   };
-  list = oneOfEach(ctx, list, namespace, chosen, choose);
-  // Services the namespace cannot see, imported as a destination: only its own namespace's (see above).
-  let unseen: Service[] | undefined;
+  // Hostnames that need the fold: several services; destinations or port-listener hosts not imported whole.
+  const special = new Set<string>();
+  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  for (const h of shared.keys()) special.add(h);
+  const importedWhole = (h: string): boolean => wholeEverything || whole.some((l) => l.admitted.has(h));
   for (const l of ls) {
-    for (const h of restrictedDestinations(ctx, l.destinations)) {
-      const svc = ctx.isShared(h) ? chosen?.get(h) ?? choose(h) : ctx.service(h);
-      if (svc && svc.namespace === namespace && !visibleTo(svc, namespace) && !unseen?.includes(svc)) (unseen ??= []).push(svc);
+    if (wholeEverything) { for (const h of restrictedDestinations(ctx, l.destinations)) special.add(h); continue; }
+    for (const h of l.destinations.keys()) if (!importedWhole(h)) special.add(h);
+    if (l.port !== undefined) {
+      if (l.everything) { for (const s of visible) if (!importedWhole(s.hostname)) special.add(s.hostname); } else for (const h of l.admitted) if (!importedWhole(h)) special.add(h);
     }
   }
-  return unseen ? [...list, ...unseen] : list;
+  if (special.size === 0) return list;
+  const replace = new Map<string, Service | null>();
+  let unseen: Service[] | undefined;
+  for (const h of special) {
+    const r = fold(h);
+    if (!r) { replace.set(h, null); continue; }
+    const svc = withPorts(r.svc, r.ports);
+    if (ctx.isShared(h) && chosen) chosen.set(h, svc);
+    replace.set(h, svc);
+    if (!visibleTo(r.svc, namespace)) (unseen ??= []).push(svc);
+  }
+  const out: Service[] = [];
+  for (const s of list) {
+    const r = replace.get(s.hostname);
+    if (r === undefined) out.push(s);
+    else if (r !== null && (r === s || (r.namespace === s.namespace && r.hostname === s.hostname))) out.push(r);
+  }
+  return unseen ? [...out, ...unseen] : out;
 }
 
-/** The services an egress listener's hosts import (selectServices), one per hostname; not its destinations. */
+/**
+ * The services an egress listener's hosts import (selectServices), one per hostname; not its destinations. A
+ * listener with a port imports only services with that port, trimmed to it.
+ */
 function ownServices(ctx: PushContext, namespace: string, visible: Service[], li: ListenerImports): Service[] {
-  return oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), namespace, undefined,
-    (h) => (li.everything ? pickForSidecar(visibleCandidates(ctx, h, namespace), namespace) : egressChoice(ctx, h, namespace, li.hosts)));
+  const list = oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), namespace, undefined,
+    (h) => egressChoice(ctx, h, namespace, li.everything ? EVERYTHING : li.hosts, li.port));
+  if (li.port === undefined) return list;
+  const out: Service[] = [];
+  for (const s of list) { const ports = ownPorts(li, s); if (ports) out.push(withPorts(s, ports)); }
+  return out;
 }
 
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
@@ -490,7 +594,7 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
   // Without a Sidecar, or with one without egress listeners, one catch-all listener `*\/*` (unified scoping: the same
   // rules as a Sidecar saying so).
   const specs = egressSpecs(sidecar);
-  const imports = specs.map((l) => listenerImports(ctx, ns, visible, egressHostsOf(l, ns)));
+  const imports = specs.map((l) => listenerImports(ctx, ns, visible, l));
   const chosen = new Map<string, Service>();
   const services = importedTogether(ctx, ns, visible, imports, chosen);
   const catchAllAt = specs.findIndex((l) => !l.port);
@@ -548,9 +652,13 @@ function pickForGateway(candidates: readonly Service[]): Service | undefined {
   return candidates.find(isKubernetesService) ?? candidates[0];
 }
 
-/** The service an egress listener's hosts import for a hostname that is several services, if any. */
-function egressChoice(ctx: PushContext, host: string, namespace: string, hosts: readonly EgressHost[]): Service | undefined {
-  return pickForSidecar(visibleCandidates(ctx, host, namespace).filter((s) => egressAdmits(hosts, s.namespace, host)), namespace);
+/**
+ * The service an egress listener's hosts import for a hostname that is several services, if any: of those its
+ * hosts match (and that have the listener's port, for a listener with one), pickForSidecar's.
+ */
+function egressChoice(ctx: PushContext, host: string, namespace: string, hosts: readonly EgressHost[], port?: number): Service | undefined {
+  return pickForSidecar(visibleCandidates(ctx, host, namespace).filter((s) =>
+    egressAdmits(hosts, s.namespace, host) && (port === undefined || s.ports.some((p) => p.port === port))), namespace);
 }
 
 /**
