@@ -409,3 +409,36 @@ test('R2.2: a destination of the proxy\'s own namespace is imported even when no
   assert.ok(planResources(ctx, scope, ENDPOINT_TYPE, ['outbound|80||hidden.a.svc.cluster.local']).length === 1);
   assert.equal(routeClusters(ctx, scope, 80, 'hidden.a.svc.cluster.local'), undefined, 'not exported here: no virtual host');
 });
+
+test('D9: when the first VirtualService for a host yields no route for the proxy, the next one for the host applies (R1.7)', () => {
+  const canaryOnly = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews-canary
+  namespace: bookinfo
+  creationTimestamp: "2026-01-01T00:00:00Z"
+spec:
+  hosts: [${REVIEWS_HOST}]
+  http:
+  - match: [{sourceLabels: {app: canary}}]
+    route: [{destination: {host: reviews-v2.canary.svc.cluster.local}}]
+`;
+  const plain = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: a-reviews
+  namespace: bookinfo
+  creationTimestamp: "2026-01-02T00:00:00Z"
+spec:
+  hosts: [${REVIEWS_HOST}]
+  http:
+  - route: [{destination: {host: ${REVIEWS_HOST}, subset: v1}}]
+`;
+  const ctx = ctxOf({ 'svc.yaml': BOOKINFO, 'vs1.yaml': canaryOnly, 'vs2.yaml': plain });
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app', { app: 'client' }), 9080, REVIEWS_HOST), [`outbound|9080|v1|${REVIEWS_HOST}`]);
+  assert.deepEqual(routeClusters(ctx, sidecarIn(ctx, 'app', { app: 'canary' }), 9080, REVIEWS_HOST), ['outbound|9080||reviews-v2.canary.svc.cluster.local']);
+  // The route configuration's key moves with the second VirtualService too (it can decide).
+  const other = ctxOf({ 'svc.yaml': BOOKINFO, 'vs1.yaml': canaryOnly, 'vs2.yaml': plain.replace('subset: v1', 'subset: v3') });
+  const key = (c: PushContext): string => planResources(c, sidecarIn(c, 'app', { app: 'client' }), ROUTE_TYPE).find((p) => p.name === '9080')!.key;
+  assert.notEqual(key(other), key(ctx));
+});

@@ -51,9 +51,17 @@ export function listenerVirtualServices(sc: SidecarScope, port: number): ConfigE
   return egressListenerFor(sc, port)?.virtualServices ?? sc.catchAllVirtualServices;
 }
 
-/** The VirtualService that decides routing for a host on a port: the first of the listener's for the host. */
-export function virtualServiceFor(ctx: PushContext, scope: ProxyScope, host: string, port: number): ConfigEntry | undefined {
-  return virtualServicesForHost(ctx, listenerVirtualServices(sidecarScope(ctx, scope), port), host)[0];
+/**
+ * The VirtualServices that may decide routing for a service on a port, in order (route.go
+ * BuildSidecarVirtualHostWrapper, separateVSHostsAndServices): every one of the listener's with the service's exact
+ * hostname — each makes a virtual host, the first one with routes wins the duplicate name — or, without those, the
+ * one with the most specific wildcard host covering it (mostSpecificWildcardVsIndex).
+ */
+export function routingVirtualServices(ctx: PushContext, scope: ProxyScope, host: string, port: number): readonly ConfigEntry[] {
+  const all = virtualServicesForHost(ctx, listenerVirtualServices(sidecarScope(ctx, scope), port), host);
+  if (all.length <= 1) return all;
+  const exact = all.filter((vs) => ((vs.spec.hosts ?? []) as string[]).some((h) => ctx.qualify(h, vs.namespace) === host));
+  return exact.length > 0 ? exact : all.slice(0, 1);
 }
 
 /** Domains istiod generates for a service's virtual host (route/route.go generateVirtualHostDomains). */
@@ -69,9 +77,13 @@ export function virtualHostDomains(svc: Service, port: number, proxyNamespace: s
 }
 
 export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, domains: string[]): ProtoObject {
-  const vs = virtualServiceFor(ctx, scope, svc.hostname, port);
-  let routes = vs ? buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs) : [];
-  // A VirtualService with no route for this port leaves the service on its default route (istiod does the same).
+  let routes: ProtoObject[] = [];
+  // A VirtualService with no route for this port or proxy makes no virtual host: the next one for the host does,
+  // or, with none left, the service keeps its default route (istiod does the same).
+  for (const vs of routingVirtualServices(ctx, scope, svc.hostname, port)) {
+    routes = buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs);
+    if (routes.length > 0) break;
+  }
   if (routes.length === 0) routes = [defaultRoute(ctx, scope, svc, port)];
   return { name: `${svc.hostname}:${port}`, domains, routes, include_request_attempt_count: scope.generator === 'envoy' ? true : undefined };
 }
@@ -113,9 +125,8 @@ export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: strin
   const k = `${scope.namespace}|${scope.sidecar ?? ''}|${listener}|${host}`;
   let v = byHost.get(k);
   if (v === undefined) {
-    const vs = virtualServiceFor(ctx, scope, host, port);
     const parts = [`${host}|${serviceFor(ctx, scope, host)?.version}|${scopedDestinationRule(ctx, scope, host)?.version ?? ''}`];
-    if (vs) parts.push(...routeDependencies(ctx, scope, vs));
+    for (const vs of routingVirtualServices(ctx, scope, host, port)) parts.push(...routeDependencies(ctx, scope, vs));
     byHost.set(k, (v = parts.join('\n')));
   }
   return v;
