@@ -15,6 +15,7 @@ function entries(store: ConfigStore, kind: string): ConfigEntry[] {
       annotations: c.resource.metadata.annotations ?? {},
       spec: c.resource.spec ?? {},
       version: c.hash,
+      ...(typeof c.resource.metadata.creationTimestamp === 'string' ? { creationTime: c.resource.metadata.creationTimestamp } : {}),
     }))
     .sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
 }
@@ -47,17 +48,29 @@ type RegistryData = Pick<PushContextData, 'services' | 'endpoints' | 'endpointVe
  */
 export function buildRegistryData(store: ConfigStore, mesh: MeshSettings, clusterId: string, clusters?: ClusterRegistrySet): RegistryData {
   const reg = buildAggregateRegistry(store, mesh.domainSuffix, clusterId, clusters);
-  // ServiceEntry hosts join the registry; a Kubernetes Service with the same hostname keeps precedence.
+  // ServiceEntry hosts join the registry, one service per hostname and namespace (istiod initServiceRegistry's
+  // HostnameAndNamespace): a ServiceEntry naming a Kubernetes Service's hostname in that Service's own namespace
+  // gives way to it ("domain squatting"); in any other namespace it is a service of its own, and each proxy's
+  // SidecarScope picks one of a hostname's services (workers/networking/sidecar-scope.ts).
   const se = buildServiceEntryRegistry(store, reg.workloads, clusterId);
-  const kubeHosts = se.services.length > 0 ? new Set(reg.services.map((s) => s.hostname)) : undefined;
+  const kubeHosts = se.services.length > 0 ? new Set(reg.services.map((s) => `${s.namespace}/${s.hostname}`)) : undefined;
   // The registry's services array and endpoints record may be kept by its builder for the next build
   // (kube-registry.ts): copied before ServiceEntry hosts are added to them, never changed in place.
   let copied = false;
+  const added = new Set<string>();
   for (const s of se.services) {
-    if (kubeHosts!.has(s.hostname)) continue;
+    if (kubeHosts!.has(`${s.namespace}/${s.hostname}`)) continue;
     if (!copied) { reg.services = [...reg.services]; reg.endpoints = Object.assign({}, reg.endpoints); copied = true; }
     reg.services.push(s);
-    if (se.endpoints[s.hostname]) reg.endpoints[s.hostname] = se.endpoints[s.hostname]!;
+    added.add(s.namespace + '/' + s.hostname);
+  }
+  // A hostname's endpoints are those of all its services, each endpoint carrying its service's namespace: a
+  // proxy reads those of the service its scope picked (PushContext.endpointsOf).
+  for (const host in se.endpoints) {
+    const eps = se.endpoints[host]!.filter((e) => added.has(e.namespace + '/' + host));
+    if (eps.length === 0) continue;
+    const kube = reg.endpoints[host];
+    reg.endpoints[host] = kube ? [...kube, ...eps] : (eps.length === se.endpoints[host]!.length ? se.endpoints[host]! : eps);
   }
   const svcExport = mesh.defaultServiceExportTo;
   if (svcExport && !(svcExport.length === 1 && svcExport[0] === '*')) {

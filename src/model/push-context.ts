@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Endpoint, Service } from './service.js';
 import type { EndpointSource } from './snapshot-flat.js';
 import type { ExtensionProvider } from './mesh-config.js';
+import { destinationRuleIndex, type DestinationRuleIndex } from './destination-rules.js';
 
 export interface ConfigEntry<T = any> {
   name: string;
@@ -16,6 +17,8 @@ export interface ConfigEntry<T = any> {
   spec: T;
   /** Content hash, used in resource cache keys. */
   version: string;
+  /** metadata.creationTimestamp, when the config has one (objects from files have none): istiod's precedence order. */
+  creationTime?: string;
 }
 
 export interface Workload {
@@ -80,10 +83,16 @@ export interface PushContextData {
 }
 
 export interface ServiceIndex {
-  /** By hostname: the last service with it (a hostname can be twice: ServiceEntries). */
+  /**
+   * By hostname: the first service with it. A hostname can be several services, one per namespace (ServiceEntries
+   * may name any host); the registry lists Kubernetes Services first and ServiceEntries oldest first, so this is
+   * the one istiod prefers when nothing else decides (a proxy's scope does: sidecar-scope.ts).
+   */
   byHost: Map<string, Service>;
-  /** The position of that last service in the array. */
+  /** The position of that first service in the array. */
   position: Map<string, number>;
+  /** Hostnames that are more than one service: all of them, in array order. */
+  shared: Map<string, Service[]>;
   /** By namespace, in array order. */
   byNamespace: Map<string, Service[]>;
   /** How many services are exported to some namespaces only (exportTo set, without `*`). */
@@ -127,9 +136,10 @@ export function serviceIndex(services: readonly Service[]): ServiceIndex {
 /**
  * The index of `services` derived from that of `prev` when the two arrays have the same length and differ in a
  * few positions (Services modified in place): copies of the maps with only the replaced services' entries
- * recomputed, by the same rules as indexOf (the last service of a hostname wins; namespace lists in array order).
- * A service replaced by one of the same hostname and namespace takes its place directly; any other replacement
- * rescans for its hostnames and namespaces. Re-indexing 10,000 services was ~16 ms of every Service change's push.
+ * recomputed, by the same rules as indexOf (the first service of a hostname wins; namespace lists in array order).
+ * A service replaced by one of the same hostname and namespace takes its place directly; any other replacement,
+ * or one of a hostname that is several services, rescans for its hostnames and namespaces. Re-indexing 10,000
+ * services was ~16 ms of every Service change's push.
  * The previous index is not touched: the previous context, still in use while a push compares the two, holds it.
  */
 function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, services: readonly Service[]): ServiceIndex | undefined {
@@ -139,14 +149,15 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
     if (services[i] !== prev[i] && replaced.push(i) > 16) return undefined;
   }
   const ix: ServiceIndex = {
-    byHost: new Map(prevIx.byHost), position: new Map(prevIx.position), byNamespace: new Map(prevIx.byNamespace), restricted: prevIx.restricted,
+    byHost: new Map(prevIx.byHost), position: new Map(prevIx.position), shared: new Map(prevIx.shared), byNamespace: new Map(prevIx.byNamespace),
+    restricted: prevIx.restricted,
   };
   const rescanHosts = new Set<string>(), rescanNamespaces = new Set<string>();
   for (const i of replaced) {
     const old = prev[i]!, svc = services[i]!;
     ix.restricted += Number(!exportedEverywhere(svc.exportTo)) - Number(!exportedEverywhere(old.exportTo));
-    // The same hostname at the same position: still the last one with it, at the same place.
-    if (old.hostname === svc.hostname && ix.byHost.get(old.hostname) === old) ix.byHost.set(svc.hostname, svc);
+    // The same hostname at the same position, the only service with it: still the first one, at the same place.
+    if (old.hostname === svc.hostname && ix.byHost.get(old.hostname) === old && !ix.shared.has(old.hostname)) ix.byHost.set(svc.hostname, svc);
     else rescanHosts.add(old.hostname).add(svc.hostname);
     const list = old.namespace === svc.namespace ? ix.byNamespace.get(old.namespace) : undefined;
     const at = list ? list.indexOf(old) : -1;
@@ -158,8 +169,14 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
   }
   for (const h of rescanHosts) {
     let at = -1;
-    for (let i = 0; i < services.length; i++) if (services[i]!.hostname === h) at = i;
+    const all: Service[] = [];
+    for (let i = 0; i < services.length; i++) {
+      if (services[i]!.hostname !== h) continue;
+      if (at < 0) at = i;
+      all.push(services[i]!);
+    }
     if (at >= 0) { ix.byHost.set(h, services[at]!); ix.position.set(h, at); } else { ix.byHost.delete(h); ix.position.delete(h); }
+    if (all.length > 1) ix.shared.set(h, all); else ix.shared.delete(h);
   }
   for (const ns of rescanNamespaces) {
     const l = services.filter((s) => s.namespace === ns);
@@ -169,11 +186,17 @@ function indexFromPrevious(prev: readonly Service[], prevIx: ServiceIndex, servi
 }
 
 export function indexOf(services: readonly Service[]): ServiceIndex {
-  const ix: ServiceIndex = { byHost: new Map(), position: new Map(), byNamespace: new Map(), restricted: 0 };
+  const ix: ServiceIndex = { byHost: new Map(), position: new Map(), shared: new Map(), byNamespace: new Map(), restricted: 0 };
   for (let i = 0; i < services.length; i++) {
     const s = services[i]!;
-    ix.byHost.set(s.hostname, s);
-    ix.position.set(s.hostname, i);
+    const first = ix.byHost.get(s.hostname);
+    if (first === undefined) {
+      ix.byHost.set(s.hostname, s);
+      ix.position.set(s.hostname, i);
+    } else {
+      const all = ix.shared.get(s.hostname);
+      if (all) all.push(s); else ix.shared.set(s.hostname, [first, s]);
+    }
     if (!exportedEverywhere(s.exportTo)) ix.restricted++;
     let inNs = ix.byNamespace.get(s.namespace);
     if (!inNs) ix.byNamespace.set(s.namespace, (inNs = []));
@@ -195,13 +218,11 @@ function workloadIndex(workloads: readonly Workload[]): Map<string, Workload> {
 export class PushContext {
   readonly version: string;
   private readonly byHost: Map<string, Service>;
-  private readonly vsByHost = new Map<string, ConfigEntry[]>();
-  private readonly drByHost = new Map<string, ConfigEntry[]>();
+  private readonly sharedHosts: Map<string, Service[]>;
   private readonly workloadByIp: Map<string, Workload>;
   /** Services by namespace: a proxy's inbound instances are looked up once per scope, for thousands of proxies. */
   private readonly byNamespace: Map<string, Service[]>;
-  private readonly wildcardVs: Array<{ host: string; vs: ConfigEntry }> = [];
-  private readonly wildcardDr: Array<{ host: string; dr: ConfigEntry }> = [];
+  private readonly drIndex: DestinationRuleIndex;
   private readonly vsByName = new Map<string, ConfigEntry>();
   /** Label keys any VirtualService matches on (sourceLabels): the only proxy labels routes can depend on. */
   readonly sourceLabelKeys: readonly string[];
@@ -214,7 +235,7 @@ export class PushContext {
    */
   constructor(readonly data: PushContextData, private readonly endpointSource?: EndpointSource) {
     this.version = data.version;
-    ({ byHost: this.byHost, byNamespace: this.byNamespace } = serviceIndex(data.services));
+    ({ byHost: this.byHost, byNamespace: this.byNamespace, shared: this.sharedHosts } = serviceIndex(data.services));
     this.workloadByIp = workloadIndex(data.workloads);
     const labelKeys = new Set<string>();
     for (const vs of data.virtualServices) {
@@ -222,25 +243,9 @@ export class PushContext {
       for (const http of (vs.spec.http ?? []) as any[]) {
         for (const m of (http.match ?? []) as any[]) for (const k of Object.keys(m?.sourceLabels ?? {})) labelKeys.add(k);
       }
-      for (const h of (vs.spec.hosts ?? []) as string[]) {
-        const host = this.qualify(h, vs.namespace);
-        if (host.startsWith('*')) { this.wildcardVs.push({ host, vs }); continue; }
-        let l = this.vsByHost.get(host);
-        if (!l) this.vsByHost.set(host, (l = []));
-        l.push(vs);
-      }
     }
     this.sourceLabelKeys = [...labelKeys].sort();
-    // Most specific wildcard first (istio: longest suffix wins), config order within one host.
-    this.wildcardVs.sort((a, b) => b.host.length - a.host.length);
-    for (const dr of data.destinationRules) {
-      const host = this.qualify(dr.spec.host as string, dr.namespace);
-      if (host.startsWith('*')) { this.wildcardDr.push({ host, dr }); continue; }
-      let l = this.drByHost.get(host);
-      if (!l) this.drByHost.set(host, (l = []));
-      l.push(dr);
-    }
-    this.wildcardDr.sort((a, b) => b.host.length - a.host.length);
+    this.drIndex = destinationRuleIndex(data.destinationRules, data.mesh.rootNamespace, (h, ns) => this.qualify(h, ns), data.mesh.domainSuffix);
     // A mesh localityLbSetting with distribute rules shapes every cluster's endpoints by the proxy locality.
     const meshLb = data.mesh.localityLbSetting;
     this.localityAware = (meshLb !== undefined && meshLb.enabled !== false && (meshLb.distribute?.length ?? 0) > 0)
@@ -254,43 +259,49 @@ export class PushContext {
   }
 
   get services(): readonly Service[] { return this.data.services; }
+  /**
+   * The first service with a hostname (a Kubernetes Service before ServiceEntries, then the oldest). Where a
+   * hostname is several services, a proxy uses the one its SidecarScope picked: builders ask
+   * sidecar-scope.ts serviceFor, not this.
+   */
   service(hostname: string): Service | undefined { return this.byHost.get(hostname); }
+  /** Every service with a hostname (one per namespace), in registry order. */
+  servicesFor(hostname: string): readonly Service[] {
+    const shared = this.sharedHosts.get(hostname);
+    if (shared) return shared;
+    const one = this.byHost.get(hostname);
+    return one ? [one] : [];
+  }
+  /** Whether a hostname is more than one service (ServiceEntries in several namespaces, or next to a Kubernetes Service). */
+  isShared(hostname: string): boolean { return this.sharedHosts.has(hostname); }
+  /** Every endpoint of a hostname, whichever of its services (namespaces) it belongs to. */
   endpoints(hostname: string): readonly Endpoint[] {
     return this.endpointSource ? this.endpointSource.endpoints(hostname) : (this.data.endpoints[hostname] ?? []);
+  }
+  /**
+   * A service's endpoints: those of its hostname in its namespace (istiod's endpoint shards are by hostname and
+   * namespace). Only a shared hostname needs the filter.
+   */
+  endpointsOf(svc: Service): readonly Endpoint[] {
+    const eps = this.endpoints(svc.hostname);
+    return this.sharedHosts.has(svc.hostname) ? eps.filter((e) => e.namespace === svc.namespace) : eps;
   }
   endpointVersion(hostname: string): string {
     return this.endpointSource ? this.endpointSource.version(hostname) : (this.data.endpointVersions[hostname] ?? '0');
   }
   workload(ip: string): Workload | undefined { return this.workloadByIp.get(ip); }
 
-  /**
-   * VirtualServices whose hosts match a hostname: exact hosts first, then wildcard hosts from the most specific, each
-   * in creation order (namespace/name order here, as files carry no timestamps).
-   */
-  virtualServicesFor(hostname: string): readonly ConfigEntry[] {
-    const exact = this.vsByHost.get(hostname) ?? [];
-    const wild = this.wildcardVs.filter((w) => hostMatches(w.host, hostname)).map((w) => w.vs);
-    return wild.length === 0 ? exact : [...exact, ...wild];
-  }
-
   /** A VirtualService by namespace and name (delegates are referenced this way). */
   virtualService(namespace: string, name: string): ConfigEntry | undefined { return this.vsByName.get(`${namespace}/${name}`); }
 
   /**
-   * The DestinationRule that applies to a host seen from a namespace, as istiod's SidecarScope.DestinationRule:
-   * rules in the proxy's own namespace first, then the service's namespace, then the root namespace; within each,
-   * an exact host before the most specific wildcard; a rule not exported to the proxy's namespace is skipped.
+   * The DestinationRule a proxy in `proxyNamespace` applies to a host, a service of `serviceNamespace` (by default
+   * the namespace of the hostname's first service; where a hostname is several services, callers pass the one
+   * the proxy's scope picked): its own namespace's rules, else those the service's namespace exports to it, else
+   * the root namespace's, else none; rules for one host in one namespace merged (destination-rules.ts).
    */
-  destinationRuleFor(hostname: string, proxyNamespace: string): ConfigEntry | undefined {
-    const exact = this.drByHost.get(hostname) ?? [];
-    const wild = this.wildcardDr.filter((w) => hostMatches(w.host, hostname)).map((w) => w.dr);
-    const rules = [...exact, ...wild].filter((r) => exportedTo(r.spec.exportTo, r.namespace, proxyNamespace));
-    if (rules.length === 0) return undefined;
-    const svcNs = this.byHost.get(hostname)?.namespace;
-    return rules.find((r) => r.namespace === proxyNamespace)
-      ?? rules.find((r) => r.namespace === svcNs)
-      ?? rules.find((r) => r.namespace === this.data.mesh.rootNamespace)
-      ?? rules[0];
+  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string): ConfigEntry | undefined {
+    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace);
   }
 
   /**

@@ -25,6 +25,14 @@ export interface Service {
   exportTo: string[];
   resolution: Resolution;
   meshExternal: boolean;
+  /**
+   * Where the service comes from: unset for a Kubernetes Service, 'ServiceEntry' for a ServiceEntry host. A
+   * ServiceEntry may name any host, a Kubernetes Service's included, so one hostname can be several services (one
+   * per namespace); istiod prefers the Kubernetes one where it has to pick (sidecar.go selectServices).
+   */
+  registry?: 'ServiceEntry';
+  /** metadata.creationTimestamp of the Service or ServiceEntry, when known: istiod's order for "the oldest one". */
+  creationTime?: string;
   /** Content hash of everything above: the cache key for resources built from this service. */
   version: string;
 }
@@ -57,4 +65,23 @@ export function parseLocality(s: string | undefined): Locality {
 
 export function serviceFqdn(name: string, namespace: string, domainSuffix: string): string {
   return `${name}.${namespace}.svc.${domainSuffix}`;
+}
+
+export const isKubernetesService = (svc: Pick<Service, 'registry'>): boolean => svc.registry === undefined;
+
+function creationMs(t: string | undefined): number {
+  const ms = t ? Date.parse(t) : NaN;
+  return Number.isNaN(ms) ? Infinity : ms;
+}
+
+/**
+ * istiod's creation order (SortServicesByCreationTime, sortConfigByCreationTime): creationTimestamp when both have
+ * one, an object without one after those with one; ties (and objects from files, which carry none) by
+ * namespace/name, the order meshpilot lists configs in (istiod breaks ties by name, then namespace).
+ */
+export function byCreation(a: { creationTime?: string; namespace: string; name: string }, b: { creationTime?: string; namespace: string; name: string }): number {
+  const ta = creationMs(a.creationTime), tb = creationMs(b.creationTime);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = `${a.namespace}/${a.name}`, kb = `${b.namespace}/${b.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }

@@ -7,12 +7,13 @@
  * so a config that leaves a proxy's view (deleted, exportTo narrowed, egress host removed) still reaches it.
  * It is deliberately conservative: anything it cannot reason about cheaply affects every proxy.
  *
- * - VirtualService / DestinationRule: proxies in namespaces the config is exported to whose Sidecar egress admits
- *   one of its hosts (a VirtualService bound only to gateways affects no sidecar); a host matching no service at
- *   all (external hosts), or a delegate VirtualService (no hosts), affects everyone it is exported to. A
- *   VirtualService also affects scopes that hold one of its route destinations (a Sidecar may have admitted it
- *   through its namespace and imported them with it).
- *   A DestinationRule also affects its host's own namespace.
+ * - VirtualService: proxies one of whose Sidecar egress listeners imports it (SelectVirtualServices: bound to
+ *   `mesh`, exported to the proxy's namespace, a host matching the listener's hosts for the VirtualService's
+ *   namespace or `*`): its routes and the destinations it brings in reach no other sidecar. A delegate
+ *   VirtualService (no hosts) affects everyone it is exported to.
+ * - DestinationRule: proxies in namespaces it is exported to whose Sidecar egress imports its host; a host
+ *   matching no service at all (external hosts) affects everyone it is exported to. It also affects its host's
+ *   own namespace.
  * - Service: its hostname, as above, plus its own namespace (inbound listeners).
  * - Sidecar, AuthorizationPolicy, RequestAuthentication: its namespace (every namespace for the root namespace).
  * - Endpoints, EndpointSlices, Pods, WorkloadEntries merged into a full push: left to the engine's endpoint path.
@@ -24,7 +25,7 @@ import type { ConfigEntry, PushContext } from '../model/push-context.js';
 import type { Service } from '../model/service.js';
 import { exportedTo, hostMatches } from '../model/push-context.js';
 import { securityLabelKeys, type ProxyScope } from '../model/scope.js';
-import { routeDestinations, scopeIncludes, sidecarScope } from '../../workers/networking/sidecar-scope.js';
+import { scopeIncludes, selectsVirtualService, sidecarScope } from '../../workers/networking/sidecar-scope.js';
 import { ENDPOINT_KINDS, Kind } from '../config/kinds.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../proto/type-urls.js';
 
@@ -136,14 +137,9 @@ export class ProxyDependencies {
       case Kind.VirtualService: {
         const vs = ctx.virtualService(k.namespace, k.name);
         if (!vs) return false; // not in this context; the other context is checked too
-        const gateways = vs.spec.gateways as string[] | undefined;
-        if (gateways && gateways.length > 0 && !gateways.includes('mesh')) return false;
-        if (!exportedTo(vs.spec.exportTo as string[] | undefined, vs.namespace, ns)) return false;
-        if (this.hostsAffect(ctx, scope, ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)))) return true;
-        // A Sidecar can admit a VirtualService through its namespace (`ns-a/*` admits ns-a's VirtualServices for
-        // any host, even one the proxy cannot see), and with it the VirtualService's destinations: those are then
-        // in the scope, so a scope holding one of them may have admitted it.
-        return routeDestinations(ctx, vs).some((d) => { const svc = ctx.service(d); return svc !== undefined && scopeIncludes(ctx, scope, svc); });
+        // A delegate is reached through whichever VirtualService includes it.
+        if (!vs.spec.hosts?.length) return exportedTo(vs.spec.exportTo as string[] | undefined, vs.namespace, ns);
+        return selectsVirtualService(ctx, scope, vs);
       }
       case Kind.DestinationRule: {
         const dr = ctx.data.destinationRules.find((d) => d.namespace === k.namespace && d.name === k.name);

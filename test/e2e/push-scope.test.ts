@@ -70,17 +70,19 @@ test('a VirtualService change reaches only the namespace whose Sidecar admits it
 });
 
 test('a VirtualService whose exportTo narrows still reaches the proxies that saw it', async () => {
-  // ns-a's VirtualService for beta, exported everywhere: ns-b (which admits beta) gets its route.
+  // ns-b's VirtualService for beta, exported everywhere: ns-b (egress ./* imports ns-b's VirtualServices) gets its
+  // route. (One in ns-a would not reach ns-b at all, whatever its host: istiod imports VirtualServices by the
+  // egress hosts for their own namespace.)
   let nb = b.received.length;
-  mesh.write('vs-beta.yaml', vs('beta-from-a', 'ns-a', BETA, 'x1'));
+  mesh.write('vs-beta.yaml', vs('beta-x', 'ns-b', BETA, 'x1'));
   let rds = await b.next(ROUTE_TYPE, 3000, nb);
   assert.ok(hasText(rds, 'x1'));
   b.ack(rds, ['9080']);
   await mesh.settle();
 
-  // Narrowed to its own namespace: the new context no longer shows it to ns-b, the old one did — ns-b is pushed.
+  // Narrowed to ns-a only: the new context no longer shows it to ns-b, the old one did — ns-b is pushed.
   nb = b.received.length;
-  mesh.write('vs-beta.yaml', vs('beta-from-a', 'ns-a', BETA, 'x1', ['.']));
+  mesh.write('vs-beta.yaml', vs('beta-x', 'ns-b', BETA, 'x1', ['ns-a']));
   rds = await b.next(ROUTE_TYPE, 3000, nb);
   assert.ok(!hasText(rds, 'x1'), 'the route is gone for ns-b');
   b.ack(rds, ['9080']);

@@ -15,14 +15,23 @@ spec:
  * routes it produces) and whose second routes everything else; `extra` is spliced into spec (e.g. exportTo).
  */
 export function headerRouteVsYaml(name: string, ns: string, host: string, header: string, extra = ''): string {
+  return vsYaml(name, ns, host, extra, `  - match: [{headers: {x-h: {exact: ${header}}}}]
+    route: [{destination: {host: ${host}}}]
+  - route: [{destination: {host: ${host}}}]
+`);
+}
+
+/** A VirtualService for `host` with one rule routing everything to `dest`; `extra` is spliced into spec. */
+export function routeVsYaml(name: string, ns: string, host: string, dest: string, extra = ''): string {
+  return vsYaml(name, ns, host, extra, `  - route: [{destination: {host: ${dest}}}]\n`);
+}
+
+function vsYaml(name: string, ns: string, host: string, extra: string, http: string): string {
   return `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: ${name}, namespace: ${ns}}
 spec:
   hosts: [${host}]
 ${extra}  http:
-  - match: [{headers: {x-h: {exact: ${header}}}}]
-    route: [{destination: {host: ${host}}}]
-  - route: [{destination: {host: ${host}}}]
-`;
+${http}`;
 }

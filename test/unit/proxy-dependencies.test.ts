@@ -73,11 +73,13 @@ const CASES: Case[] = [
   { name: 'VirtualService deleted', key: 'VirtualService/ns-a/alpha', files: { 'vs-alpha.yaml': undefined }, affected: [true, false, true] },
   { name: 'VirtualService bound only to a gateway', key: 'VirtualService/ns-a/gw',
     files: { 'vs-gw.yaml': vs('gw', 'ns-a', 'alpha.ns-a.svc.cluster.local', 'g', '  gateways: [ns-a/gw]\n') }, affected: [false, false, false] },
-  // ns-a's egress `./*` imports every VirtualService of ns-a whatever its host, and with it its destinations.
+  // ns-a's egress `./*` imports every VirtualService of ns-a whatever its host, and with it its destinations. ns-b's
+  // `./*` imports none of ns-a's or ns-c's, not even for its own host (istiod SelectVirtualServices looks up the
+  // egress hosts by the VirtualService's namespace): ns-b keeps its default route for beta, so it is not affected.
   { name: 'VirtualService in ns-a for ns-b\'s host', key: 'VirtualService/ns-a/beta-from-a',
-    files: { 'vs-b.yaml': vs('beta-from-a', 'ns-a', 'beta.ns-b.svc.cluster.local', 'b') }, affected: [true, true, true] },
+    files: { 'vs-b.yaml': vs('beta-from-a', 'ns-a', 'beta.ns-b.svc.cluster.local', 'b') }, affected: [true, false, true] },
   { name: 'VirtualService in ns-c for ns-b\'s host', key: 'VirtualService/ns-c/beta-from-c',
-    files: { 'vs-c.yaml': vs('beta-from-c', 'ns-c', 'beta.ns-b.svc.cluster.local', 'c') }, affected: [false, true, true] },
+    files: { 'vs-c.yaml': vs('beta-from-c', 'ns-c', 'beta.ns-b.svc.cluster.local', 'c') }, affected: [false, false, true] },
   { name: 'DestinationRule with a subset for alpha', key: 'DestinationRule/ns-a/alpha',
     files: { 'dr.yaml': `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -235,11 +237,13 @@ test('VirtualService pushes, alone or with endpoint changes merged: skipped prox
     return JSON.stringify(planResources(ctx, scope, type).map((item) => [item.name, buildResource(ctx, scope, type, item.name) ?? null]));
   };
   const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
-  // Fixed case: a VirtualService that changes only what the catch-all egress listener imports (beta, on its own
-  // port, was already in the scope through the port-specific listener) changes ns-c's listeners.
+  // Fixed case: a VirtualService the catch-all egress listener imports, routing to beta (on its only port 9090,
+  // already in the scope through the port-specific listener on 9090). A destination gets clusters only, no
+  // listener (istiod collectImportedServices adds it to the scope, not to the listener): ns-c's listeners stay,
+  // routes alone move.
   {
     const base = {
-      'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [7070])].join('---\n'),
+      'svcs.yaml': [svc('alpha', 'ns-a', '1.1'), svc('beta', 'ns-b', '2.1', [9090])].join('---\n'),
       'sidecar-c.yaml': `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: ns-c}\nspec:\n  egress:\n  - port: {number: 9090, protocol: HTTP, name: http}\n    hosts: ["*/${hostOf('beta', 'ns-b')}"]\n  - hosts: ["*/${hostOf('alpha', 'ns-a')}"]\n`,
     };
     const oldCtx = ctxOf(base);
@@ -248,8 +252,9 @@ test('VirtualService pushes, alone or with endpoint changes merged: skipped prox
     const deps = new ProxyDependencies(oldCtx, newCtx, ['VirtualService/ns-a/y']);
     const scope = scopeFor(client, oldCtx);
     assert.equal(deps.affects(scope, scope), true);
-    assert.notEqual(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'the catch-all listener gains beta\'s port');
-    assert.ok(deps.typesFor(scope).includes(LISTENER_TYPE), 'so listeners are offered');
+    assert.equal(typeOf(newCtx, client, LISTENER_TYPE), typeOf(oldCtx, client, LISTENER_TYPE), 'no listener for beta\'s port');
+    assert.notEqual(typeOf(newCtx, client, ROUTE_TYPE), typeOf(oldCtx, client, ROUTE_TYPE), 'alpha\'s route goes to beta');
+    assert.deepEqual(deps.typesFor(scope), [ROUTE_TYPE], 'so routes alone are offered');
   }
   let skippedProxies = 0, routesOnly = 0, withListeners = 0, everything = 0, merged = 0;
   for (let round = 0; round < 300; round++) {

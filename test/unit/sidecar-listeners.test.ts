@@ -130,10 +130,11 @@ test('egress listeners with a port: only that port, only their hosts; the route 
   assert.deepEqual(names(ctx, none, ROUTE_TYPE), ['9080']);
   const rc = build(ctx, none, ROUTE_TYPE, '9080');
   assert.deepEqual(rc.virtual_hosts.map((v: any) => v.name), ['ratings.default.svc.cluster.local:9080', 'allow_any']);
-  // Clusters: every imported service (details through the catch-all listener).
+  // Clusters: every imported service, with the ports its listeners import (details through the catch-all
+  // listener; ratings through the 9080 one only, so 9080 only: sidecar.go serviceMatchingListenerPort).
   const clusters = names(ctx, none, CLUSTER_TYPE).filter((n) => n.startsWith('outbound|')).sort();
   assert.deepEqual(clusters, [
-    'outbound|27017||mongo.default.svc.cluster.local', 'outbound|5432||ratings.default.svc.cluster.local',
+    'outbound|27017||mongo.default.svc.cluster.local',
     'outbound|9080||details.default.svc.cluster.local', 'outbound|9080||ratings.default.svc.cluster.local',
   ]);
 });

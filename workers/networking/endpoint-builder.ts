@@ -10,12 +10,13 @@ import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { localityString, type Endpoint } from '../../src/model/service.js';
 import { parseClusterName } from './names.js';
+import { scopedDestinationRule, serviceFor } from './sidecar-scope.js';
 import { effectivePolicy } from './traffic-policy.js';
 import { applyLocalityLb, effectiveLocalityLbSetting, localityLbActive, type LocalityGroup } from './locality-lb.js';
 
 export function subsetLabels(ctx: PushContext, scope: ProxyScope, host: string, subset: string): Record<string, string> | undefined {
   if (!subset) return {};
-  const dr = ctx.destinationRuleFor(host, scope.namespace);
+  const dr = scopedDestinationRule(ctx, scope, host);
   const s = (dr?.spec.subsets ?? []).find((x: any) => x.name === subset);
   return s ? (s.labels ?? {}) : undefined;
 }
@@ -23,12 +24,12 @@ export function subsetLabels(ctx: PushContext, scope: ProxyScope, host: string, 
 export function clusterEndpoints(ctx: PushContext, scope: ProxyScope, name: string): Endpoint[] {
   const parts = parseClusterName(name);
   if (!parts || parts.direction !== 'outbound') return [];
-  const svc = ctx.service(parts.host);
+  const svc = serviceFor(ctx, scope, parts.host);
   const port = svc?.ports.find((p) => p.port === parts.port);
   if (!svc || !port) return [];
   const labels = subsetLabels(ctx, scope, parts.host, parts.subset);
   if (!labels) return [];
-  return ctx.endpoints(parts.host).filter((e) =>
+  return ctx.endpointsOf(svc).filter((e) =>
     e.healthy && e.servicePortName === port.name && Object.entries(labels).every(([k, v]) => e.labels[k] === v));
 }
 
@@ -47,7 +48,7 @@ export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: s
   });
   const parts = parseClusterName(name);
   if (parts && scope.locality !== undefined) {
-    const policy = effectivePolicy(ctx.destinationRuleFor(parts.host, scope.namespace), parts.port, parts.subset);
+    const policy = effectivePolicy(scopedDestinationRule(ctx, scope, parts.host), parts.port, parts.subset);
     const setting = effectiveLocalityLbSetting(ctx.data.mesh.localityLbSetting, policy.loadBalancer?.localityLbSetting);
     if (setting && localityLbActive(setting, policy.outlierDetection)) {
       groups = applyLocalityLb(groups, scope.locality, setting, policy.outlierDetection !== undefined) as typeof groups;

@@ -22,7 +22,7 @@ import { clusterName, dnsSrvSubsetKey, inboundClusterName, parseClusterName, par
 import { hasAutoPassthrough, sniDnatCluster, sniDnatLoadAssignment } from './sni-dnat.js';
 import { visibleServices, visibleTo } from './visibility.js';
 import type { Service } from '../../src/model/service.js';
-import { sidecarScope } from './sidecar-scope.js';
+import { scopeIncludes, serviceFor, sidecarScope } from './sidecar-scope.js';
 import { effectivePolicy, isPassthroughLb } from './traffic-policy.js';
 import { tcpRouteDependencies } from './tcp-route.js';
 import {
@@ -42,7 +42,7 @@ function wants(requested: readonly string[] | undefined, name: string): boolean 
 /** EDS serves only clusters of discovery type EDS (not DNS, not ORIGINAL_DST ones). */
 function usesEds(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, subset: string): boolean {
   if (svc.resolution === 'DNS' || svc.resolution === 'NONE') return false;
-  return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace), port, subset).loadBalancer);
+  return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace), port, subset).loadBalancer);
 }
 
 /**
@@ -82,17 +82,20 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
 function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly string[]): PlanItem[] {
   const out: PlanItem[] = [];
   const ct = ctx.data.mesh.connectTimeoutMs;
-  const services = requested && scope.generator === 'grpc'
-    ? requested.map((n) => parseClusterName(n)).flatMap((p) => (p && ctx.service(p.host) ? [ctx.service(p.host)!] : []))
+  // gRPC names what it wants (any service it can see); otherwise the scope's services, which it decided on (a
+  // VirtualService destination of the proxy's own namespace is imported even when not exported to it).
+  const named = requested !== undefined && scope.generator === 'grpc';
+  const services = named
+    ? requested.flatMap((n) => { const p = parseClusterName(n); const svc = p && serviceFor(ctx, scope, p.host); return svc && visibleTo(svc, scope.namespace) ? [svc] : []; })
     : visibleServices(ctx, scope);
   const seen = new Set<string>();
   // A router with an AUTO_PASSTHROUGH server also gets the SNI-DNAT twin of each mesh-internal cluster (sni-dnat.ts).
   const sniDnat = hasAutoPassthrough(ctx, scope);
   const sniItems: PlanItem[] = [];
   for (const svc of services) {
-    if (!visibleTo(svc, scope.namespace) || seen.has(svc.hostname)) continue;
+    if (seen.has(svc.hostname)) continue;
     seen.add(svc.hostname);
-    const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace);
+    const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace);
     const subsets: string[] = ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
     // DNS clusters carry their endpoints inline; Istio mTLS (ISTIO_MUTUAL, and auto mTLS for Envoy) matches the
     // endpoints' identities (SANs), which change far less often than the endpoints.
@@ -121,10 +124,10 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
   const out: PlanItem[] = [];
   for (const name of names) {
     const parts = parseClusterName(name) ?? parseDnsSrvSubsetKey(name);
-    const svc = parts ? ctx.service(parts.host) : undefined;
-    if (!parts || !svc || parts.direction !== 'outbound' || !visibleTo(svc, scope.namespace)) continue;
+    const svc = parts ? serviceFor(ctx, scope, parts.host) : undefined;
+    if (!parts || !svc || parts.direction !== 'outbound' || !(visibleTo(svc, scope.namespace) || scopeIncludes(ctx, scope, svc))) continue;
     if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
-    const dr = ctx.destinationRuleFor(parts.host, scope.namespace);
+    const dr = ctx.destinationRuleFor(parts.host, scope.namespace, svc.namespace);
     // Locality load balancing reads the DestinationRule and the proxy's locality.
     const loc = scope.locality !== undefined ? `|${dr?.version ?? ''}|${scope.locality}` : '';
     out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${parts.subset ? (dr?.version ?? '') : ''}${loc}` });
@@ -138,7 +141,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
       // A gRPC server's own listener (XdsServer): its security config is its only input.
       if (isGrpcInboundName(name)) return [{ name, key: `grpc-lds-in|${name}|${securityInputsKey(ctx, scope.namespace, scope.securityLabels ?? {})}` }];
       const hp = parseHostPort(name);
-      const svc = hp ? ctx.service(hp.host) : undefined;
+      const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
       return svc && visibleTo(svc, scope.namespace) && svc.ports.some((p) => p.port === hp!.port)
         ? [{ name, key: `grpc-lds|${name}` }] : [];
     });
@@ -158,7 +161,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
       case 'tcp': return {
         name: p.name,
-        key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!)}`,
+        key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!, p.virtualServices ?? [])}`,
       };
       default: return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.routeName}` };
     }
@@ -171,9 +174,9 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
  * every destination and mirror with its DestinationRule (hash policies), the service's own DestinationRule (hash
  * policy on the default route), and the catch-all policy.
  */
-function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[]): string {
+function routeInputs(ctx: PushContext, scope: ProxyScope, hosts: string[], port: number): string {
   const parts: string[] = [scope.generator, scope.namespace, JSON.stringify(scope.labels), sidecarScope(ctx, scope).outboundPolicy];
-  for (const host of hosts) parts.push(hostRouteInputs(ctx, scope, host));
+  for (const host of hosts) parts.push(hostRouteInputs(ctx, scope, host, port));
   return digest(parts);
 }
 
@@ -181,8 +184,8 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   if (scope.generator === 'grpc') {
     return (requested ?? []).flatMap((name) => {
       const hp = parseHostPort(name);
-      const svc = hp ? ctx.service(hp.host) : undefined;
-      return svc && visibleTo(svc, scope.namespace) ? [{ name, key: `grpc-rds|${name}|${routeInputs(ctx, scope, [svc.hostname])}` }] : [];
+      const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
+      return svc && visibleTo(svc, scope.namespace) ? [{ name, key: `grpc-rds|${name}|${routeInputs(ctx, scope, [svc.hostname], hp!.port)}` }] : [];
     });
   }
   if (scope.type === 'router') {
@@ -196,7 +199,7 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
     const name = String(port);
     if (!wants(requested, name)) continue;
     const hosts = sidecarRouteServices(ctx, scope, port).map((s) => s.hostname);
-    out.push({ name, key: `rds|${name}|${routeInputs(ctx, scope, hosts)}` });
+    out.push({ name, key: `rds|${name}|${routeInputs(ctx, scope, hosts, port)}` });
   }
   return out;
 }
@@ -242,14 +245,14 @@ export function buildResource(ctx: PushContext, scope: ProxyScope, typeUrl: stri
       if (name === INBOUND_PASSTHROUGH_CLUSTER) return inboundPassthroughCluster(ctx);
       const sni = parseDnsSrvSubsetKey(name);
       if (sni) {
-        const svc = ctx.service(sni.host);
+        const svc = serviceFor(ctx, scope, sni.host);
         const port = svc?.ports.find((p) => p.port === sni.port);
         return svc && port ? sniDnatCluster(ctx, scope, svc, port, sni.subset) : undefined;
       }
       const parts = parseClusterName(name);
       if (!parts) return undefined;
       if (parts.direction === 'inbound') return inboundCluster(ctx, scope, parts.port);
-      const svc = ctx.service(parts.host);
+      const svc = serviceFor(ctx, scope, parts.host);
       const port = svc?.ports.find((p) => p.port === parts.port);
       return svc && port ? outboundCluster(ctx, scope, svc, port, parts.subset) : undefined;
     }

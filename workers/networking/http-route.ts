@@ -14,6 +14,7 @@ import type { ProxyScope } from '../../src/model/scope.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { clusterName, parseClusterName } from './names.js';
 import { effectivePolicy } from './traffic-policy.js';
+import { scopedDestinationRule, serviceFor } from './sidecar-scope.js';
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
 export const CORS_FILTER = 'envoy.filters.http.cors';
@@ -196,9 +197,9 @@ function applyHeaderOps(target: ProtoObject, ops: HeaderOps): void {
 }
 
 /** GetDestinationCluster: the destination's port, else the service's only port, else the listener port. */
-export function destinationCluster(ctx: PushContext, vs: ConfigEntry, dest: any, listenerPort: number): string {
+export function destinationCluster(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, dest: any, listenerPort: number): string {
   const host = ctx.qualify(dest.host, vs.namespace);
-  const svc = ctx.service(host);
+  const svc = serviceFor(ctx, scope, host);
   const port: number = dest.port?.number ?? (svc?.ports.length === 1 ? svc.ports[0]!.port : listenerPort);
   return clusterName('outbound', port, dest.subset ?? '', host);
 }
@@ -210,7 +211,7 @@ function fractionalPercent(p: { value?: number } | undefined, fallbackInt?: numb
 
 /** hashForHTTPDestination + consistentHashToHashPolicy: the destination's DestinationRule consistent hash key. */
 export function hashPolicyFor(ctx: PushContext, scope: ProxyScope, host: string, port: number, subset: string): ProtoObject | undefined {
-  const dr = ctx.destinationRuleFor(host, scope.namespace);
+  const dr = scopedDestinationRule(ctx, scope, host);
   const ch = effectivePolicy(dr, port, subset).loadBalancer?.consistentHash;
   if (!ch) return undefined;
   if (ch.httpHeaderName) return { header: { header_name: ch.httpHeaderName } };
@@ -226,14 +227,14 @@ export function hashPolicyFor(ctx: PushContext, scope: ProxyScope, host: string,
 }
 
 function hashPolicy(rc: RouteContext, vs: ConfigEntry, dest: any): ProtoObject | undefined {
-  const cluster = parseClusterName(destinationCluster(rc.ctx, vs, dest, rc.port))!;
+  const cluster = parseClusterName(destinationCluster(rc.ctx, rc.scope, vs, dest, rc.port))!;
   return hashPolicyFor(rc.ctx, rc.scope, cluster.host, cluster.port, cluster.subset);
 }
 
 function mirrorPolicy(rc: RouteContext, vs: ConfigEntry, dest: any, pct: { value?: number } | undefined): ProtoObject | undefined {
   if (pct && !(pct.value! > 0)) return undefined; // an explicit 0% disables the mirror
   return {
-    cluster: destinationCluster(rc.ctx, vs, dest, rc.port),
+    cluster: destinationCluster(rc.ctx, rc.scope, vs, dest, rc.port),
     runtime_fraction: { default_value: pct ? fractionalPercent(pct) : { numerator: 100, denominator: 'HUNDRED' } },
     trace_sampled: { value: false },
   };
@@ -249,7 +250,7 @@ function routeAction(rc: RouteContext, vs: ConfigEntry, http: any, out: ProtoObj
   let consistentHash = false;
   if (dests.length === 1) {
     const d = dests[0];
-    action.cluster = destinationCluster(rc.ctx, vs, d.destination, rc.port);
+    action.cluster = destinationCluster(rc.ctx, rc.scope, vs, d.destination, rc.port);
     if (d.headers) {
       const ops = headerOps(d.headers);
       applyHeaderOps(out, ops);
@@ -261,7 +262,7 @@ function routeAction(rc: RouteContext, vs: ConfigEntry, http: any, out: ProtoObj
     const clusters: ProtoObject[] = [];
     for (const d of dests) {
       if (!d.weight) continue; // 0-weight destinations are dropped when there are others
-      const cw: ProtoObject = { name: destinationCluster(rc.ctx, vs, d.destination, rc.port), weight: { value: d.weight } };
+      const cw: ProtoObject = { name: destinationCluster(rc.ctx, rc.scope, vs, d.destination, rc.port), weight: { value: d.weight } };
       if (d.headers) {
         const ops = headerOps(d.headers);
         applyHeaderOps(cw, ops);
@@ -494,7 +495,7 @@ export function routeDependencies(ctx: PushContext, scope: ProxyScope, vs: Confi
     for (const d of dests) {
       if (!d?.host) continue;
       const host = ctx.qualify(d.host, vs.namespace);
-      parts.push(`${host}@${ctx.service(host)?.version ?? 'missing'}@${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`);
+      parts.push(`${host}@${serviceFor(ctx, scope, host)?.version ?? 'missing'}@${scopedDestinationRule(ctx, scope, host)?.version ?? ''}`);
     }
   }
   return parts;

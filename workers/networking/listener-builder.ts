@@ -16,9 +16,9 @@ import {
   CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
-import { sidecarScope, type CaptureMode } from './sidecar-scope.js';
+import { serviceFor, sidecarScope, type CaptureMode } from './sidecar-scope.js';
 import { tcpRouteTarget, tlsRouteChains, type TcpTarget } from './tcp-route.js';
-import type { PushContext } from '../../src/model/push-context.js';
+import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { isGlobalUnicastIp, type ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
 import { isHttp, type Protocol } from '../../src/model/protocol.js';
@@ -45,6 +45,8 @@ export interface ListenerPlan {
   port: number;
   /** For tcp listeners: the service the listener proxies to. */
   service?: Service;
+  /** For tcp listeners: the VirtualServices of the egress listener that built it (tcp and tls routes). */
+  virtualServices?: readonly ConfigEntry[];
   /** For tcp listeners: the service port of the cluster (a port-specific egress listener may listen on another). */
   servicePort?: number;
   /** Outbound listeners: whether Envoy binds the port for real (interception NONE or captureMode NONE). */
@@ -177,12 +179,12 @@ function computeSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerP
       continue;
     }
     for (const svc of el.services) {
-      // A service without the listener's port is reached on its only port, if it has just one (as istiod).
-      const sp = svc.ports.find((p) => p.port === port) ?? (svc.ports.length === 1 ? svc.ports[0] : undefined);
+      // The listener's services have its port, and only that one (sidecar.go serviceMatchingListenerPort).
+      const sp = svc.ports.find((p) => p.port === port);
       if (!sp || sp.protocol === 'UDP') continue;
       const address = bind ?? (svc.address || WILDCARD_ADDRESS);
       const name = listenerName(address, port);
-      if (!plans.has(name)) plans.set(name, { name, kind: 'tcp', address, port, service: svc, servicePort: sp.port, bindToPort });
+      if (!plans.has(name)) plans.set(name, { name, kind: 'tcp', address, port, service: svc, servicePort: sp.port, bindToPort, virtualServices: el.virtualServices });
     }
   }
   // The catch-all egress listener never adds to a listener a port-specific one built ("locked" in istiod).
@@ -203,7 +205,7 @@ function computeSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerP
     const address = !bindLocal && svc.address ? svc.address : base;
     const name = listenerName(address, p.port);
     if (!plans.has(name) && !locked.has(name)) {
-      plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc, servicePort: p.port, bindToPort: bindLocal });
+      plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc, servicePort: p.port, bindToPort: bindLocal, virtualServices: sc.catchAllVirtualServices });
     }
   }
   const out = [...plans.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -308,10 +310,10 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
       };
     case 'tcp': {
       const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);
-      const target = tcpRouteTarget(ctx, scope, plan.service!, plan.servicePort ?? plan.port) ?? [{ cluster, weight: 100 }];
+      const target = tcpRouteTarget(ctx, scope, plan.service!, plan.servicePort ?? plan.port, plan.virtualServices ?? []) ?? [{ cluster, weight: 100 }];
       // TLS ports: VirtualService `tls` routes become SNI-matched filter chains before the default one
       // (istio listener.go buildSidecarOutboundTCPListenerOpts / networkfilter.go).
-      const sni = tlsRouteChains(ctx, scope, plan.service!, plan.servicePort ?? plan.port);
+      const sni = tlsRouteChains(ctx, scope, plan.service!, plan.servicePort ?? plan.port, plan.virtualServices ?? []);
       const listener: ProtoObject = {
         '@type': LISTENER_TYPE,
         name: plan.name,
@@ -338,7 +340,7 @@ function catchAllTcp(ctx: PushContext, scope: ProxyScope): ProtoObject {
 /** Proxyless gRPC: an ApiListener whose HCM fetches route configuration HOST:PORT over ADS. */
 export function buildGrpcListener(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
   const hp = parseHostPort(name);
-  const svc = hp ? ctx.service(hp.host) : undefined;
+  const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
   if (!hp || !svc || !visibleTo(svc, scope.namespace) || !svc.ports.some((p) => p.port === hp.port)) return undefined;
   return {
     '@type': LISTENER_TYPE,

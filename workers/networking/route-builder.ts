@@ -2,35 +2,32 @@
  * RDS for sidecars and proxyless gRPC (gateways: gateway-builder.ts). Sidecars get one RouteConfiguration per
  * outbound HTTP port (named "PORT") with a virtual host per service in the proxy's SidecarScope, plus the catch-all
  * `allow_any` (PassthroughCluster) or, with outboundTrafficPolicy REGISTRY_ONLY, `block_all` (502); proxyless gRPC
- * gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go: a service's routes come from the
- * first VirtualService (exact host before wildcard, oldest first) bound to the `mesh` gateway — several
- * VirtualServices for one host are not merged for sidecars — else a default route with Istio's default retry policy.
- * A Sidecar egress listener with a port limits its route configuration to that listener's hosts.
+ * gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go BuildSidecarOutboundVirtualHosts:
+ * a route configuration reads only its egress listener's services and VirtualServices (sidecar-scope.ts; the
+ * port's egress listener, else the catch-all one). A service's routes come from the first of the listener's
+ * VirtualServices for it (exact host before the most specific wildcard, in the listener's precedence order) —
+ * several VirtualServices for one host are not merged for sidecars — else a default route with Istio's default
+ * retry policy.
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, encodeMessage, messageType } from '../../src/proto/encode.js';
 import { lengthDelimited } from '../../src/proto/discovery.js';
 import { ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
-import { exportedTo, meshDigest } from '../../src/model/push-context.js';
+import { meshDigest } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
 import { ALLOW_ANY_VHOST, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import { clusterName, parseHostPort } from './names.js';
 import { visibleTo } from './visibility.js';
-import { egressListenerFor, sidecarScope } from './sidecar-scope.js';
+import { egressListenerFor, scopedDestinationRule, serviceFor, sidecarScope, type SidecarScope } from './sidecar-scope.js';
+import { virtualServicesForHost } from './virtual-service-index.js';
 import { buildHttpRoutes, hashPolicyFor, retryPolicy, routeDependencies } from './http-route.js';
 import { EncodedParts } from './encoded-parts.js';
 
 export const BLOCK_ALL_VHOST = 'block_all';
 const MESH_GATEWAY = new Set(['mesh']);
-
-/** VirtualService-level `gateways` (default `mesh`), names qualified with the VirtualService's namespace. */
-export function vsGateways(vs: ConfigEntry): string[] {
-  const gws: string[] = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
-  return gws.map((g) => (g === 'mesh' || g.includes('/') ? g : `${vs.namespace}/${g}`));
-}
 
 function defaultRoute(ctx: PushContext, scope: ProxyScope, svc: Service, port: number): ProtoObject {
   const hash = hashPolicyFor(ctx, scope, svc.hostname, port, '');
@@ -46,10 +43,25 @@ function defaultRoute(ctx: PushContext, scope: ProxyScope, svc: Service, port: n
   return r;
 }
 
-/** The VirtualService that decides routing for a host, as seen from a proxy's namespace (first visible wins). */
-export function virtualServiceFor(ctx: PushContext, scope: ProxyScope, host: string): ConfigEntry | undefined {
-  return ctx.virtualServicesFor(host).find((vs) =>
-    exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace) && vsGateways(vs).includes('mesh'));
+/**
+ * The VirtualServices route configuration "PORT" reads (GetEgressListenerForRDS): those of the Sidecar's egress
+ * listener on that port when it has one, else the catch-all listener's.
+ */
+export function listenerVirtualServices(sc: SidecarScope, port: number): ConfigEntry[] {
+  return egressListenerFor(sc, port)?.virtualServices ?? sc.catchAllVirtualServices;
+}
+
+/**
+ * The VirtualServices that may decide routing for a service on a port, in order (route.go
+ * BuildSidecarVirtualHostWrapper, separateVSHostsAndServices): every one of the listener's with the service's exact
+ * hostname — each makes a virtual host, the first one with routes wins the duplicate name — or, without those, the
+ * one with the most specific wildcard host covering it (mostSpecificWildcardVsIndex).
+ */
+export function routingVirtualServices(ctx: PushContext, scope: ProxyScope, host: string, port: number): readonly ConfigEntry[] {
+  const all = virtualServicesForHost(ctx, listenerVirtualServices(sidecarScope(ctx, scope), port), host);
+  if (all.length <= 1) return all;
+  const exact = all.filter((vs) => ((vs.spec.hosts ?? []) as string[]).some((h) => ctx.qualify(h, vs.namespace) === host));
+  return exact.length > 0 ? exact : all.slice(0, 1);
 }
 
 /** Domains istiod generates for a service's virtual host (route/route.go generateVirtualHostDomains). */
@@ -65,9 +77,13 @@ export function virtualHostDomains(svc: Service, port: number, proxyNamespace: s
 }
 
 export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, domains: string[]): ProtoObject {
-  const vs = virtualServiceFor(ctx, scope, svc.hostname);
-  let routes = vs ? buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs) : [];
-  // A VirtualService with no route for this port leaves the service on its default route (istiod does the same).
+  let routes: ProtoObject[] = [];
+  // A VirtualService with no route for this port or proxy makes no virtual host: the next one for the host does,
+  // or, with none left, the service keeps its default route (istiod does the same).
+  for (const vs of routingVirtualServices(ctx, scope, svc.hostname, port)) {
+    routes = buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs);
+    if (routes.length > 0) break;
+  }
   if (routes.length === 0) routes = [defaultRoute(ctx, scope, svc, port)];
   return { name: `${svc.hostname}:${port}`, domains, routes, include_request_attempt_count: scope.generator === 'envoy' ? true : undefined };
 }
@@ -100,16 +116,17 @@ export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoO
  * DestinationRule as seen from that namespace (hash policy of the default route), and its VirtualService with
  * delegates, destinations and their DestinationRules. Route configuration keys and virtual host keys both use it.
  */
-export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: string): string {
-  // Within one context it depends only on the proxy's namespace: memoised for the plan's key and the build.
+export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: string, port: number): string {
+  // Within one context it depends only on the proxy's namespace and Sidecar (which of a hostname's services it
+  // imports, which VirtualServices the port's egress listener does): memoised for the plan's key and the build.
   let byHost = hostInputsMemo.get(ctx);
   if (!byHost) hostInputsMemo.set(ctx, (byHost = new Map()));
-  const k = `${scope.namespace}|${host}`;
+  const listener = scope.sidecar && egressListenerFor(sidecarScope(ctx, scope), port) ? port : '*';
+  const k = `${scope.namespace}|${scope.sidecar ?? ''}|${listener}|${host}`;
   let v = byHost.get(k);
   if (v === undefined) {
-    const vs = virtualServiceFor(ctx, scope, host);
-    const parts = [`${host}|${ctx.service(host)?.version}|${ctx.destinationRuleFor(host, scope.namespace)?.version ?? ''}`];
-    if (vs) parts.push(...routeDependencies(ctx, scope, vs));
+    const parts = [`${host}|${serviceFor(ctx, scope, host)?.version}|${scopedDestinationRule(ctx, scope, host)?.version ?? ''}`];
+    for (const vs of routingVirtualServices(ctx, scope, host, port)) parts.push(...routeDependencies(ctx, scope, vs));
     byHost.set(k, (v = parts.join('\n')));
   }
   return v;
@@ -142,7 +159,7 @@ export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxySc
   const group = `${scope.generator}|${scope.namespace}|${JSON.stringify(scope.labels)}|${port}|${meshDigest(ctx.data.mesh)}`;
   const parts: Uint8Array[] = [encodeMessage(RC, { name }, `RouteConfiguration ${name}`)];
   for (const svc of sidecarRouteServices(ctx, scope, port)) {
-    const inputs = hostRouteInputs(ctx, scope, svc.hostname);
+    const inputs = hostRouteInputs(ctx, scope, svc.hostname, port);
     let bytes = vhostCache.get(group, svc.hostname, inputs);
     if (!bytes) {
       const vh = virtualHost(ctx, scope, svc, port, virtualHostDomains(svc, port, scope.namespace));
@@ -159,7 +176,7 @@ export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxySc
 export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
   if (scope.generator === 'grpc') {
     const hp = parseHostPort(name);
-    const svc = hp ? ctx.service(hp.host) : undefined;
+    const svc = hp ? serviceFor(ctx, scope, hp.host) : undefined;
     if (!hp || !svc || !visibleTo(svc, scope.namespace)) return undefined;
     return {
       '@type': ROUTE_TYPE,

@@ -1,29 +1,44 @@
 /**
- * SidecarScope: which services (and so clusters, routes, listeners) a proxy receives, from the Sidecar resource in
- * effect (istio pilot/pkg/model/sidecar.go). Without a Sidecar every exported service is visible. With one, a service
- * is admitted when an egress host `NAMESPACE/DNSNAME` matches it (`*` and `.` for the namespace, `*` or `*.suffix`
- * for the name, `~` for none), plus the destinations of admitted VirtualServices (istiod adds those so routes
- * resolve). outboundTrafficPolicy REGISTRY_ONLY makes unknown destinations go to the BlackHoleCluster.
- * Egress listeners with a port import only their own hosts (istiod's IstioEgressListenerWrapper); the catch-all one
- * (no port) builds the remaining listeners. Ingress listeners and inboundConnectionPool shape the inbound side
- * (listener-builder.ts, sidecar-ingress.ts).
+ * SidecarScope: which services (and so clusters, routes, listeners) and VirtualServices a proxy receives, from the
+ * Sidecar resource in effect (istio pilot/pkg/model/sidecar.go, unified scoping: no Sidecar, or one without egress
+ * listeners, is one catch-all egress listener `*\/*`). Each egress listener imports the services an egress host
+ * `NAMESPACE/DNSNAME` matches in their own namespace (`*` and `.` for the namespace, `*` or `*.suffix` for the
+ * name, `~` for none), and the VirtualServices one matches in the VirtualService's own namespace
+ * (virtual-service-index.ts); the scope adds those VirtualServices' destinations so routes resolve.
+ * outboundTrafficPolicy REGISTRY_ONLY makes unknown destinations go to the BlackHoleCluster.
+ * Egress listeners with a port build listeners and routes for their own hosts only, with their own VirtualServices
+ * (istiod's IstioEgressListenerWrapper); the catch-all one (no port) builds the remaining listeners. Ingress
+ * listeners and inboundConnectionPool shape the inbound side (listener-builder.ts, sidecar-ingress.ts).
  */
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches, indexedAlready, indexOf, type ServiceIndex } from '../../src/model/push-context.js';
+import { classifyHosts, importsVirtualService, meshVisible, selectVirtualServices } from './virtual-service-index.js';
+import { expandDelegates } from './http-route.js';
 import type { ProxyScope } from '../../src/model/scope.js';
-import type { Service } from '../../src/model/service.js';
+import { byCreation, isKubernetesService, type Service } from '../../src/model/service.js';
 import { parseProtocol, type Protocol } from '../../src/model/protocol.js';
 
 export type OutboundPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
 export interface SidecarScope {
-  /** Every service the Sidecar imports (all egress listeners, plus destinations of admitted VirtualServices). */
+  /**
+   * Every service the Sidecar imports (all egress listeners, plus destinations of imported VirtualServices), one
+   * per hostname: what clusters and load assignments are built for.
+   */
   services: Service[];
   /**
-   * The services the catch-all egress listener (the one without a port) builds listeners and routes for: all of
-   * `services` when no egress listener has a port, none when there is no catch-all listener.
+   * For each hostname that is several services (sharedHosts), the one this scope imports (istiod's
+   * servicesByHostname): builders look services up through serviceFor, which reads it.
+   */
+  chosen: Map<string, Service>;
+  /**
+   * The services the catch-all egress listener (the one without a port) builds listeners and routes for: those its
+   * hosts import, not its VirtualServices' destinations (those get clusters only, sidecar.go
+   * collectImportedServices adds them to the scope, not to the listener); none when there is no catch-all listener.
    */
   catchAllServices: Service[];
+  /** The VirtualServices the catch-all egress listener imports (its routes read only these), in precedence order. */
+  catchAllVirtualServices: ConfigEntry[];
   /** Egress listeners with a port, in the Sidecar's order (istiod builds them before the catch-all one). */
   egressListeners: EgressListener[];
   /** Ingress listeners, by port number (first one wins on a duplicate, as istiod's conflict rule). */
@@ -57,6 +72,8 @@ export interface EgressListener {
   bind?: string;
   captureMode: CaptureMode;
   services: Service[];
+  /** The VirtualServices this listener imports: its routes and tcp/tls chains read only these. */
+  virtualServices: ConfigEntry[];
 }
 
 interface EgressHost { namespace: string; host: string }
@@ -65,11 +82,24 @@ export function visibleTo(svc: Service, namespace: string): boolean {
   return exportedTo(svc.exportTo, svc.namespace, namespace);
 }
 
-function parseEgressHost(h: string, sidecarNs: string): EgressHost {
-  const i = h.indexOf('/');
-  const ns = i < 0 ? '*' : h.slice(0, i);
-  return { namespace: ns === '.' ? sidecarNs : ns, host: i < 0 ? h : h.slice(i + 1) };
+/**
+ * `NAMESPACE/DNSNAME`, `.` the proxy's namespace; undefined for a host without exactly one `/`, which istiod
+ * (convertIstioListenerToWrapper) logs and skips. Its validation rejects such hosts ("host must be of form
+ * namespace/dnsName"); ours accepts them, so they are skipped here, with a warning once per host and process.
+ */
+function parseEgressHost(h: string, sidecarNs: string): EgressHost | undefined {
+  const parts = h.split('/');
+  if (parts.length !== 2) {
+    if (!warnedHosts.has(h)) {
+      warnedHosts.add(h);
+      process.emitWarning(`Sidecar egress host "${h}" is not of the form namespace/dnsName: ignored`, { code: 'MESHPILOT_SIDECAR_EGRESS_HOST' });
+    }
+    return undefined;
+  }
+  const [ns, host] = parts as [string, string];
+  return { namespace: ns === '.' ? sidecarNs : ns, host };
 }
+const warnedHosts = new Set<string>();
 
 function egressAdmits(hosts: readonly EgressHost[], namespace: string, hostname: string): boolean {
   return hosts.some((e) => e.namespace !== '~' && (e.namespace === '*' || e.namespace === namespace) && hostMatches(e.host, hostname));
@@ -94,7 +124,8 @@ function scopesOf(ctx: PushContext): Map<string, SidecarScope> {
   return m.byKey;
 }
 
-const scopeKeyOf = (scope: ProxyScope): string => `${scope.namespace}|${scope.sidecar ?? ''}`;
+/** Gateways pick among a hostname's services by istiod's DefaultSidecarScopeForGateway rule: a scope of their own. */
+const scopeKeyOf = (scope: ProxyScope): string => `${scope.type === 'router' ? 'gw:' : ''}${scope.namespace}|${scope.sidecar ?? ''}`;
 
 export function sidecarScope(ctx: PushContext, scope: ProxyScope): SidecarScope {
   const perCtx = scopesOf(ctx);
@@ -117,61 +148,148 @@ function sidecarOf(ctx: PushContext, scope: ProxyScope): ConfigEntry | undefined
  * `egress: [{hosts: ["./*", "istio-system/*"]}]` isolates every namespace to itself.
  */
 function egressHostsOf(listener: any, namespace: string): EgressHost[] {
-  return ((listener.hosts ?? []) as string[]).map((h) => parseEgressHost(h, namespace));
+  return ((listener.hosts ?? []) as string[]).flatMap((h) => parseEgressHost(h, namespace) ?? []);
 }
 
 /**
- * For each hostname, the VirtualServices that route (or mirror) to it, and whether the VirtualService's only host
- * is that same hostname: once per VirtualService list.
+ * The Sidecar's egress listeners, or istiod's default `*\/*` one when it has none: no Sidecar, no `egress`, or
+ * `egress: []` (initSidecarScopeInternalIndexes: "If egress not set, setup a default listener").
  */
-interface DestinationOf { vs: ConfigEntry; selfOnly: boolean }
-const destinationsMemo = new WeakMap<object, Map<string, DestinationOf[]>>();
-function vsDestinations(ctx: PushContext): Map<string, DestinationOf[]> {
+function egressSpecs(sidecar: ConfigEntry | undefined): any[] {
+  const egress = sidecar?.spec.egress as any[] | undefined;
+  return egress?.length ? egress : DEFAULT_EGRESS;
+}
+const DEFAULT_EGRESS = [{ hosts: ['*/*'] }];
+
+
+/**
+ * Where a VirtualService sends traffic: a destination's host (qualified), its port (0 when none is given: every
+ * port) and, for an HTTP rule matching on sourceNamespace, the namespaces the rule applies to.
+ */
+export interface Destination { host: string; port: number; sourceNamespaces?: readonly string[] }
+
+/**
+ * The destinations an egress listener that imports a VirtualService adds to the scope (push_context.go
+ * virtualServiceDestinations, used by sidecar.go collectImportedServices): HTTP routes, mirror and mirrors (delegates
+ * expanded, as istiod merges them into their root first), `tcp` and `tls` routes.
+ */
+export function virtualServiceDestinations(ctx: PushContext, vs: ConfigEntry): Destination[] {
+  const out: Destination[] = [];
+  const add = (d: any, sourceNamespaces: string[] | undefined): void => {
+    if (!d?.host) return;
+    const dest: Destination = { host: ctx.qualify(d.host, vs.namespace), port: d.port?.number ?? 0 };
+    if (sourceNamespaces) dest.sourceNamespaces = sourceNamespaces;
+    out.push(dest);
+  };
+  // (Once per VirtualService list, for every VirtualService: plain loops, no delegate expansion without delegates.)
+  const rules = ((vs.spec.http ?? []) as any[]).some((h) => h.delegate) ? expandDelegates(ctx, vs) : (vs.spec.http ?? []) as any[];
+  for (const http of rules) {
+    let only: string[] | undefined;
+    for (const m of (http.match ?? []) as any[]) if (m?.sourceNamespace) (only ??= []).push(m.sourceNamespace);
+    for (const r of (http.route ?? []) as any[]) add(r.destination, only);
+    if (http.mirror) add(http.mirror, only);
+    for (const m of (http.mirrors ?? []) as any[]) add(m.destination, only);
+  }
+  for (const l of [vs.spec.tcp, vs.spec.tls] as Array<any[] | undefined>) for (const t of l ?? []) for (const r of (t.route ?? []) as any[]) add(r.destination, undefined);
+  return out;
+}
+
+/**
+ * Whether a destination applies to a proxy namespace (virtualServiceDestinationsFilteredBySourceNamespace): an
+ * HTTP rule with sourceNamespace matches is for those namespaces only.
+ */
+const appliesTo = (d: Destination, namespace: string): boolean => !d.sourceNamespaces || d.sourceNamespaces.includes(namespace);
+
+/** Each VirtualService's destinations, once per VirtualService list; and by destination host, the VirtualServices. */
+interface Destinations {
+  of: Map<ConfigEntry, readonly Destination[]>;
+  /** By destination host, the VirtualServices (built on first use: scopeIncludes). */
+  to?: Map<string, ConfigEntry[]>;
+  /** Some destination is for some source namespaces only: a listener's destinations depend on the namespace. */
+  filtered: boolean;
+  /** Destination hostnames (with ports) by imported VirtualService list, while none is filtered (the `*\/*` list is shared). */
+  byList: WeakMap<readonly ConfigEntry[], ReadonlyMap<string, ReadonlySet<number>>>;
+}
+const destinationsMemo = new WeakMap<object, Destinations>();
+function destinations(ctx: PushContext): Destinations {
   let d = destinationsMemo.get(ctx.data.virtualServices);
   if (!d) {
-    d = new Map();
-    for (const q of qualifiedVirtualServices(ctx)) {
-      for (const dest of new Set(q.destinations)) {
-        let l = d.get(dest);
-        if (!l) d.set(dest, (l = []));
-        l.push({ vs: q.vs, selfOnly: q.hosts.length === 1 && q.hosts[0] === dest });
-      }
+    d = { of: new Map(), filtered: false, byList: new WeakMap() };
+    for (const vs of ctx.data.virtualServices) {
+      const dests = virtualServiceDestinations(ctx, vs);
+      d.of.set(vs, dests);
+      if (!d.filtered && dests.some((x) => x.sourceNamespaces)) d.filtered = true;
     }
     destinationsMemo.set(ctx.data.virtualServices, d);
   }
   return d;
 }
 
-/**
- * Whether `admit` can add `svc` through a VirtualService destination for this namespace: some VirtualService
- * exported here routes to it, other than one whose only host is the service itself in the service's own namespace
- * (that one is admitted only when the service already is: its host is checked against the egress hosts with the
- * same namespace the service was).
- */
-function admittableByRoute(ctx: PushContext, namespace: string, svc: Service): boolean {
-  const routes = vsDestinations(ctx).get(svc.hostname);
-  return routes !== undefined && routes.some((r) => !(r.selfOnly && r.vs.namespace === svc.namespace) &&
-    exportedTo(r.vs.spec.exportTo, r.vs.namespace, namespace));
+/** The VirtualServices that route to a host (any namespace, any rule). */
+function routingTo(ctx: PushContext, host: string): readonly ConfigEntry[] | undefined {
+  const d = destinations(ctx);
+  if (!d.to) {
+    d.to = new Map();
+    for (const [vs, dests] of d.of) {
+      for (const x of dests) {
+        const l = d.to.get(x.host);
+        if (!l) d.to.set(x.host, [vs]); else if (l[l.length - 1] !== vs) l.push(vs);
+      }
+    }
+  }
+  return d.to.get(host);
+}
+
+/** The egress listeners' hosts of the scope's Sidecar; undefined when everything is imported (`*\/*`). */
+function listenerHostsOf(ctx: PushContext, scope: ProxyScope): EgressHost[][] | undefined {
+  const sidecar = sidecarOf(ctx, scope);
+  const specs = egressSpecs(sidecar);
+  return specs === DEFAULT_EGRESS ? undefined : specs.map((l) => egressHostsOf(l, scope.namespace));
 }
 
 /**
- * `sidecarScope(ctx, scope).services.includes(svc)`, without computing the scope when the answer is plain: a
- * service the namespace cannot see is out; one an egress host admits is in; one that no VirtualService could have
- * added (admittableByRoute) is out. Only the rest computes the scope. A VirtualService change replaces
- * the list the scope memo hangs on, and the push decision asked this of all 50 namespaces' scopes; each one
- * computed cost a pass over every VirtualService.
+ * Whether a scope imports a service (some of its ports, maybe: holds), without computing the scope when the answer is plain: a
+ * service the namespace cannot see (and not of its own namespace, which a VirtualService destination may import
+ * unseen) is out; one an egress host imports is in; one no VirtualService the namespace sees routes to is out. Only
+ * the rest, and hostnames that are several services, compute the scope. A VirtualService change replaces the list
+ * the scope memo hangs on, and the push decision asks this of every namespace's scope.
  */
 export function scopeIncludes(ctx: PushContext, scope: ProxyScope, svc: Service): boolean {
   const done = scopesOf(ctx).get(scopeKeyOf(scope));
-  if (done) return done.services.includes(svc);
-  if (!visibleTo(svc, scope.namespace)) return false; // the scope's services are among the visible ones
-  const sidecar = sidecarOf(ctx, scope);
-  if (!sidecar || !sidecar.spec.egress) return true; // everything visible is imported
-  const all = (sidecar.spec.egress as any[]).flatMap((l) => egressHostsOf(l, scope.namespace));
-  if (egressAdmits(all, svc.namespace, svc.hostname)) return true;
-  if (!admittableByRoute(ctx, scope.namespace, svc)) return false;
-  return sidecarScope(ctx, scope).services.includes(svc);
+  if (done) return holds(done, svc);
+  const ns = scope.namespace;
+  const visible = visibleTo(svc, ns);
+  if (!visible && svc.namespace !== ns) return false;
+  if (ctx.isShared(svc.hostname)) return holds(sidecarScope(ctx, scope), svc);
+  // Imported by an egress listener's own hosts (one with a port: only a service with that port).
+  const specs = egressSpecs(sidecarOf(ctx, scope));
+  if (visible && (specs === DEFAULT_EGRESS || specs.some((l) => {
+    const port = matchPort(l);
+    return (port === undefined || svc.ports.some((p) => p.port === port)) && egressAdmits(egressHostsOf(l, ns), svc.namespace, svc.hostname);
+  }))) return true;
+  const routes = routingTo(ctx, svc.hostname);
+  if (!routes?.some((vs) => meshVisible(ctx, ns, vs))) return false;
+  return holds(sidecarScope(ctx, scope), svc);
 }
+
+/** A scope's services hold a service: itself, or a copy with some of its ports. */
+function holds(sc: SidecarScope, svc: Service): boolean {
+  return sc.services.some((s) => s === svc || (s.hostname === svc.hostname && s.namespace === svc.namespace));
+}
+
+/**
+ * Whether some egress listener of the scope imports a VirtualService (SelectVirtualServices), without computing
+ * the scope: what a VirtualService change can reach of a sidecar (its routes, and the services it brings in).
+ */
+export function selectsVirtualService(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry): boolean {
+  const listeners = listenerHostsOf(ctx, scope) ?? [EVERYTHING];
+  return listeners.some((hosts) => importsVirtualService(ctx, scope.namespace, classifyHosts(hosts), vs));
+}
+
+/** The egress hosts of istiod's default listener (no Sidecar, or a Sidecar without egress). */
+const EVERYTHING: EgressHost[] = [{ namespace: '*', host: '*' }];
+const importsEverything = (hosts: readonly EgressHost[]): boolean => hosts.some((e) => e.namespace === '*' && e.host === '*');
+
 
 function sidecarPort(p: any): SidecarPort {
   return { number: p.number as number, protocol: parseProtocol(String(p.protocol ?? '')), name: String(p.name ?? '') };
@@ -190,26 +308,6 @@ function ingressListeners(spec: any): IngressListener[] {
 }
 
 /**
- * Hostnames admitted by some egress hosts: matching services, plus the destinations of VirtualServices whose hosts
- * are admitted (istiod adds those so routes resolve).
- */
-function admit(ctx: PushContext, scope: ProxyScope, visible: Service[], egress: readonly EgressHost[]): Set<string> {
-  const admitted = new Set(egressAdmitted(visible, egress));
-  // An egress host can admit a VirtualService only from a namespace it names (or from any, with `*`): the other
-  // VirtualServices are checked against what is admitted so far alone (100 namespaces × 1,000 VirtualServices).
-  const anyNs = egress.some((e) => e.namespace === '*');
-  const egressNs = new Set(egress.map((e) => e.namespace));
-  const seen = (h: string): boolean => (h.includes('*') ? [...admitted].some((a) => hostMatches(h, a)) : admitted.has(h));
-  for (const { vs, hosts, destinations } of qualifiedVirtualServices(ctx)) {
-    if (!exportedTo(vs.spec.exportTo, vs.namespace, scope.namespace)) continue;
-    const byEgress = anyNs || egressNs.has(vs.namespace);
-    if (!hosts.some((h) => (byEgress && egressAdmits(egress, vs.namespace, h)) || seen(h))) continue;
-    for (const d of destinations) admitted.add(d);
-  }
-  return admitted;
-}
-
-/**
  * A visible list's services by namespace and hostname, with positions: an egress host looks only where it can match.
  * When every service is exported everywhere the list is the context's services array, which the PushContext has
  * indexed already (and derives from the previous index after a Service change): that index is used, so a Service
@@ -225,7 +323,7 @@ function indexOfVisible(visible: readonly Service[]): ServiceIndex {
 /**
  * The visible services an egress host list admits by itself (the hostnames of every visible service some egress
  * host matches). It depends on neither VirtualServices nor endpoints, and `visible` survives rebuilds that leave
- * services alone (visibleIn): a VirtualService change re-runs only the VirtualService part of `admit`. Each host
+ * services alone (visibleIn): a VirtualService change re-runs only the VirtualService part of a scope. Each host
  * looks only where it can match: `ns/…` at that namespace's services, `*\/name` up one hostname; only `*\/*` and
  * `*\/*.suffix` read every visible service. At 10,000 services in 100 namespaces, matching every host against
  * every service cost ~4 ms per namespace (a storm with no warm-up computes all 100).
@@ -252,32 +350,6 @@ function egressAdmitted(visible: readonly Service[], egress: readonly EgressHost
     byHosts.set(key, (set = s));
   }
   return set;
-}
-
-/** Each VirtualService's qualified hosts and HTTP destinations, once per VirtualService list (not per namespace). */
-interface QualifiedVs { vs: ConfigEntry; hosts: string[]; destinations: string[] }
-const qualifiedMemo = new WeakMap<object, QualifiedVs[]>();
-function qualifiedVirtualServices(ctx: PushContext): QualifiedVs[] {
-  let q = qualifiedMemo.get(ctx.data.virtualServices);
-  if (!q) {
-    q = ctx.data.virtualServices.map((vs) => ({ vs, hosts: ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace)), destinations: routeDestinations(ctx, vs) }));
-    qualifiedMemo.set(ctx.data.virtualServices, q);
-  }
-  return q;
-}
-
-/**
- * The hosts a VirtualService's HTTP routes and mirrors send to, qualified: what `admit` adds to a Sidecar scope that
- * admits the VirtualService (so a scope holding none of them cannot have admitted it).
- */
-export function routeDestinations(ctx: PushContext, vs: ConfigEntry): string[] {
-  const destinations: string[] = [];
-  for (const http of (vs.spec.http ?? []) as any[]) {
-    for (const d of [...(http.route ?? []), ...(http.mirror ? [{ destination: http.mirror }] : []), ...(http.mirrors ?? [])] as any[]) {
-      if (d?.destination?.host) destinations.push(ctx.qualify(d.destination.host, vs.namespace));
-    }
-  }
-  return destinations;
 }
 
 /**
@@ -322,40 +394,314 @@ function inVisibleOrder(visible: Service[], admitted: ReadonlySet<string>): Serv
   return idx.sort((a, b) => a - b).map((i) => visible[i]!);
 }
 
+
+/**
+ * What one egress listener imports: the services its hosts match (`admitted`, by hostname; every visible one for
+ * `*\/*`) and the VirtualServices (selectVirtualServices) with the hostnames they route to, each with the ports
+ * routed to (0: a destination without a port, every port). A listener with a port (not HTTP_PROXY) imports only
+ * services with that port, and only that port of them (`port`; sidecar.go needsPortMatch).
+ */
+interface ListenerImports {
+  hosts: EgressHost[];
+  everything: boolean;
+  port?: number;
+  admitted: ReadonlySet<string>;
+  virtualServices: ConfigEntry[];
+  destinations: ReadonlyMap<string, ReadonlySet<number>>;
+}
+
+function listenerImports(ctx: PushContext, namespace: string, visible: Service[], spec: any): ListenerImports {
+  const hosts = egressHostsOf(spec, namespace);
+  const everything = importsEverything(hosts);
+  const port = matchPort(spec);
+  const virtualServices = selectVirtualServices(ctx, namespace, classifyHosts(hosts));
+  const all = destinations(ctx);
+  let dests = all.filtered ? undefined : all.byList.get(virtualServices);
+  if (!dests) {
+    const m = new Map<string, Set<number>>();
+    for (const vs of virtualServices) {
+      for (const d of all.of.get(vs) ?? []) {
+        if (!appliesTo(d, namespace)) continue;
+        const ports = m.get(d.host);
+        if (ports) ports.add(d.port); else m.set(d.host, new Set([d.port]));
+      }
+    }
+    if (!all.filtered) all.byList.set(virtualServices, m);
+    dests = m;
+  }
+  return { hosts, everything, port, admitted: everything ? EMPTY : egressAdmitted(visible, hosts), virtualServices, destinations: dests };
+}
+
+/** The port an egress listener imports services on (sidecar.go needsPortMatch): its port, unless HTTP_PROXY. */
+function matchPort(spec: any): number | undefined {
+  return spec.port?.number && parseProtocol(String(spec.port.protocol ?? '')) !== 'HTTP_PROXY' ? spec.port.number as number : undefined;
+}
+
+/**
+ * Of a listener's destinations, the hostnames a namespace might import without seeing them (destinationChoice
+ * takes the proxy namespace's service whatever its exportTo): services not exported everywhere. Usually none;
+ * once per destination map and services array.
+ */
+const restrictedMemo = new WeakMap<object, { services: readonly Service[]; hosts: string[] }>();
+function restrictedDestinations(ctx: PushContext, dests: ReadonlyMap<string, unknown>): string[] {
+  let m = restrictedMemo.get(dests);
+  if (!m || m.services !== ctx.services) {
+    const hosts = [...dests.keys()].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhereTo(s)));
+    restrictedMemo.set(dests, (m = { services: ctx.services, hosts }));
+  }
+  return m.hosts;
+}
+const EMPTY: ReadonlySet<string> = new Set();
+
+/** The ports of a service a scope imports: all of them, or some (by number). */
+type Ports = 'all' | ReadonlySet<number>;
+
+/** What a listener's own hosts import of a service (serviceMatchingListenerPort): undefined, nothing. */
+function ownPorts(l: ListenerImports, svc: Service): Ports | undefined {
+  if (l.port === undefined) return 'all';
+  return svc.ports.some((p) => p.port === l.port) ? new Set([l.port]) : undefined;
+}
+
+/** What a destination imports of a service: the listener's port, else the ports routed to (serviceMatchingVirtualServicePorts). */
+function destinationPorts(l: ListenerImports, svc: Service, routed: ReadonlySet<number>): Ports | undefined {
+  if (l.port !== undefined) return ownPorts(l, svc);
+  if (routed.has(0)) return 'all';
+  const found = svc.ports.filter((p) => routed.has(p.port));
+  return found.length === 0 ? undefined : found.length === svc.ports.length ? 'all' : new Set(found.map((p) => p.port));
+}
+
+/**
+ * A service with only some of its ports (istiod's trimmed DeepCopy), one object per service and port set; its
+ * version says which ports, so that cache keys and scope comparisons move with them.
+ */
+const trimmedMemo = new WeakMap<Service, Map<string, Service>>();
+function withPorts(svc: Service, ports: Ports): Service {
+  if (ports === 'all' || ports.size === svc.ports.length) return svc;
+  const key = svc.ports.filter((p) => ports.has(p.port)).map((p) => p.port).join(',');
+  let byKey = trimmedMemo.get(svc);
+  if (!byKey) trimmedMemo.set(svc, (byKey = new Map()));
+  let t = byKey.get(key);
+  if (!t) byKey.set(key, (t = { ...svc, ports: svc.ports.filter((p) => ports.has(p.port)), version: `${svc.version}|ports:${key}` }));
+  return t;
+}
+
+/**
+ * The services some egress listeners import together, one per hostname (sidecar.go collectImportedServices,
+ * appendSidecarServices), in the registry's order: each listener's own services and then its VirtualServices'
+ * destinations, with their ports (ownPorts, destinationPorts). For a hostname, the first service added stands,
+ * with the ports of every later addition of the same service merged in; a Kubernetes Service replaces another
+ * one. Where a hostname is several services, each listener picks one (egressChoice; destinationChoice for
+ * destinations). A destination is imported even unseen when it is of the proxy's namespace
+ * (HostnameAndNamespace[host][configNamespace] is not checked for visibility): such services come last.
+ * Only hostnames that need it go through that fold: those several services, and those no listener without a port
+ * imports whole (destinations, port-specific listeners' hosts).
+ */
+function importedTogether(ctx: PushContext, namespace: string, visible: Service[], ls: readonly ListenerImports[], chosen?: Map<string, Service>): Service[] {
+  const whole = ls.filter((l) => l.port === undefined);
+  const wholeEverything = whole.some((l) => l.everything);
+  let list: Service[];
+  if (ls.some((l) => l.everything)) list = visible;
+  else {
+    const hostnames = new Set<string>();
+    for (const l of ls) { for (const h of l.admitted) hostnames.add(h); for (const h of l.destinations.keys()) hostnames.add(h); }
+    list = inVisibleOrder(visible, hostnames);
+  }
+  // The fold for one hostname: the service it ends with and its ports, or undefined when nothing is imported.
+  const fold = (h: string): { svc: Service; ports: Ports } | undefined => {
+    let c: { svc: Service; ports: Ports } | undefined;
+    const take = (x: Service | undefined, ports: Ports | undefined): void => {
+      if (!x || !ports) return;
+      if (!c || (!isKubernetesService(c.svc) && isKubernetesService(x) && c.svc !== x)) c = { svc: x, ports };
+      else if (c.svc === x && c.ports !== 'all') c = { svc: x, ports: ports === 'all' ? 'all' : new Set([...c.ports, ...ports]) };
+    };
+    const shared = ctx.isShared(h);
+    for (const l of ls) {
+      let own: Service | undefined;
+      if (l.everything || l.admitted.has(h)) {
+        own = shared ? egressChoice(ctx, h, namespace, l.everything ? EVERYTHING : l.hosts, l.port) : ctx.service(h);
+        if (own && !visibleTo(own, namespace)) own = undefined;
+      }
+      if (own) take(own, ownPorts(l, own));
+      const routed = l.destinations.get(h);
+      if (routed) {
+        const d = shared ? destinationChoice(ctx, h, namespace) : ctx.service(h);
+        if (d && (d.namespace === namespace || visibleTo(d, namespace))) take(d, destinationPorts(l, d, routed));
+      }
+    }
+    return c;
+  };
+  // Hostnames that need the fold: several services; destinations or port-listener hosts not imported whole.
+  const special = new Set<string>();
+  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  for (const h of shared.keys()) special.add(h);
+  const importedWhole = (h: string): boolean => wholeEverything || whole.some((l) => l.admitted.has(h));
+  for (const l of ls) {
+    if (wholeEverything) { for (const h of restrictedDestinations(ctx, l.destinations)) special.add(h); continue; }
+    for (const h of l.destinations.keys()) if (!importedWhole(h)) special.add(h);
+    if (l.port !== undefined) {
+      if (l.everything) { for (const s of visible) if (!importedWhole(s.hostname)) special.add(s.hostname); } else for (const h of l.admitted) if (!importedWhole(h)) special.add(h);
+    }
+  }
+  if (special.size === 0) return list;
+  const replace = new Map<string, Service | null>();
+  let unseen: Service[] | undefined;
+  for (const h of special) {
+    const r = fold(h);
+    if (!r) { replace.set(h, null); continue; }
+    const svc = withPorts(r.svc, r.ports);
+    if (ctx.isShared(h) && chosen) chosen.set(h, svc);
+    replace.set(h, svc);
+    if (!visibleTo(r.svc, namespace)) (unseen ??= []).push(svc);
+  }
+  const out: Service[] = [];
+  for (const s of list) {
+    const r = replace.get(s.hostname);
+    if (r === undefined) out.push(s);
+    else if (r !== null && (r === s || (r.namespace === s.namespace && r.hostname === s.hostname))) out.push(r);
+  }
+  return unseen ? [...out, ...unseen] : out;
+}
+
+/**
+ * The services an egress listener's hosts import (selectServices), one per hostname; not its destinations. A
+ * listener with a port imports only services with that port, trimmed to it.
+ */
+function ownServices(ctx: PushContext, namespace: string, visible: Service[], li: ListenerImports): Service[] {
+  const list = oneOfEach(ctx, li.everything ? visible : inVisibleOrder(visible, li.admitted), namespace, undefined,
+    (h) => egressChoice(ctx, h, namespace, li.everything ? EVERYTHING : li.hosts, li.port));
+  if (li.port === undefined) return list;
+  const out: Service[] = [];
+  for (const s of list) { const ports = ownPorts(li, s); if (ports) out.push(withPorts(s, ports)); }
+  return out;
+}
+
 function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
-  const visible = visibleIn(ctx, scope.namespace);
+  const ns = scope.namespace;
+  const visible = visibleIn(ctx, ns);
   const sidecar = sidecarOf(ctx, scope);
-  const open = { services: visible, catchAllServices: visible, egressListeners: [], ingress: [], listenersKey: '' };
   // The mesh config's outboundTrafficPolicy is the default for proxies whose Sidecar (if any) leaves it unset.
   const meshPolicy: OutboundPolicy = ctx.data.mesh.outboundTrafficPolicy ?? 'ALLOW_ANY';
-  if (!sidecar) return { ...open, outboundPolicy: meshPolicy, version: '' };
-  const outboundPolicy: OutboundPolicy = (sidecar.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
-  const ingress = ingressListeners(sidecar.spec);
-  const listenersKey = JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]);
-  const inboundConnectionPool = sidecar.spec.inboundConnectionPool;
-  // A Sidecar without egress listeners imports everything visible (istiod's default egress listener `*/*`).
-  if (!sidecar.spec.egress) return { ...open, ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
-  const hostsOf = (l: any): EgressHost[] => egressHostsOf(l, scope.namespace);
-  const all = (sidecar.spec.egress as any[]).flatMap(hostsOf);
-  const admitted = admit(ctx, scope, visible, all);
-  const services = inVisibleOrder(visible, admitted);
-  const withPort = (sidecar.spec.egress as any[]).filter((l) => l.port);
-  if (withPort.length === 0) return { services, catchAllServices: services, egressListeners: [], ingress, listenersKey, inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar };
-  // A port-specific listener imports only its own hosts (istiod's IstioEgressListenerWrapper.services); the
-  // catch-all one, if any, its own hosts and their VirtualServices' destinations.
-  const egressListeners: EgressListener[] = withPort.map((l) => {
-    const hosts = hostsOf(l);
-    return {
+  if (scope.type === 'router') {
+    // Gateways (DefaultSidecarScopeForGateway): every visible service, no VirtualServices of the mesh.
+    const chosen = new Map<string, Service>();
+    const services = oneOfEach(ctx, visible, ns, chosen, (h) => pickForGateway(visibleCandidates(ctx, h, ns)));
+    return { services, chosen, catchAllServices: services, catchAllVirtualServices: [], egressListeners: [], ingress: [], listenersKey: '', outboundPolicy: meshPolicy, version: '' };
+  }
+  const outboundPolicy: OutboundPolicy = (sidecar?.spec.outboundTrafficPolicy?.mode as OutboundPolicy | undefined) ?? meshPolicy;
+  const ingress = sidecar ? ingressListeners(sidecar.spec) : [];
+  const listenersKey = sidecar ? JSON.stringify([sidecar.spec.ingress ?? null, (sidecar.spec.egress ?? []).map((l: any) => [l.port ?? null, l.bind ?? '', l.captureMode ?? '']), sidecar.spec.inboundConnectionPool ?? null]) : '';
+  const inboundConnectionPool = sidecar?.spec.inboundConnectionPool;
+  // Without a Sidecar, or with one without egress listeners, one catch-all listener `*\/*` (unified scoping: the same
+  // rules as a Sidecar saying so).
+  const specs = egressSpecs(sidecar);
+  const imports = specs.map((l) => listenerImports(ctx, ns, visible, l));
+  const chosen = new Map<string, Service>();
+  const services = importedTogether(ctx, ns, visible, imports, chosen);
+  const catchAllAt = specs.findIndex((l) => !l.port);
+  const catchAll = catchAllAt >= 0 ? imports[catchAllAt]! : undefined;
+  // Each listener builds listeners and routes for its own hosts' services only (istiod's
+  // IstioEgressListenerWrapper.services), with its own VirtualServices.
+  const egressListeners: EgressListener[] = [];
+  specs.forEach((l, i) => {
+    if (!l.port) return;
+    egressListeners.push({
       port: sidecarPort(l.port), bind: l.bind || undefined, captureMode: l.captureMode ?? 'DEFAULT',
-      services: visible.filter((s) => egressAdmits(hosts, s.namespace, s.hostname)),
-    };
+      services: ownServices(ctx, ns, visible, imports[i]!), virtualServices: imports[i]!.virtualServices,
+    });
   });
-  const catchAll = (sidecar.spec.egress as any[]).find((l) => !l.port);
-  const catchAllAdmitted = catchAll ? admit(ctx, scope, visible, hostsOf(catchAll)) : new Set<string>();
+  const catchAllServices = catchAll ? ownServices(ctx, ns, visible, catchAll) : [];
   return {
-    services, catchAllServices: inVisibleOrder(visible, catchAllAdmitted), egressListeners, ingress, listenersKey,
-    inboundConnectionPool, outboundPolicy, version: sidecar.version, sidecar,
+    services, chosen, catchAllServices, catchAllVirtualServices: catchAll?.virtualServices ?? [], egressListeners, ingress, listenersKey,
+    inboundConnectionPool, outboundPolicy, version: sidecar?.version ?? '', sidecar,
   };
+}
+
+
+/**
+ * Where a hostname is several services (one per namespace: ServiceEntries may name any host), the order istiod
+ * meets them in for a proxy namespace (servicesExportedToNamespace): those private to it (its own, exported to `.`
+ * or to itself only), then those exported to it by name, then public ones; each oldest first.
+ */
+function candidateOrder(svcs: readonly Service[], namespace: string): Service[] {
+  const rank = (s: Service): number => {
+    if (exportedEverywhereTo(s)) return 2;
+    return s.namespace === namespace && s.exportTo.some((e) => e === '.' || e === namespace) ? 0 : 1;
+  };
+  return [...svcs].sort((a, b) => rank(a) - rank(b) || byCreation(a, b));
+}
+const exportedEverywhereTo = (s: Service): boolean => s.exportTo.length === 0 || s.exportTo.includes('*');
+
+/** A hostname's services visible from a namespace, in candidateOrder. */
+function visibleCandidates(ctx: PushContext, host: string, namespace: string): Service[] {
+  return candidateOrder(ctx.servicesFor(host).filter((s) => visibleTo(s, namespace)), namespace);
+}
+
+/**
+ * One of a hostname's imported services for a sidecar (sidecar.go selectServices, unified scoping): the one in the
+ * proxy's namespace, else the first Kubernetes Service, else the first one (candidateOrder).
+ */
+function pickForSidecar(candidates: readonly Service[], namespace: string): Service | undefined {
+  return candidates.find((s) => s.namespace === namespace) ?? candidates.find(isKubernetesService) ?? candidates[0];
+}
+
+/**
+ * A gateway's (DefaultSidecarScopeForGateway, appendSidecarServices): the first Kubernetes Service, else the
+ * first one, whatever the gateway's namespace.
+ */
+function pickForGateway(candidates: readonly Service[]): Service | undefined {
+  return candidates.find(isKubernetesService) ?? candidates[0];
+}
+
+/**
+ * The service an egress listener's hosts import for a hostname that is several services, if any: of those its
+ * hosts match (and that have the listener's port, for a listener with one), pickForSidecar's.
+ */
+function egressChoice(ctx: PushContext, host: string, namespace: string, hosts: readonly EgressHost[], port?: number): Service | undefined {
+  return pickForSidecar(visibleCandidates(ctx, host, namespace).filter((s) =>
+    egressAdmits(hosts, s.namespace, host) && (port === undefined || s.ports.some((p) => p.port === port))), namespace);
+}
+
+/**
+ * The service a VirtualService destination imports for a hostname that is several services (sidecar.go
+ * collectImportedServices): the one in the proxy's namespace, else the one of the alphabetically first namespace
+ * that exports it there (pickFirstVisibleNamespace).
+ */
+function destinationChoice(ctx: PushContext, host: string, namespace: string): Service | undefined {
+  const all = ctx.servicesFor(host);
+  return all.find((s) => s.namespace === namespace)
+    ?? all.filter((s) => visibleTo(s, namespace)).sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0))[0];
+}
+
+/**
+ * `list` with one service per hostname: for each hostname that is several services (few; the check goes over
+ * those, not the list), the one `choose` picks; the others are dropped. Choices are recorded in `chosen`.
+ */
+function oneOfEach(ctx: PushContext, list: Service[], namespace: string, chosen: Map<string, Service> | undefined, choose: (host: string) => Service | undefined): Service[] {
+  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  if (shared.size === 0) return list;
+  let drop: Set<Service> | undefined;
+  for (const [host, svcs] of shared) {
+    if (!svcs.some((s) => s.namespace === namespace || visibleTo(s, namespace))) continue;
+    const pick = choose(host);
+    if (pick && chosen) chosen.set(host, pick);
+    for (const s of svcs) if (s !== pick) (drop ??= new Set()).add(s);
+  }
+  return drop ? list.filter((s) => !drop!.has(s)) : list;
+}
+
+/**
+ * The service a proxy means by a hostname: where the hostname is several services, the one its scope imported
+ * (istiod's PushContext.ServiceForHostname, from the SidecarScope), else — a host it did not import — the one a
+ * VirtualService destination would import. Builders use this, not ctx.service, for anything per proxy.
+ */
+export function serviceFor(ctx: PushContext, scope: ProxyScope, host: string): Service | undefined {
+  if (!ctx.isShared(host)) return ctx.service(host);
+  return sidecarScope(ctx, scope).chosen.get(host) ?? destinationChoice(ctx, host, scope.namespace);
+}
+
+/** The DestinationRule a proxy applies to a host: the rules of its namespace, its service's namespace, the root's. */
+export function scopedDestinationRule(ctx: PushContext, scope: ProxyScope, host: string): ConfigEntry | undefined {
+  return ctx.destinationRuleFor(host, scope.namespace, ctx.isShared(host) ? serviceFor(ctx, scope, host)?.namespace : undefined);
 }
 
 /** The connection pool of an inbound port (istio SidecarScope.InboundConnectionPoolForPort): the ingress listener's, else the Sidecar's. */

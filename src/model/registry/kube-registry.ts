@@ -101,6 +101,7 @@ function toServiceUncached(c: StoredConfig, domainSuffix: string): Service {
     resolution: external ? 'DNS' : clusterIP || spec.selector ? 'EDS' : 'EDS',
     meshExternal: external,
   };
+  if (typeof r.metadata.creationTimestamp === 'string') svc.creationTime = r.metadata.creationTimestamp;
   return { ...svc, version: contentHash(svc) };
 }
 

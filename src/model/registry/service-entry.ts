@@ -4,12 +4,15 @@
  * protocol from the port's `protocol` (then its name), resolution NONE/STATIC/DNS, location MESH_EXTERNAL by default,
  * endpoints from `spec.endpoints` or, with a workloadSelector, from the WorkloadEntries and Pods it selects in the
  * ServiceEntry's namespace. DNS entries without endpoints resolve their own hosts.
+ * A host is one service per namespace (istiod's ServiceIndex.HostnameAndNamespace): the oldest ServiceEntry in that
+ * namespace naming it. The same host in other namespaces (or a Kubernetes Service's hostname) stays a service of its
+ * own; which one a proxy uses is its SidecarScope's choice (workers/networking/sidecar-scope.ts).
  */
 import type { ConfigStore, StoredConfig } from '../../config/store.js';
 import { contentHash } from '../../config/store.js';
 import { Kind } from '../../config/kinds.js';
 import { convertProtocol, parseProtocol } from '../protocol.js';
-import { parseLocality, type Endpoint, type Resolution, type Service, type ServicePort } from '../service.js';
+import { byCreation, parseLocality, type Endpoint, type Resolution, type Service, type ServicePort } from '../service.js';
 import type { Workload } from '../push-context.js';
 
 export interface ServiceEntryRegistryResult {
@@ -54,8 +57,12 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
   const services: Service[] = [];
   const endpoints: Record<string, Endpoint[]> = {};
   const workloadEntries = store.list(Kind.WorkloadEntry);
+  // Oldest first (istiod SortServicesByCreationTime: creationTimestamp, files by namespace/name), so that within a
+  // namespace the oldest ServiceEntry for a host is the one kept, and across namespaces the services array lists
+  // a host's services oldest first.
+  const created = (c: StoredConfig): string | undefined => (typeof c.resource.metadata.creationTimestamp === 'string' ? c.resource.metadata.creationTimestamp : undefined);
   const entries = [...store.list(Kind.ServiceEntry)].sort((a, b) =>
-    (a.key.namespace + '/' + a.key.name < b.key.namespace + '/' + b.key.name ? -1 : 1));
+    byCreation({ creationTime: created(a), namespace: a.key.namespace, name: a.key.name }, { creationTime: created(b), namespace: b.key.namespace, name: b.key.name }));
   const seen = new Set<string>();
   for (const c of entries) {
     const spec = (c.resource.spec ?? {}) as any;
@@ -73,8 +80,8 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
       ? selectedEndpoints(workloadEntries, workloads, ns, selector)
       : ((spec.endpoints ?? []) as any[]).map((e) => ({ ...e }));
     for (const host of (spec.hosts ?? []) as string[]) {
-      if (seen.has(host)) continue; // the oldest (here: first by namespace/name) ServiceEntry for a host wins
-      seen.add(host);
+      if (seen.has(`${ns}/${host}`)) continue; // the oldest ServiceEntry for a host in a namespace wins
+      seen.add(`${ns}/${host}`);
       const svc: Omit<Service, 'version'> = {
         hostname: host,
         name: host,
@@ -84,7 +91,10 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
         exportTo: spec.exportTo ?? [],
         resolution,
         meshExternal: spec.location !== 'MESH_INTERNAL',
+        registry: 'ServiceEntry',
       };
+      const creationTime = created(c);
+      if (creationTime) svc.creationTime = creationTime;
       services.push({ ...svc, version: contentHash({ svc, source: `${Kind.ServiceEntry}/${ns}/${c.key.name}` }) });
       // DNS entries with no endpoints resolve the host itself (istiod: "endpoints from hosts").
       const list = eps.length === 0 && resolution === 'DNS' && !host.includes('*') ? [{ address: host }] : eps;

@@ -24,10 +24,15 @@ export const NODE_KIND = 'Node';
 
 const ISTIO_ANNOTATION = /(^|\.)istio\.io\//;
 
-function meta(o: Raw, keepLabels = true): KubeResource['metadata'] {
+/**
+ * `created`: keep creationTimestamp, where istiod orders by it (Services and ServiceEntries for "the oldest one
+ * with a hostname", Istio configs for precedence). It never changes, so it costs no pushes.
+ */
+function meta(o: Raw, keepLabels = true, created = false): KubeResource['metadata'] {
   const m = o.metadata ?? {};
   const out: KubeResource['metadata'] = { name: m.name };
   if (m.namespace) out.namespace = m.namespace;
+  if (created && m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
   if (keepLabels && m.labels && Object.keys(m.labels).length > 0) out.labels = m.labels;
   if (m.annotations) {
     // Only Istio's annotations change what we generate (exportTo, sidecar.istio.io/*, …).
@@ -46,7 +51,7 @@ function compact<T extends Raw>(o: T): T {
 function projectService(o: Raw): KubeResource {
   const s = o.spec ?? {};
   return {
-    apiVersion: 'v1', kind: Kind.Service, metadata: meta(o),
+    apiVersion: 'v1', kind: Kind.Service, metadata: meta(o, true, true),
     spec: compact({
       type: s.type, clusterIP: s.clusterIP, selector: s.selector, externalName: s.externalName,
       ports: ((s.ports ?? []) as Raw[]).map((p) => compact({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: p.protocol, appProtocol: p.appProtocol })),
@@ -101,7 +106,7 @@ function projectNode(o: Raw): KubeResource {
 }
 
 function projectIstio(o: Raw): KubeResource {
-  return { apiVersion: o.apiVersion, kind: o.kind, metadata: meta(o), spec: o.spec ?? {} };
+  return { apiVersion: o.apiVersion, kind: o.kind, metadata: meta(o, true, true), spec: o.spec ?? {} };
 }
 
 /** Secret projection: only the data (the kubeconfigs of remote clusters). Never logged. */

@@ -35,8 +35,8 @@ export function resolveProviderService(ctx: PushContext, service: string): { hos
   if (parts.length === 2) {
     const [ns, name] = parts as [string, string];
     const host = name.includes('.') ? name : ctx.qualify(name, ns);
-    const svc = ctx.service(host);
-    return svc && svc.namespace === ns ? { hostname: svc.hostname } : { error: `could not find service ${name} in namespace ${ns}` };
+    const svc = ctx.servicesFor(host).find((s) => s.namespace === ns);
+    return svc ? { hostname: svc.hostname } : { error: `could not find service ${name} in namespace ${ns}` };
   }
   if (parts.length > 2) return { error: `service ${service} is not HOSTNAME or NAMESPACE/HOSTNAME` };
   const svc = ctx.service(service);

@@ -33,14 +33,16 @@ export function serviceIdentities(ctx: PushContext, svc: Service): string[] {
   let memo = identityMemo.get(ctx);
   if (!memo) identityMemo.set(ctx, (memo = new Map()));
   const version = ctx.endpointVersion(svc.hostname);
-  const hit = memo.get(svc.hostname);
+  // A hostname can be services in several namespaces, each with its own endpoints (ctx.endpointsOf).
+  const key = `${svc.namespace}/${svc.hostname}`;
+  const hit = memo.get(key);
   if (hit && hit.endpoints === version) return hit.ids;
   const sas = new Set<string>();
-  for (const ep of ctx.endpoints(svc.hostname)) {
+  for (const ep of ctx.endpointsOf(svc)) {
     if (ep.serviceAccount) sas.add(`spiffe://${ctx.data.mesh.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}`);
   }
   const ids = [...sas].sort();
-  memo.set(svc.hostname, { endpoints: version, ids });
+  memo.set(key, { endpoints: version, ids });
   return ids;
 }
 
