@@ -120,8 +120,7 @@ function onRequest(call: grpc.ServerDuplexStream<Buffer, Buffer>, ref: { s?: Flo
   }
 }
 
-// Without channelz, as meshpilot's server (the floor must not pay for bookkeeping meshpilot skips).
-const server = new grpc.Server({ 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.enable_channelz': 0 });
+const server = new grpc.Server({ 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
 server.addService({
   StreamAggregatedResources: {
     path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',

@@ -39,7 +39,6 @@ export class SecurePort {
   readonly server = new grpc.Server({
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.max_send_message_length': -1,
-    'grpc.enable_channelz': 0, // as the plaintext port (server.ts)
   });
   port = 0;
   ca!: CertificateAuthority;
