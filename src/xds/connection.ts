@@ -62,6 +62,9 @@ export function canonicalNames(incoming: readonly string[], current: readonly st
   return copy;
 }
 
+/** A names memo per canonical names array (shared by the streams that request those names). */
+const memosByNames = new WeakMap<readonly string[], NamesMemo>();
+
 export type RequestVerdict = 'initial' | 'ack' | 'ack-resubscribe' | 'nack' | 'stale' | 'unsupported';
 
 export class XdsConnection extends BaseConnection {
@@ -88,7 +91,11 @@ export class XdsConnection extends BaseConnection {
   private rememberNames(w: WatchedResource, req: DiscoveryRequest): void {
     if (!req.namesRaw || !w.names) { w.namesMemo = undefined; return; }
     if (req.resourceNames === w.names && w.namesMemo?.names === w.names) return;
+    // Proxies of one scope group ask for the same canonical names in the same bytes: they share one memo.
+    const shared = memosByNames.get(w.names);
+    if (shared && shared.raw.equals(req.namesRaw)) { w.namesMemo = shared; return; }
     w.namesMemo = { raw: Buffer.from(req.namesRaw), names: w.names };
+    memosByNames.set(w.names, w.namesMemo);
   }
 
   private isWildcardType(typeUrl: string): boolean {
