@@ -14,6 +14,7 @@ import YAML from 'yaml';
 import { Command, Option } from 'commander';
 import { parseFiles, PathError, type FileResult } from './validate.js';
 import { DOMAIN_SUFFIX } from '../model/constants.js';
+import { hostMatches, hostsOverlap } from '../model/push-context.js';
 
 export const EXIT_ANALYZER_FOUND_ISSUES = 79;
 export const EXIT_DATA_ERROR = 78;
@@ -54,17 +55,6 @@ function docLines(text: string): number[] {
 
 function qualify(host: string, ns: string): string {
   return host.includes('.') || host.includes('*') ? host : `${host}.${ns}.svc.${DOMAIN_SUFFIX}`;
-}
-
-/** Host pattern match as Istio's host.Name.Matches: `*.example.com` covers `a.example.com`; `*` covers all. */
-function hostMatches(pattern: string, host: string): boolean {
-  if (pattern === '*' || pattern === host) return true;
-  if (pattern.startsWith('*')) return host.endsWith(pattern.slice(1));
-  return false;
-}
-
-function hostsOverlap(a: string, b: string): boolean {
-  return hostMatches(a, b) || hostMatches(b, a);
 }
 
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {

@@ -20,7 +20,7 @@
  * here: such a rule is treated like any other).
  */
 import { byCreation } from './service.js';
-import { hostMatches, type ConfigEntry } from './push-context.js';
+import { exportedEverywhere, hostMatches, type ConfigEntry } from './push-context.js';
 
 interface Entry { rule: ConfigEntry; exportTo: readonly string[] }
 
@@ -74,13 +74,14 @@ export interface DestinationRuleIndex {
 }
 
 /** The index of a rule list (memoised on the list: a context rebuilt without DestinationRule changes keeps it). */
-const indexes = new WeakMap<readonly ConfigEntry[], { root: string; qualify: (h: string, ns: string) => string; ix: DestinationRuleIndex }>();
+const indexes = new WeakMap<readonly ConfigEntry[], { settings: string; ix: DestinationRuleIndex }>();
 
 export function destinationRuleIndex(rules: readonly ConfigEntry[], rootNamespace: string, qualify: (host: string, namespace: string) => string, domainSuffix: string): DestinationRuleIndex {
+  const settings = `${rootNamespace}|${domainSuffix}`;
   const m = indexes.get(rules);
-  if (m && m.root === `${rootNamespace}|${domainSuffix}`) return m.ix;
+  if (m && m.settings === settings) return m.ix;
   const ix = build(rules, rootNamespace, qualify);
-  indexes.set(rules, { root: `${rootNamespace}|${domainSuffix}`, qualify, ix });
+  indexes.set(rules, { settings, ix });
   return ix;
 }
 
@@ -103,7 +104,7 @@ function build(rules: readonly ConfigEntry[], root: string, qualify: (host: stri
       if (own) return last(own);
       for (const ns of [svcNs, root]) {
         const entries = ns === undefined ? undefined : exported.get(ns)?.match(hostname);
-        const visible = entries?.filter((e) => e.exportTo.length === 0 || e.exportTo.includes('*') || e.exportTo.includes(proxyNs));
+        const visible = entries?.filter((e) => exportedEverywhere(e.exportTo) || e.exportTo.includes(proxyNs));
         if (visible?.length) return last(visible);
       }
       return undefined;

@@ -348,6 +348,11 @@ export function hostMatches(pattern: string, hostname: string): boolean {
   return false;
 }
 
+/** istio host.Name.Matches between two hosts: equal, or one of them a wildcard covering the other (either way round). */
+export function hostsOverlap(a: string, b: string): boolean {
+  return hostMatches(a, b) || hostMatches(b, a);
+}
+
 /** exportTo of a config ("*", ".", namespaces; unset means everywhere) seen from a namespace. */
 export function exportedTo(exportTo: readonly string[] | undefined, configNamespace: string, namespace: string): boolean {
   if (!exportTo || exportTo.length === 0) return true;

@@ -30,37 +30,15 @@ function readVarint(buf: Uint8Array, pos: number): [number, number] {
   }
 }
 
-/** Iterate over the fields of a message in buf[start, end). */
+/** Iterate over the fields of a message in buf[start, end) (WireCursor's reading, one object per field). */
 export function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<WireField> {
-  let pos = start;
-  while (pos < end) {
-    const [tag, p1] = readVarint(buf, pos);
-    const field = Math.floor(tag / 8);
-    const wireType = tag & 7;
-    switch (wireType) {
-      case 0: {
-        const [v, p2] = readVarint(buf, p1);
-        yield { field, wireType, value: v, end: p2 };
-        pos = p2;
-        break;
-      }
-      case 1: yield { field, wireType, value: p1, end: p1 + 8 }; pos = p1 + 8; break;
-      case 5: yield { field, wireType, value: p1, end: p1 + 4 }; pos = p1 + 4; break;
-      case 2: {
-        const [len, p2] = readVarint(buf, p1);
-        if (p2 + len > end) throw new WireError(`field ${field}: length ${len} past the end of the message`);
-        yield { field, wireType, value: p2, end: p2 + len };
-        pos = p2 + len;
-        break;
-      }
-      default: throw new WireError(`unsupported wire type ${wireType} (field ${field})`);
-    }
-  }
+  const c = new WireCursor(buf, start, end);
+  while (c.next()) yield { field: c.field, wireType: c.wireType, value: c.value, end: c.end };
 }
 
 /**
- * The same reader without a generator or an object per field (the server's per-request path): next() advances to
- * the following field and leaves its number, wire type, value and end in the cursor's own properties.
+ * The reader without a generator or an object per field (the server's per-request path): next() advances to the
+ * following field and leaves its number, wire type, value and end in the cursor's own properties.
  */
 export class WireCursor {
   /** Where the current field's tag starts. */

@@ -22,7 +22,7 @@ export interface WatchedResource {
   nackError?: string;
   /** The full response the proxy now holds (shared with its scope group; not a copy). */
   lastSent?: ComputedResponse;
-  /** The last request's resource_names bytes and `names` (decodeDiscoveryRequest reuses them for an equal ACK). */
+  /** The last request's resource_names bytes and `names` (onRequest's reuseNames takes them for an equal ACK). */
   namesMemo?: NamesMemo;
 }
 
@@ -36,13 +36,13 @@ const namesIntern = new Map<string, Array<readonly string[]>>();
 const MAX_INTERNED = 10_000;
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
 export function canonicalNames(incoming: readonly string[], current: readonly string[] | undefined): string[] {
-  if (incoming === current) return current as string[];
   if (current && sameNames(incoming, current)) return current as string[];
   // Envoy usually lists names in the order it got them (sorted, from us): sort only when they are not.
   let sorted = true;

@@ -11,7 +11,7 @@
  * listeners and inboundConnectionPool shape the inbound side (listener-builder.ts, sidecar-ingress.ts).
  */
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
-import { exportedTo, hostMatches, indexedAlready, indexOf, type ServiceIndex } from '../../src/model/push-context.js';
+import { exportedEverywhere, exportedTo, hostMatches, indexedAlready, indexOf, serviceIndex, type ServiceIndex } from '../../src/model/push-context.js';
 import { classifyHosts, importsVirtualService, meshVisible, selectVirtualServices } from './virtual-service-index.js';
 import { expandDelegates } from './http-route.js';
 import type { ProxyScope } from '../../src/model/scope.js';
@@ -446,7 +446,7 @@ const restrictedMemo = new WeakMap<object, { services: readonly Service[]; hosts
 function restrictedDestinations(ctx: PushContext, dests: ReadonlyMap<string, unknown>): string[] {
   let m = restrictedMemo.get(dests);
   if (!m || m.services !== ctx.services) {
-    const hosts = [...dests.keys()].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhereTo(s)));
+    const hosts = [...dests.keys()].filter((h) => ctx.servicesFor(h).some((s) => !exportedEverywhere(s.exportTo)));
     restrictedMemo.set(dests, (m = { services: ctx.services, hosts }));
   }
   return m.hosts;
@@ -532,7 +532,7 @@ function importedTogether(ctx: PushContext, namespace: string, visible: Service[
   };
   // Hostnames that need the fold: several services; destinations or port-listener hosts not imported whole.
   const special = new Set<string>();
-  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  const shared = serviceIndex(ctx.services).shared;
   for (const h of shared.keys()) special.add(h);
   const importedWhole = (h: string): boolean => wholeEverything || whole.some((l) => l.admitted.has(h));
   for (const l of ls) {
@@ -624,12 +624,11 @@ function compute(ctx: PushContext, scope: ProxyScope): SidecarScope {
  */
 function candidateOrder(svcs: readonly Service[], namespace: string): Service[] {
   const rank = (s: Service): number => {
-    if (exportedEverywhereTo(s)) return 2;
+    if (exportedEverywhere(s.exportTo)) return 2;
     return s.namespace === namespace && s.exportTo.some((e) => e === '.' || e === namespace) ? 0 : 1;
   };
   return [...svcs].sort((a, b) => rank(a) - rank(b) || byCreation(a, b));
 }
-const exportedEverywhereTo = (s: Service): boolean => s.exportTo.length === 0 || s.exportTo.includes('*');
 
 /** A hostname's services visible from a namespace, in candidateOrder. */
 function visibleCandidates(ctx: PushContext, host: string, namespace: string): Service[] {
@@ -677,7 +676,7 @@ function destinationChoice(ctx: PushContext, host: string, namespace: string): S
  * those, not the list), the one `choose` picks; the others are dropped. Choices are recorded in `chosen`.
  */
 function oneOfEach(ctx: PushContext, list: Service[], namespace: string, chosen: Map<string, Service> | undefined, choose: (host: string) => Service | undefined): Service[] {
-  const shared = (indexedAlready(ctx.services) ?? indexOf(ctx.services)).shared;
+  const shared = serviceIndex(ctx.services).shared;
   if (shared.size === 0) return list;
   let drop: Set<Service> | undefined;
   for (const [host, svcs] of shared) {

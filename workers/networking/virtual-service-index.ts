@@ -15,7 +15,7 @@
  * when either is a wildcard they match if one covers the other, in either direction (host.Name.Matches), so
  * `ns/a.example.com` imports a VirtualService for `*.example.com` and `ns/*` every one in `ns`.
  */
-import { hostMatches, type ConfigEntry, type PushContext } from '../../src/model/push-context.js';
+import { exportedEverywhere, hostMatches, hostsOverlap, type ConfigEntry, type PushContext } from '../../src/model/push-context.js';
 import { byCreation } from '../../src/model/service.js';
 
 /** A VirtualService bound to `mesh`, with its hosts qualified in its namespace. */
@@ -73,7 +73,7 @@ function vsIndex(ctx: PushContext): VsIndex {
     const exportTo = (vs.spec.exportTo ?? []) as string[];
     const hosts = ((vs.spec.hosts ?? []) as string[]).map((h) => ctx.qualify(h, vs.namespace));
     let mv: MeshVirtualService;
-    if (exportTo.length === 0 || exportTo.includes('*')) {
+    if (exportedEverywhere(exportTo)) {
       mv = { vs, hosts, order: order++, public: true, visibleFrom: () => true };
       ix.public.list.push(mv);
     } else {
@@ -120,15 +120,6 @@ export function classifyHosts(hosts: ReadonlyArray<{ namespace: string; host: st
     c.all.push(host);
   }
   return out;
-}
-
-/** istio host.Name.Matches: equal, or one of them a wildcard covering the other (either way round). */
-export function hostsOverlap(a: string, b: string): boolean {
-  const aw = a.startsWith('*'), bw = b.startsWith('*');
-  if (aw && bw) return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
-  if (aw) return b.endsWith(a.slice(1));
-  if (bw) return a.endsWith(b.slice(1));
-  return a === b;
 }
 
 function vsHostMatches(c: HostClass | undefined, vsHost: string): boolean {
