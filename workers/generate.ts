@@ -4,6 +4,7 @@
  */
 import { decodeSnapshot, type SnapshotRef, type DecodedConfig } from '../src/model/snapshot-codec.js';
 import type { PushContext } from '../src/model/push-context.js';
+import type { FlatEndpointSource } from '../src/model/snapshot-flat.js';
 import type { ProxyScope } from '../src/model/scope.js';
 import { parentPort } from 'node:worker_threads';
 import { envoyRoot } from '../src/proto/envoy-protos.js';
@@ -29,12 +30,14 @@ export interface GenerateTask {
 const KEEP = 2;
 const contexts = new Map<string, PushContext>();
 let lastConfig: DecodedConfig | undefined;
+let lastEndpoints: FlatEndpointSource | undefined;
 
 function contextFor(ref: SnapshotRef): PushContext {
   let ctx = contexts.get(ref.version);
   if (!ctx) {
-    const decoded = decodeSnapshot(ref, lastConfig);
+    const decoded = decodeSnapshot(ref, lastConfig, lastEndpoints);
     lastConfig = decoded.config;
+    lastEndpoints = decoded.endpoints;
     ctx = decoded.ctx;
     contexts.set(ref.version, ctx);
     while (contexts.size > KEEP) contexts.delete(contexts.keys().next().value!);

@@ -58,16 +58,19 @@ export function encodeSnapshot(
 
 export interface DecodedConfig { version: string; data: ConfigPartData }
 
-/** Decode into a PushContext, reusing an already decoded config part of the same version. */
-export function decodeSnapshot(ref: SnapshotRef, cachedConfig?: DecodedConfig): { ctx: PushContext; config: DecodedConfig } {
+/**
+ * Decode into a PushContext, reusing an already decoded config part of the same version and, from the flat
+ * endpoints of the snapshot decoded before (`previous`), the endpoints of services whose version is unchanged.
+ */
+export function decodeSnapshot(ref: SnapshotRef, cachedConfig?: DecodedConfig, previous?: FlatEndpointSource): { ctx: PushContext; config: DecodedConfig; endpoints?: FlatEndpointSource } {
   const config = cachedConfig && cachedConfig.version === ref.config.version
     ? cachedConfig
     : { version: ref.config.version, data: readJson<ConfigPartData>(ref.config) };
   if (ref.endpointsFormat === 'flat') {
-    const source = new FlatEndpointSource(ref.endpoints);
+    const source = new FlatEndpointSource(ref.endpoints, previous);
     // Workers never read workloads (scopes are computed on the main thread); endpoints come from the flatbuffer.
     const data: PushContextData = { ...config.data, endpoints: {}, endpointVersions: {}, workloads: [], version: ref.version };
-    return { ctx: new PushContext(data, source), config };
+    return { ctx: new PushContext(data, source), config, endpoints: source };
   }
   const eps = readJson<EndpointsPartData>(ref.endpoints);
   return { ctx: new PushContext({ ...config.data, ...eps, version: ref.version }), config };

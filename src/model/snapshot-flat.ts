@@ -94,13 +94,20 @@ function byteBuffer(part: SnapshotPart, offset: number, length: number): flatbuf
   return bb;
 }
 
-/** Lazy, memoised reader over the endpoints part in shared memory: only the services asked for are decoded. */
+/**
+ * Lazy, memoised reader over the endpoints part in shared memory: only the services asked for are decoded. Given
+ * the source of the snapshot before, a service whose endpoint version (a content hash) is unchanged takes the
+ * endpoints that source decoded instead of decoding them again: after a full push most services keep theirs.
+ * Only that source's own memo is kept (not the source), so memory stays at two snapshots' worth.
+ */
 export class FlatEndpointSource implements EndpointSource {
   private readonly index = new Map<string, [version: string, offset: number, length: number]>();
-  private readonly memo = new Map<string, Endpoint[]>();
+  private readonly memo = new Map<string, { version: string; endpoints: Endpoint[] }>();
   private readonly dataStart: number;
+  private readonly before: Map<string, { version: string; endpoints: Endpoint[] }> | undefined;
 
-  constructor(private readonly part: SnapshotPart) {
+  constructor(private readonly part: SnapshotPart, previous?: FlatEndpointSource) {
+    this.before = previous?.memo;
     const view = Buffer.from(part.buffer, 0, part.length);
     const indexLen = view.readUInt32LE(0);
     const entries = JSON.parse(view.toString('utf8', 4, 4 + indexLen)) as Array<[string, string, number, number]>;
@@ -114,8 +121,14 @@ export class FlatEndpointSource implements EndpointSource {
 
   endpoints(hostname: string): readonly Endpoint[] {
     const cached = this.memo.get(hostname);
-    if (cached) return cached;
+    if (cached) return cached.endpoints;
     const at = this.index.get(hostname);
+    const version = at?.[0] ?? '0';
+    const before = this.before?.get(hostname);
+    if (before && before.version === version) {
+      this.memo.set(hostname, before);
+      return before.endpoints;
+    }
     const out: Endpoint[] = [];
     if (at) {
       const h = HostEndpoints.getRootAsHostEndpoints(byteBuffer(this.part, this.dataStart + at[1], at[2]));
@@ -131,7 +144,7 @@ export class FlatEndpointSource implements EndpointSource {
         });
       }
     }
-    this.memo.set(hostname, out);
+    this.memo.set(hostname, { version, endpoints: out });
     return out;
   }
 }

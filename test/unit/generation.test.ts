@@ -15,6 +15,8 @@ import { PUSH_ORDER, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } fr
 import { SDS_CAPABLE_METADATA } from '../../src/model/scope.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/model/snapshot-codec.js';
 import { TEST_MESH } from '../helpers/context.js';
+import { PushContext } from '../../src/model/push-context.js';
+import { serviceIdentities } from '../../workers/networking/security/tls-context.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/bookinfo');
 
@@ -117,6 +119,42 @@ test('snapshot codec: both endpoint formats read back the same endpoints; endpoi
     assert.deepEqual(again.ctx.endpoints('reviews.default.svc.cluster.local'), []);
     assert.notEqual(encodeSnapshot(data, 'c2', ref, format).config, ref.config, 'a new config version is rewritten');
   }
+});
+
+test('snapshot codec: a worker keeps the endpoints it decoded for services whose endpoint version is unchanged, and decodes changed ones', () => {
+  const e = engine(0);
+  const data = e.pushContext.data;
+  const reviews = 'reviews.default.svc.cluster.local', ratings = 'ratings.default.svc.cluster.local';
+  const first = decodeSnapshot(encodeSnapshot(data, 'c1', undefined, 'flat'));
+  const r1 = first.ctx.endpoints(reviews), t1 = first.ctx.endpoints(ratings);
+  assert.ok(r1.length > 0 && t1.length > 0);
+  // reviews' endpoints change (one fewer, a new version); ratings' do not.
+  const changed = { ...data, version: 'v2',
+    endpoints: { ...data.endpoints, [reviews]: data.endpoints[reviews]!.slice(1) },
+    endpointVersions: { ...data.endpointVersions, [reviews]: 'changed' } };
+  const second = decodeSnapshot(encodeSnapshot(changed, 'c1', undefined, 'flat'), first.config, first.endpoints);
+  assert.equal(second.ctx.endpoints(ratings), t1, 'unchanged version: the same decoded array');
+  const r2 = second.ctx.endpoints(reviews);
+  assert.notEqual(r2, r1);
+  assert.equal(r2.length, r1.length - 1, 'changed version: decoded from the new snapshot');
+  assert.deepEqual(JSON.parse(JSON.stringify(r2)), JSON.parse(JSON.stringify(data.endpoints[reviews]!.slice(1))));
+});
+
+test('service identities carried to a new context only while the endpoint version and trust domain are the same', () => {
+  const e = engine(0);
+  const data = e.pushContext.data;
+  const reviews = 'reviews.default.svc.cluster.local';
+  const svc = data.services.find((s) => s.hostname === reviews)!;
+  const a = new PushContext(data);
+  const ids = serviceIdentities(a, svc);
+  assert.ok(ids.length > 0 && ids.every((id) => id.startsWith(`spiffe://${data.mesh.trustDomain}/`)), ids.join());
+  assert.equal(serviceIdentities(new PushContext({ ...data, version: 'v2' }), svc), ids, 'same endpoints: carried over');
+  const renamed = data.endpoints[reviews]!.map((ep) => ({ ...ep, serviceAccount: 'other' }));
+  const c = new PushContext({ ...data, version: 'v3', endpoints: { ...data.endpoints, [reviews]: renamed },
+    endpointVersions: { ...data.endpointVersions, [reviews]: 'renamed' } });
+  assert.deepEqual(serviceIdentities(c, svc), [`spiffe://${data.mesh.trustDomain}/ns/default/sa/other`]);
+  const d = new PushContext({ ...data, version: 'v4', mesh: { ...data.mesh, trustDomain: 'other.td' } });
+  assert.ok(serviceIdentities(d, svc).every((id) => id.startsWith('spiffe://other.td/')), 'a new trust domain is not served from the memo');
 });
 
 test('batches are built inline when no core is spare for a worker (or every spare one, or every thread, has a task), and go to the pool when one is', async () => {

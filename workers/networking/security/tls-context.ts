@@ -23,7 +23,16 @@ export const ISTIO_ALPN = ['istio-peer-exchange', 'istio'];
  */
 export const ADS_SDS = { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: { seconds: 1, nanos: 0 } };
 
-const identityMemo = new WeakMap<PushContext, Map<string, { endpoints: string; ids: string[] }>>();
+interface IdentityEntry { endpoints: string; trustDomain: string; ids: string[] }
+const identityMemo = new WeakMap<PushContext, Map<string, IdentityEntry>>();
+/**
+ * The memo of the context seen before the newest one. Endpoint versions are content hashes, so a service whose
+ * endpoints did not change keeps its identities across a full push: a new context reads them from here instead of
+ * walking every endpoint again (on a worker that also means not decoding them from the snapshot). One generation
+ * back only, so memory stays at two contexts' worth.
+ */
+let previousMemo: Map<string, IdentityEntry> | undefined;
+let newestMemo: Map<string, IdentityEntry> | undefined;
 
 /**
  * The SPIFFE identities of a service's workloads (istiod's PushContext.ServiceAccounts), remembered per endpoint
@@ -31,18 +40,28 @@ const identityMemo = new WeakMap<PushContext, Map<string, { endpoints: string; i
  */
 export function serviceIdentities(ctx: PushContext, svc: Service): string[] {
   let memo = identityMemo.get(ctx);
-  if (!memo) identityMemo.set(ctx, (memo = new Map()));
+  if (!memo) {
+    identityMemo.set(ctx, (memo = new Map()));
+    previousMemo = newestMemo;
+    newestMemo = memo;
+  }
   const version = ctx.endpointVersion(svc.hostname);
+  const trustDomain = ctx.data.mesh.trustDomain;
   // A hostname can be services in several namespaces, each with its own endpoints (ctx.endpointsOf).
   const key = `${svc.namespace}/${svc.hostname}`;
   const hit = memo.get(key);
-  if (hit && hit.endpoints === version) return hit.ids;
+  if (hit && hit.endpoints === version && hit.trustDomain === trustDomain) return hit.ids;
+  const before = memo !== previousMemo ? previousMemo?.get(key) : undefined;
+  if (before && before.endpoints === version && before.trustDomain === trustDomain) {
+    memo.set(key, before);
+    return before.ids;
+  }
   const sas = new Set<string>();
   for (const ep of ctx.endpointsOf(svc)) {
-    if (ep.serviceAccount) sas.add(`spiffe://${ctx.data.mesh.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}`);
+    if (ep.serviceAccount) sas.add(`spiffe://${trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}`);
   }
   const ids = [...sas].sort();
-  memo.set(key, { endpoints: version, ids });
+  memo.set(key, { endpoints: version, trustDomain, ids });
   return ids;
 }
 
