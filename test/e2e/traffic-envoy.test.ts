@@ -207,6 +207,15 @@ spec:
   - match: [{port: ${TCP_P}}]
     route:
     - destination: {host: tcpsvc, subset: b}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shadow-alias, namespace: default}
+spec:
+  hosts: [shadow, shadow.alias.example, only.alias.example]
+  http:
+  - route:
+    - destination: {host: web, subset: v2}
 `,
     'se.yaml': `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -307,6 +316,16 @@ test('fault abort returns the configured HTTP status', async () => {
   const r = await request(P, WEB, '/fault');
   assert.equal(r.status, 429);
   assert.equal((await request(P, WEB, '/other')).status, 200);
+});
+
+test('a VirtualService host that is no service is routed on the port of the service it routes (istiod BuildSidecarVirtualHostWrapper)', async () => {
+  // shadow-alias routes `shadow` (a service on P) and two hosts that are no service: they get virtual hosts of
+  // their own in route configuration P, with the VirtualService's routes; `shadow` itself follows it too.
+  assert.equal((await request(P, 'shadow.alias.example', '/x')).body, 'v2');
+  assert.equal((await request(P, 'only.alias.example:' + P, '/x')).body, 'v2', 'ignore_port_in_host_matching: a Host with a port matches too');
+  assert.equal((await request(P, 'shadow.default.svc.cluster.local', '/x')).body, 'v2');
+  // A host no VirtualService and no service names falls to the catch-all (PassthroughCluster: nothing there).
+  assert.notEqual((await request(P, 'nothing.alias.example', '/x').catch(() => ({ body: '' }))).body, 'v2');
 });
 
 test('outlier detection ejects the failing endpoint', async () => {

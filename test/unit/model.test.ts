@@ -58,13 +58,19 @@ test('cluster and listener names', () => {
   assert.equal(parseHostPort('reviews'), undefined);
 });
 
-test('virtual host domains: short names only for the same namespace, ClusterIP included', () => {
+test('virtual host domains as istiod 1.29: no port variants, the absolute FQDN, short names by namespace, ClusterIP last', () => {
   const svc = { hostname: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default', address: '10.96.0.7', ports: [], exportTo: ['*'], resolution: 'EDS', meshExternal: false, version: 'x' } as Service;
-  assert.deepEqual(virtualHostDomains(svc, 9080, 'default'), [
-    'reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local:9080', 'reviews', 'reviews:9080',
-    'reviews.default.svc', 'reviews.default.svc:9080', 'reviews.default', 'reviews.default:9080', '10.96.0.7', '10.96.0.7:9080',
+  // generateVirtualHostDomains with SidecarIgnorePort: GenerateAltVirtualHosts' absolute form, then the same-namespace forms.
+  assert.deepEqual(virtualHostDomains(svc, 'default', 'cluster.local').domains, [
+    'reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local.', 'reviews', 'reviews.default.svc', 'reviews.default', '10.96.0.7',
   ]);
-  assert.ok(!virtualHostDomains(svc, 9080, 'other').includes('reviews'));
+  // From another namespace: `name.ns` then `name.ns.svc`, never the bare name.
+  assert.deepEqual(virtualHostDomains(svc, 'other', 'cluster.local').domains, [
+    'reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local.', 'reviews.default', 'reviews.default.svc', '10.96.0.7',
+  ]);
+  // A hostname outside the Kubernetes domain gets only its absolute form; an IPv6 address is bracketed.
+  const ext = { ...svc, hostname: 'api.example.com', address: 'fd00::7' } as Service;
+  assert.deepEqual(virtualHostDomains(ext, 'default', 'cluster.local'), { domains: ['api.example.com', 'api.example.com.', '[fd00::7]'], alt: ['api.example.com.'] });
 });
 
 test('Go-style durations', () => {

@@ -30,6 +30,7 @@ import { OUTBOUND_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.
 import { buildRbacHttpFilters } from './security/authz-builder.js';
 import { securityHttpFilters } from './security/jwt-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
+import { MAX_DIRECT_RESPONSE_BODY } from './route-builder.js';
 import { tcpRouteOf, tlsRouteOf } from './tcp-route.js';
 import { autoPassthroughChains, isAutoPassthrough, sniHostsOf } from './sni-dnat.js';
 import { INBOUND_ISTIO_ALPN } from './security/inbound-mtls.js';
@@ -303,39 +304,82 @@ export function planGatewayRoutes(ctx: PushContext, scope: ProxyScope): Array<{ 
   return out;
 }
 
+/** istio host.Names order: non-wildcards first, longest to shortest, then alphabetically. */
+function hostOrder(a: string, b: string): number {
+  const wa = a.startsWith('*'), wb = b.startsWith('*');
+  if (wa !== wb) return wa ? 1 : -1;
+  if (a.length !== b.length) return b.length - a.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * A gateway's route configuration as istiod 1.29 builds it (gateway.go buildGatewayHTTPRouteConfig): one virtual
+ * host per hostname a server and a bound VirtualService share (`HOST:PORT`, the one domain HOST: the port is
+ * ignored in host matching), several VirtualServices for one host appended in order, the catch-all routes last;
+ * an httpsRedirect server's hosts get a TLS-only virtual host even without a VirtualService. Virtual hosts whose
+ * routes are the same VirtualService's for the same gateway are collapsed into one, named after the first host in
+ * istio's host order, with the others' domains (PILOT_ENABLE_ROUTE_COLLAPSE_OPTIMIZATION, on by default). Sorted
+ * by name; with none, `blackhole:PORT` without routes (Envoy answers 404).
+ */
 export function buildGatewayRoute(ctx: PushContext, scope: ProxyScope, name: string): ProtoObject | undefined {
   const servers = routeServers(ctx, scope).get(name);
   if (!servers?.length) return undefined;
   const port: number = servers[0]!.server.port.number;
-  const vhosts = new Map<string, ProtoObject>();
+  // By hostname: the virtual host, and where its routes came from (gateway + VirtualService, in order).
+  const byHost = new Map<string, { vh: ProtoObject; sources: string[] }>();
+  const built = new Map<string, ProtoObject[]>();
   for (const gs of servers) {
-    const rc: RouteContext = {
-      ctx, scope, port, gatewayNames: new Set([`${gs.gateway.namespace}/${gs.gateway.name}`]), isTls: serverKind(gs.server) === 'https',
-    };
+    const gateway = `${gs.gateway.namespace}/${gs.gateway.name}`;
+    const rc: RouteContext = { ctx, scope, port: gs.server.port.number, gatewayNames: new Set([gateway]), isTls: serverKind(gs.server) === 'https' };
+    const redirect = gs.server.tls?.httpsRedirect === true;
     for (const vs of boundVirtualServices(ctx, gs.gateway)) {
       const hosts = admittedHosts(ctx, gs, vs);
       if (hosts.length === 0) continue;
-      const routes = buildHttpRoutes(rc, vs);
+      const source = `${gateway}|${vs.namespace}/${vs.name}`;
+      let routes = built.get(source);
+      if (!routes) built.set(source, (routes = buildHttpRoutes(rc, vs)));
       if (routes.length === 0) continue;
-      for (const host of hosts) {
-        const vhName = `${host}:${port}`;
-        let vh = vhosts.get(vhName);
-        if (!vh) {
-          vh = { name: vhName, domains: host === '*' ? ['*'] : [host, `${host}:*`], routes: [], include_request_attempt_count: true };
-          if (gs.server.tls?.httpsRedirect) vh.require_tls = 'ALL';
-          vhosts.set(vhName, vh);
+      for (const raw of hosts) {
+        const host = raw.toLowerCase();
+        const had = byHost.get(host);
+        if (had) {
+          (had.vh.routes as ProtoObject[]).push(...routes);
+          had.sources.push(source);
+          if (redirect) had.vh.require_tls = 'ALL';
+          continue;
         }
-        (vh.routes as ProtoObject[]).push(...routes);
+        const vh: ProtoObject = { name: `${host}:${port}`, domains: [host], routes: [...routes], include_request_attempt_count: true };
+        if (redirect) vh.require_tls = 'ALL';
+        byHost.set(host, { vh, sources: [source] });
       }
     }
+    if (!redirect) continue;
+    for (const { host: raw } of serverHosts(gs.server)) {
+      const host = raw.toLowerCase();
+      const had = byHost.get(host);
+      if (had) { had.vh.require_tls = 'ALL'; continue; }
+      byHost.set(host, { vh: { name: `${host}:${port}`, domains: [host], include_request_attempt_count: true, require_tls: 'ALL' }, sources: [] });
+    }
   }
-  for (const vh of vhosts.values()) {
-    const routes = vh.routes as ProtoObject[];
-    vh.routes = [...routes.filter((r) => !isCatchAll(r)), ...routes.filter(isCatchAll)];
+  // collapseDuplicateRoutes: the first host of each set of identical routes keeps them and takes the others' domains.
+  const primary = new Map<string, ProtoObject>();
+  const list: ProtoObject[] = [];
+  for (const host of [...byHost.keys()].sort(hostOrder)) {
+    const { vh, sources } = byHost.get(host)!;
+    const same = `${sources.join('\n')}|${vh.require_tls ?? ''}`;
+    const into = primary.get(same);
+    if (into) { (into.domains as string[]).push(...(vh.domains as string[])); continue; }
+    primary.set(same, vh);
+    list.push(vh);
   }
-  const list = [...vhosts.values()];
-  if (list.length === 0) {
-    list.push({ name: `blackhole:${port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, direct_response: { status: 404 } }] });
+  for (const vh of list) {
+    const routes = vh.routes as ProtoObject[] | undefined;
+    if (routes) vh.routes = [...routes.filter((r) => !isCatchAll(r)), ...routes.filter(isCatchAll)];
   }
-  return { '@type': ROUTE_TYPE, name, virtual_hosts: list, validate_clusters: { value: false } };
+  list.sort((a, b) => (String(a.name) < String(b.name) ? -1 : String(a.name) > String(b.name) ? 1 : 0));
+  if (list.length === 0) list.push({ name: `blackhole:${port}`, domains: ['*'] });
+  return {
+    '@type': ROUTE_TYPE, name, virtual_hosts: list, validate_clusters: { value: false },
+    max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY, ignore_port_in_host_matching: true,
+  };
 }

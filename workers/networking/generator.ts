@@ -17,7 +17,7 @@ import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from '.
 import { buildGrpcInboundListener, isGrpcInboundName } from './security/grpc-inbound.js';
 import { securityInputsKey } from './security/policy-select.js';
 import { serviceIdentities, usesIstioMutual } from './security/tls-context.js';
-import { buildRouteConfiguration, encodeSidecarRouteConfiguration, hostRouteInputs, sidecarRouteServices } from './route-builder.js';
+import { buildRouteConfiguration, encodeSidecarRouteConfiguration, hostRouteInputs, sidecarVirtualHostInputs, sidecarVirtualHosts } from './route-builder.js';
 import { clusterName, dnsSrvSubsetKey, inboundClusterName, parseClusterName, parseDnsSrvSubsetKey, parseHostPort } from './names.js';
 import { hasAutoPassthrough, sniDnatCluster, sniDnatLoadAssignment } from './sni-dnat.js';
 import { visibleServices, visibleTo } from './visibility.js';
@@ -169,7 +169,7 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
 }
 
 /**
- * Everything a sidecar/proxyless route configuration for these services reads: the proxy's namespace (domains,
+ * Everything a proxyless route configuration for these services reads: the proxy's namespace (domains,
  * exportTo, DestinationRule choice) and route-relevant labels, each service, its VirtualService with delegates,
  * every destination and mirror with its DestinationRule (hash policies), the service's own DestinationRule (hash
  * policy on the default route), and the catch-all policy.
@@ -198,8 +198,10 @@ function planRoutes(ctx: PushContext, scope: ProxyScope, requested?: readonly st
   for (const port of [...ports].sort((a, b) => a - b)) {
     const name = String(port);
     if (!wants(requested, name)) continue;
-    const hosts = sidecarRouteServices(ctx, scope, port).map((s) => s.hostname);
-    out.push({ name, key: `rds|${name}|${routeInputs(ctx, scope, hosts, port)}` });
+    // Each virtual host's inputs (a service's, or a VirtualService host's) and its domains, in order.
+    const parts: string[] = [scope.generator, scope.namespace, JSON.stringify(scope.labels), sidecarScope(ctx, scope).outboundPolicy];
+    for (const v of sidecarVirtualHosts(ctx, scope, port)) parts.push(`${v.svc ? 'svc' : 'vs'} ${v.host}`, sidecarVirtualHostInputs(ctx, scope, v, port));
+    out.push({ name, key: `rds|${name}|${digest(parts)}` });
   }
   return out;
 }

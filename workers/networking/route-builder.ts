@@ -1,8 +1,8 @@
 /**
  * RDS for sidecars and proxyless gRPC (gateways: gateway-builder.ts). Sidecars get one RouteConfiguration per
- * outbound HTTP port (named "PORT") with a virtual host per service in the proxy's SidecarScope, plus the catch-all
- * `allow_any` (PassthroughCluster) or, with outboundTrafficPolicy REGISTRY_ONLY, `block_all` (502); proxyless gRPC
- * gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go BuildSidecarOutboundVirtualHosts:
+ * outbound HTTP port (named "PORT") with a virtual host per service in the proxy's SidecarScope and per
+ * VirtualService host that is no service (sidecarVirtualHosts), plus the catch-all `allow_any` (PassthroughCluster)
+ * or, with outboundTrafficPolicy REGISTRY_ONLY, `block_all` (502); proxyless gRPC gets one per HOST:PORT. Follows istio pilot/pkg/networking/core/httproute.go BuildSidecarOutboundVirtualHosts:
  * a route configuration reads only its egress listener's services and VirtualServices (sidecar-scope.ts; the
  * port's egress listener, else the catch-all one). A service's routes come from the first of the listener's
  * VirtualServices for it (exact host before the most specific wildcard, in the listener's precedence order) —
@@ -14,7 +14,7 @@ import { duration, encodeMessage, messageType } from '../../src/proto/encode.js'
 import { lengthDelimited } from '../../src/proto/discovery.js';
 import { ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext, ConfigEntry } from '../../src/model/push-context.js';
-import { meshDigest } from '../../src/model/push-context.js';
+import { hostsOverlap, meshDigest } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service } from '../../src/model/service.js';
 import { isHttp } from '../../src/model/protocol.js';
@@ -64,17 +64,33 @@ export function routingVirtualServices(ctx: PushContext, scope: ProxyScope, host
   return exact.length > 0 ? exact : all.slice(0, 1);
 }
 
-/** Domains istiod generates for a service's virtual host (route/route.go generateVirtualHostDomains). */
-export function virtualHostDomains(svc: Service, port: number, proxyNamespace: string): string[] {
-  const names = [svc.hostname];
-  const parts = svc.hostname.split('.');
-  if (svc.hostname.endsWith('.svc.' + parts.slice(3).join('.')) && parts.length > 3) {
-    if (svc.namespace === proxyNamespace) names.push(parts[0]!);
-    names.push(`${parts[0]}.${parts[1]}.svc`, `${parts[0]}.${parts[1]}`);
+/**
+ * Domains istiod 1.29 generates for a service's virtual host in a sidecar's route configuration
+ * (httproute.go generateVirtualHostDomains, GenerateAltVirtualHosts). Envoy sidecars get no `host:port` variants:
+ * the route configuration sets ignore_port_in_host_matching (SidecarIgnorePort). The hostname, its absolute form
+ * with a trailing dot (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN, on by default), for a Kubernetes hostname the short
+ * forms the proxy's namespace can use (`name`, `name.ns.svc`, `name.ns` in the same namespace; `name.ns`,
+ * `name.ns.svc` from another), then the service address. `alt` are the generated forms, which give way to a
+ * service whose hostname they are (dedupeDomains' knownFQDN rule).
+ */
+export function virtualHostDomains(svc: Service, proxyNamespace: string, domainSuffix: string): { domains: string[]; alt: string[] } {
+  const h = svc.hostname;
+  const alt: string[] = isIp(h) ? [] : [`${h}.`];
+  const ih = h.indexOf('.svc.');
+  if (h.endsWith(`.svc.${domainSuffix}`) && ih > 0) {
+    const ns = h.indexOf('.');
+    if (ns + 1 < h.length && ns + 1 <= ih) {
+      const named = h.slice(0, ih);
+      if (h.slice(ns + 1, ih) === proxyNamespace) alt.push(h.slice(0, ns), `${named}.svc`, named);
+      else alt.push(named, `${named}.svc`);
+    }
   }
-  if (svc.address) names.push(svc.address);
-  return names.flatMap((n) => [n, `${n}:${port}`]);
+  const domains = [h, ...alt];
+  if (svc.address && svc.address !== '0.0.0.0') domains.push(svc.address.includes(':') ? `[${svc.address}]` : svc.address);
+  return { domains, alt };
 }
+
+const isIp = (h: string): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(h) || h.includes(':');
 
 export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, domains: string[]): ProtoObject {
   let routes: ProtoObject[] = [];
@@ -146,9 +162,129 @@ export function vhostCacheStats(): { entries: number; bytes: number; hits: numbe
 }
 
 /**
+ * A virtual host of a sidecar's route configuration "PORT": a service's, or one of a VirtualService host that is
+ * no service of the port's egress listener (`vs`, routed by that VirtualService).
+ */
+export type SidecarVirtualHost =
+  | { host: string; domains: string[]; svc: Service; vs?: undefined }
+  | { host: string; domains: string[]; vs: ConfigEntry; svc?: undefined };
+
+/**
+ * The hosts of a VirtualService that are no service of `byName` (the listener's services with the port), and
+ * whether it routes one of those services with an HTTP (or sniffed) port (route.go separateVSHostsAndServices,
+ * buildSidecarVirtualHostsForVirtualService): a wildcard host counts as a service when it covers one, and routes it
+ * when it is that service's VirtualService here.
+ */
+function splitVirtualServiceHosts(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, port: number, byName: ReadonlyMap<string, Service>): { other: string[]; routesService: boolean } {
+  const other: string[] = [];
+  let routesService = false;
+  const httpOnPort = (s: Service): boolean => s.ports.some((p) => p.port === port && (isHttp(p.protocol) || p.protocol === 'UnsupportedProtocol'));
+  for (const raw of (vs.spec.hosts ?? []) as string[]) {
+    const h = ctx.qualify(raw, vs.namespace).toLowerCase();
+    if (!h.startsWith('*')) {
+      const s = byName.get(h);
+      if (!s) other.push(h);
+      else if (httpOnPort(s)) routesService = true;
+      continue;
+    }
+    let covers = false;
+    for (const [sh, s] of byName) {
+      if (!hostsOverlap(sh, h)) continue;
+      covers = true;
+      if (!routesService && httpOnPort(s) && routingVirtualServices(ctx, scope, s.hostname, port).includes(vs)) routesService = true;
+    }
+    if (!covers) other.push(h);
+  }
+  return { other, routesService };
+}
+
+const sidecarVhostsMemo = new WeakMap<PushContext, Map<string, SidecarVirtualHost[]>>();
+
+/**
+ * The virtual hosts of a sidecar's route configuration "PORT", in order, with their domains (istiod 1.29
+ * BuildSidecarOutboundVirtualHosts). First the hosts of the listener's VirtualServices that are no service of the
+ * listener on this port — on the port of the services the VirtualService routes, or on port 80 when it routes none
+ * (istiod's "port 80 hack": an alias like `details.example.com`, or an external host without a ServiceEntry,
+ * is routed on port 80) — each `HOST:PORT` with the one domain HOST; then one per service. A name already used is
+ * skipped, and a domain an earlier virtual host has is dropped (Envoy rejects duplicates; dedupeDomains), as is a
+ * generated short form that is another service's hostname; a virtual host left without domains is left out.
+ */
+export function sidecarVirtualHosts(ctx: PushContext, scope: ProxyScope, port: number): SidecarVirtualHost[] {
+  let memo = sidecarVhostsMemo.get(ctx);
+  if (!memo) sidecarVhostsMemo.set(ctx, (memo = new Map()));
+  const k = `${scope.namespace}|${scope.sidecar ?? ''}|${JSON.stringify(scope.labels)}|${port}`;
+  const hit = memo.get(k);
+  if (hit) return hit;
+  const sc = sidecarScope(ctx, scope);
+  const listener = egressListenerFor(sc, port);
+  const byName = new Map<string, Service>();
+  for (const s of listener ? listener.services : sc.catchAllServices) {
+    if (s.ports.some((p) => p.port === port)) byName.set(s.hostname.toLowerCase(), s);
+  }
+  const services = sidecarRouteServices(ctx, scope, port);
+  const known = new Set(services.map((s) => s.hostname));
+  const names = new Set<string>();
+  const used = new Set<string>();
+  const keep = (domains: readonly string[], alt: readonly string[]): string[] => {
+    const out: string[] = [];
+    for (const d of domains) {
+      const lower = d.toLowerCase();
+      if (used.has(lower) || (alt.includes(d) && known.has(d))) continue;
+      used.add(lower);
+      out.push(d);
+    }
+    return out;
+  };
+  const out: SidecarVirtualHost[] = [];
+  for (const vs of listenerVirtualServices(sc, port)) {
+    const { other, routesService } = splitVirtualServiceHosts(ctx, scope, vs, port, byName);
+    if (other.length === 0 || (!routesService && port !== 80)) continue;
+    if (buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs).length === 0) continue;
+    for (const host of other) {
+      if (names.has(`${host}:${port}`)) continue;
+      names.add(`${host}:${port}`);
+      const domains = keep([host], []);
+      if (domains.length > 0) out.push({ host, domains, vs });
+    }
+  }
+  for (const svc of services) {
+    if (names.has(`${svc.hostname}:${port}`)) continue;
+    names.add(`${svc.hostname}:${port}`);
+    const { domains, alt } = virtualHostDomains(svc, scope.namespace, ctx.data.mesh.domainSuffix);
+    const kept = keep(domains, alt);
+    if (kept.length > 0) out.push({ host: svc.hostname, domains: kept, svc });
+  }
+  memo.set(k, out);
+  return out;
+}
+
+/** A VirtualService host's own virtual host: that VirtualService's routes for the port. */
+function virtualServiceHostVirtualHost(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, host: string, port: number, domains: string[]): ProtoObject {
+  return { name: `${host}:${port}`, domains, routes: buildHttpRoutes({ ctx, scope, port, gatewayNames: MESH_GATEWAY }, vs), include_request_attempt_count: true };
+}
+
+/**
+ * What a virtual host of a sidecar route configuration reads (its cache inputs): a service's route inputs, or the
+ * VirtualService with its delegates and destinations; and its domains, which depend on the other virtual hosts.
+ */
+export function sidecarVirtualHostInputs(ctx: PushContext, scope: ProxyScope, v: SidecarVirtualHost, port: number): string {
+  const own = v.svc ? hostRouteInputs(ctx, scope, v.svc.hostname, port) : routeDependencies(ctx, scope, v.vs).join('\n');
+  return `${own}\n${v.domains.join(',')}`;
+}
+
+/** Istio's DefaultMaxDirectResponseBodySizeBytes (1 MiB, what its webhook validates), on every route configuration. */
+export const MAX_DIRECT_RESPONSE_BODY = { value: 1024 * 1024 };
+
+/**
+ * What follows the virtual hosts in a sidecar's RouteConfiguration (fields 7, 11, 14, after name 1 and
+ * virtual_hosts 2): istiod 1.29's BuildSidecarOutboundHTTPRouteConfig.
+ */
+const SIDECAR_ROUTE_TAIL = { validate_clusters: { value: false }, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY, ignore_port_in_host_matching: true };
+
+/**
  * A sidecar's route configuration "PORT" as RouteConfiguration bytes, assembled from cached encoded virtual hosts:
- * byte for byte what encoding buildRouteConfiguration's object gives (fields in the same order: name, the virtual
- * hosts, validate_clusters). Only the catch-all host and the hosts whose inputs changed are encoded.
+ * byte for byte what encoding buildRouteConfiguration's object gives (fields in number order: name, the virtual
+ * hosts, then the tail). Only the catch-all host and the hosts whose inputs changed are encoded.
  */
 export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxyScope, name: string): Uint8Array | undefined {
   const port = Number(name);
@@ -158,18 +294,19 @@ export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxySc
   // The group: what every virtual host of this configuration reads about the proxy (and the mesh config).
   const group = `${scope.generator}|${scope.namespace}|${JSON.stringify(scope.labels)}|${port}|${meshDigest(ctx.data.mesh)}`;
   const parts: Uint8Array[] = [encodeMessage(RC, { name }, `RouteConfiguration ${name}`)];
-  for (const svc of sidecarRouteServices(ctx, scope, port)) {
-    const inputs = hostRouteInputs(ctx, scope, svc.hostname, port);
-    let bytes = vhostCache.get(group, svc.hostname, inputs);
+  for (const v of sidecarVirtualHosts(ctx, scope, port)) {
+    const inputs = sidecarVirtualHostInputs(ctx, scope, v, port);
+    const key = v.svc ? v.host : `vs ${v.host}`;
+    let bytes = vhostCache.get(group, key, inputs);
     if (!bytes) {
-      const vh = virtualHost(ctx, scope, svc, port, virtualHostDomains(svc, port, scope.namespace));
-      bytes = encodeMessage(VH, vh, `RouteConfiguration ${name} virtual host ${svc.hostname}:${port}`);
-      vhostCache.set(group, svc.hostname, inputs, bytes);
+      const vh = v.svc ? virtualHost(ctx, scope, v.svc, port, v.domains) : virtualServiceHostVirtualHost(ctx, scope, v.vs, v.host, port, v.domains);
+      bytes = encodeMessage(VH, vh, `RouteConfiguration ${name} virtual host ${v.host}:${port}`);
+      vhostCache.set(group, key, inputs, bytes);
     }
     parts.push(lengthDelimited(2, bytes));
   }
   parts.push(lengthDelimited(2, encodeMessage(VH, catchAllVirtualHost(ctx, scope))));
-  parts.push(encodeMessage(RC, { validate_clusters: { value: false } }));
+  parts.push(encodeMessage(RC, SIDECAR_ROUTE_TAIL));
   return Buffer.concat(parts);
 }
 
@@ -186,8 +323,9 @@ export function buildRouteConfiguration(ctx: PushContext, scope: ProxyScope, nam
   }
   const port = Number(name);
   if (!Number.isInteger(port)) return undefined;
-  const vhosts = sidecarRouteServices(ctx, scope, port).map((svc) =>
-    virtualHost(ctx, scope, svc, port, virtualHostDomains(svc, port, scope.namespace)));
+  const vhosts = sidecarVirtualHosts(ctx, scope, port).map((v) => v.svc
+    ? virtualHost(ctx, scope, v.svc, port, v.domains)
+    : virtualServiceHostVirtualHost(ctx, scope, v.vs, v.host, port, v.domains));
   vhosts.push(catchAllVirtualHost(ctx, scope));
-  return { '@type': ROUTE_TYPE, name, virtual_hosts: vhosts, validate_clusters: { value: false } };
+  return { '@type': ROUTE_TYPE, name, virtual_hosts: vhosts, ...SIDECAR_ROUTE_TAIL };
 }
