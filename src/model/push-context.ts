@@ -215,6 +215,8 @@ function workloadIndex(workloads: readonly Workload[]): Map<string, Workload> {
   return ix;
 }
 
+const NO_KEYS: readonly string[] = [];
+
 export class PushContext {
   readonly version: string;
   private readonly byHost: Map<string, Service>;
@@ -298,11 +300,21 @@ export class PushContext {
    * The DestinationRule a proxy in `proxyNamespace` applies to a host, a service of `serviceNamespace` (by default
    * the namespace of the hostname's first service; where a hostname is several services, callers pass the one
    * the proxy's scope picked): its own namespace's rules, else those the service's namespace exports to it, else
-   * the root namespace's, else none; rules for one host in one namespace merged (destination-rules.ts).
+   * the root namespace's, else none; rules for one host in one namespace merged; a rule with a workloadSelector
+   * only for proxies of its namespace whose labels it selects (destination-rules.ts). `proxyLabels`: the proxy's
+   * labels, at least those destinationRuleLabelKeys names (ProxyScope.drLabels).
    */
-  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string): ConfigEntry | undefined {
-    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace);
+  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string, proxyLabels?: Record<string, string>): ConfigEntry | undefined {
+    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace, proxyLabels);
   }
+
+  /** The label keys the workloadSelectors of a namespace's DestinationRules read (sorted; usually none). */
+  destinationRuleLabelKeys(namespace: string): readonly string[] {
+    return this.drIndex.selectorKeys.get(namespace) ?? NO_KEYS;
+  }
+
+  /** destinationRuleLabelKeys of every namespace that has some (empty where no DestinationRule has a workloadSelector). */
+  get destinationRuleLabelKeysByNamespace(): ReadonlyMap<string, readonly string[]> { return this.drIndex.selectorKeys; }
 
   /**
    * The Sidecar for a workload (istiod PushContext.initSidecarScopes / getSidecarScope): Sidecars are taken oldest
