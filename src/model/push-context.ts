@@ -4,7 +4,7 @@
  * indexes are derived on each side and never shipped.
  */
 import { createHash } from 'node:crypto';
-import type { Endpoint, Service } from './service.js';
+import { byCreation, type Endpoint, type Service } from './service.js';
 import type { EndpointSource } from './snapshot-flat.js';
 import type { ExtensionProvider } from './mesh-config.js';
 import { destinationRuleIndex, type DestinationRuleIndex } from './destination-rules.js';
@@ -215,6 +215,8 @@ function workloadIndex(workloads: readonly Workload[]): Map<string, Workload> {
   return ix;
 }
 
+const NO_KEYS: readonly string[] = [];
+
 export class PushContext {
   readonly version: string;
   private readonly byHost: Map<string, Service>;
@@ -298,25 +300,44 @@ export class PushContext {
    * The DestinationRule a proxy in `proxyNamespace` applies to a host, a service of `serviceNamespace` (by default
    * the namespace of the hostname's first service; where a hostname is several services, callers pass the one
    * the proxy's scope picked): its own namespace's rules, else those the service's namespace exports to it, else
-   * the root namespace's, else none; rules for one host in one namespace merged (destination-rules.ts).
+   * the root namespace's, else none; rules for one host in one namespace merged; a rule with a workloadSelector
+   * only for proxies of its namespace whose labels it selects (destination-rules.ts). `proxyLabels`: the proxy's
+   * labels, at least those destinationRuleLabelKeys names (ProxyScope.drLabels).
    */
-  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string): ConfigEntry | undefined {
-    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace);
+  destinationRuleFor(hostname: string, proxyNamespace: string, serviceNamespace?: string, proxyLabels?: Record<string, string>): ConfigEntry | undefined {
+    return this.drIndex.lookup(hostname, proxyNamespace, serviceNamespace ?? this.byHost.get(hostname)?.namespace, proxyLabels);
   }
 
+  /** The label keys the workloadSelectors of a namespace's DestinationRules read (sorted; usually none). */
+  destinationRuleLabelKeys(namespace: string): readonly string[] {
+    return this.drIndex.selectorKeys.get(namespace) ?? NO_KEYS;
+  }
+
+  /** destinationRuleLabelKeys of every namespace that has some (empty where no DestinationRule has a workloadSelector). */
+  get destinationRuleLabelKeysByNamespace(): ReadonlyMap<string, readonly string[]> { return this.drIndex.selectorKeys; }
+
   /**
-   * The Sidecar for a workload (istio pilot/pkg/model/sidecar.go): one in its namespace whose workloadSelector
-   * matches its labels, else its namespace's selector-less Sidecar, else the root namespace's selector-less one.
+   * The Sidecar for a workload (istiod PushContext.initSidecarScopes / getSidecarScope): Sidecars are taken oldest
+   * first (sortConfigByCreationTime), those with a workloadSelector before those without. The first one in the
+   * workload's namespace whose selector's labels are all among the workload's wins; else that namespace's oldest
+   * Sidecar without a workloadSelector; else the root namespace's oldest one without. A workloadSelector that is
+   * present but has no labels (`{}`, `{labels: {}}`) still counts as a selector, and matches every workload of its
+   * namespace (labels.Instance.SubsetOf of an empty selector; istiod validation only warns "will be applied to all
+   * services in namespace").
    */
   sidecarFor(namespace: string, labels: Record<string, string>): ConfigEntry | undefined {
-    const inNs = this.data.sidecars.filter((s) => s.namespace === namespace);
-    const selected = inNs.find((s) => {
-      const sel = s.spec.workloadSelector?.labels as Record<string, string> | undefined;
-      return sel && Object.keys(sel).length > 0 && Object.entries(sel).every(([k, v]) => labels[k] === v);
-    });
-    const noSelector = (s: ConfigEntry): boolean => Object.keys(s.spec.workloadSelector?.labels ?? {}).length === 0;
-    return selected ?? inNs.find(noSelector)
-      ?? this.data.sidecars.find((s) => s.namespace === this.data.mesh.rootNamespace && noSelector(s));
+    const ordered = this.sidecarsOrdered();
+    const hasSelector = (s: ConfigEntry): boolean => s.spec.workloadSelector !== undefined && s.spec.workloadSelector !== null;
+    const inNs = ordered.filter((s) => s.namespace === namespace);
+    return inNs.find((s) => hasSelector(s) && selectorMatches(s.spec.workloadSelector.labels, labels))
+      ?? inNs.find((s) => !hasSelector(s))
+      ?? ordered.find((s) => s.namespace === this.data.mesh.rootNamespace && !hasSelector(s));
+  }
+
+  private sidecarsByAge: ConfigEntry[] | undefined;
+  /** The Sidecars oldest first (creationTimestamp, then namespace/name: byCreation). */
+  private sidecarsOrdered(): ConfigEntry[] {
+    return (this.sidecarsByAge ??= [...this.data.sidecars].sort(byCreation));
   }
 
   /** Gateways whose selector matches a router's labels (istiod: any namespace, PILOT_SCOPE_GATEWAY_TO_NAMESPACE off). */
@@ -339,6 +360,16 @@ export class PushContext {
       s.selector !== undefined && Object.keys(s.selector).length > 0 &&
       Object.entries(s.selector).every(([k, v]) => labels[k] === v));
   }
+}
+
+/**
+ * istio labels.Instance.SubsetOf: every label of the selector is on the workload with the same value; an empty (or
+ * absent) selector matches every workload.
+ */
+export function selectorMatches(selector: Record<string, string> | undefined | null, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
 }
 
 /** Istio host matching: `*.example.com` matches any name ending in `.example.com`, `*` matches everything. */

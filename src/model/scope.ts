@@ -38,6 +38,12 @@ export interface ProxyScope {
   locality?: string;
   /** The proxy's labels restricted to the keys security policies select on (and tlsMode); absent when none. */
   securityLabels?: Record<string, string>;
+  /**
+   * The proxy's labels restricted to the keys the workloadSelectors of its namespace's DestinationRules read: which
+   * rule applies to it can depend on nothing else about its labels. Absent when none (always, where no
+   * DestinationRule has a workloadSelector).
+   */
+  drLabels?: Record<string, string>;
   /** True when the proxy can get SDS secrets (connected to the secure port with a verified certificate). */
   sds?: boolean;
   /**
@@ -111,6 +117,12 @@ export function scopeFor(proxy: Proxy, ctx: PushContext): ProxyScope {
   const securityLabels: Record<string, string> = {};
   for (const k of securityLabelKeys(ctx)) if (labels[k] !== undefined) securityLabels[k] = labels[k]!;
   if (Object.keys(securityLabels).length > 0) scope.securityLabels = securityLabels;
+  const drKeys = ctx.destinationRuleLabelKeys(proxy.namespace);
+  if (drKeys.length > 0) {
+    const drLabels: Record<string, string> = {};
+    for (const k of drKeys) if (labels[k] !== undefined) drLabels[k] = labels[k]!;
+    if (Object.keys(drLabels).length > 0) scope.drLabels = drLabels;
+  }
   if (proxy.metadata[SDS_CAPABLE_METADATA] === 'true') scope.sds = true;
   if (proxy.type === 'router') {
     scope.gateways = ctx.gatewaysFor(labels).map((g) => `${g.namespace}/${g.name}`).sort();

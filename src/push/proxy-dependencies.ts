@@ -39,6 +39,17 @@ function parseKey(k: string): ChangedKey {
 const NAMESPACED_ONLY: ReadonlySet<string> = new Set([Kind.Sidecar, Kind.AuthorizationPolicy, Kind.RequestAuthentication]);
 const HOST_SCOPED: ReadonlySet<string> = new Set([Kind.VirtualService, Kind.DestinationRule, Kind.Service]);
 
+/** The same DestinationRule selector label keys in every namespace (proxy scopes' drLabels are then the same). */
+function sameKeysByNamespace(a: ReadonlyMap<string, readonly string[]>, b: ReadonlyMap<string, readonly string[]>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [ns, keys] of a) {
+    const other = b.get(ns);
+    if (!other || other.length !== keys.length || keys.some((k, i) => k !== other[i])) return false;
+  }
+  return true;
+}
+
 export class ProxyDependencies {
   private readonly keys: ChangedKey[];
   /** Some change affects every proxy: no per-proxy check needed. */
@@ -46,8 +57,8 @@ export class ProxyDependencies {
   private readonly memo = new Map<string, boolean>();
 
   /**
-   * No proxy outside the affected ones can have a new scope: the label keys routes and policies select on and the
-   * locality switch are unchanged, and Sidecar/Service changes affect their whole namespace anyway. Then the
+   * No proxy outside the affected ones can have a new scope: the label keys routes, policies and DestinationRule
+   * workloadSelectors select on and the locality switch are unchanged, and Sidecar/Service changes affect their whole namespace anyway. Then the
    * scope a proxy was last pushed with stands for its scope now, and thousands of scopes need not be recomputed
    * to find the few proxies a change concerns.
    */
@@ -60,7 +71,8 @@ export class ProxyDependencies {
     this.all = this.keys.length === 0 || this.keys.some((k) => !NAMESPACED_ONLY.has(k.kind) && !HOST_SCOPED.has(k.kind));
     const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
     this.scopesStable = !this.all && oldCtx.localityAware === newCtx.localityAware &&
-      same(oldCtx.sourceLabelKeys, newCtx.sourceLabelKeys) && same(securityLabelKeys(oldCtx), securityLabelKeys(newCtx));
+      same(oldCtx.sourceLabelKeys, newCtx.sourceLabelKeys) && same(securityLabelKeys(oldCtx), securityLabelKeys(newCtx)) &&
+      sameKeysByNamespace(oldCtx.destinationRuleLabelKeysByNamespace, newCtx.destinationRuleLabelKeysByNamespace);
     this.virtualServicesOnly = this.keys.length > 0 && this.keys.every((k) => k.kind === Kind.VirtualService);
     if (this.virtualServicesOnly) {
       const streamRoutes = (vs: ConfigEntry | undefined): boolean => vs !== undefined && ((vs.spec.tcp?.length ?? 0) > 0 || (vs.spec.tls?.length ?? 0) > 0);

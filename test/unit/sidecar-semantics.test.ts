@@ -108,13 +108,14 @@ status: {podIP: 10.244.0.9, phase: Running, conditions: [{type: Ready, status: "
   assert.equal(serviceFor(ctx, sidecarIn(ctx, 'default'), host)?.registry, undefined);
 });
 
-test('D7: two ServiceEntries for one host in one namespace are one service, the oldest', () => {
+test('D7: two ServiceEntries for one host in one namespace are one service, the oldest, with the endpoints of both', () => {
   const ctx = ctxOf({
     'a.yaml': serviceEntry('zz-old', 'ns-a', 'api.example.com', '10.1.1.1', { created: '2026-01-01T00:00:00Z' }),
     'b.yaml': serviceEntry('aa-new', 'ns-a', 'api.example.com', '10.2.2.2', { created: '2026-01-02T00:00:00Z' }),
   });
   assert.equal(ctx.servicesFor('api.example.com').length, 1);
-  assert.deepEqual(endpointsOf(ctx, sidecarIn(ctx, 'ns-a'), 'outbound|443||api.example.com'), ['10.1.1.1']);
+  // istiod's endpoint shard is by host and namespace: both entries' endpoints (serviceInstancesStore.getByKey).
+  assert.deepEqual(endpointsOf(ctx, sidecarIn(ctx, 'ns-a'), 'outbound|443||api.example.com')?.sort(), ['10.1.1.1', '10.2.2.2']);
 });
 
 const REVIEWS = kubeService('reviews', 'bookinfo', '{name: http, port: 9080}');

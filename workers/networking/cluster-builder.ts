@@ -35,7 +35,7 @@ const ADS_CONFIG_SOURCE = { ads: {}, initial_fetch_timeout: duration(0), resourc
  */
 export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Service, port: ServicePort, subset: string): ProtoObject {
   const name = clusterName('outbound', port.port, subset, svc.hostname);
-  const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace);
+  const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace, scope.drLabels);
   const policy = effectivePolicy(dr, port.port, subset);
   const cp = policy.connectionPool;
   const cluster: ProtoObject = {

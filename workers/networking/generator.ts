@@ -42,7 +42,7 @@ function wants(requested: readonly string[] | undefined, name: string): boolean 
 /** EDS serves only clusters of discovery type EDS (not DNS, not ORIGINAL_DST ones). */
 function usesEds(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, subset: string): boolean {
   if (svc.resolution === 'DNS' || svc.resolution === 'NONE') return false;
-  return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace), port, subset).loadBalancer);
+  return !isPassthroughLb(effectivePolicy(ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace, scope.drLabels), port, subset).loadBalancer);
 }
 
 /**
@@ -95,7 +95,7 @@ function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: r
   for (const svc of services) {
     if (seen.has(svc.hostname)) continue;
     seen.add(svc.hostname);
-    const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace);
+    const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace, scope.drLabels);
     const subsets: string[] = ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
     // DNS clusters carry their endpoints inline; Istio mTLS (ISTIO_MUTUAL, and auto mTLS for Envoy) matches the
     // endpoints' identities (SANs), which change far less often than the endpoints.
@@ -127,7 +127,7 @@ function planEndpoints(ctx: PushContext, scope: ProxyScope, requested?: readonly
     const svc = parts ? serviceFor(ctx, scope, parts.host) : undefined;
     if (!parts || !svc || parts.direction !== 'outbound' || !(visibleTo(svc, scope.namespace) || scopeIncludes(ctx, scope, svc))) continue;
     if (!usesEds(ctx, scope, svc, parts.port, parts.subset)) continue;
-    const dr = ctx.destinationRuleFor(parts.host, scope.namespace, svc.namespace);
+    const dr = ctx.destinationRuleFor(parts.host, scope.namespace, svc.namespace, scope.drLabels);
     // Locality load balancing reads the DestinationRule and the proxy's locality.
     const loc = scope.locality !== undefined ? `|${dr?.version ?? ''}|${scope.locality}` : '';
     out.push({ name, key: `eds|${name}|${svc.version}|${ctx.endpointVersion(parts.host)}|${parts.subset ? (dr?.version ?? '') : ''}${loc}` });

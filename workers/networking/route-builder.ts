@@ -134,11 +134,12 @@ export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoO
  */
 export function hostRouteInputs(ctx: PushContext, scope: ProxyScope, host: string, port: number): string {
   // Within one context it depends only on the proxy's namespace and Sidecar (which of a hostname's services it
-  // imports, which VirtualServices the port's egress listener does): memoised for the plan's key and the build.
+  // imports, which VirtualServices the port's egress listener does) and, where a DestinationRule of its namespace
+  // has a workloadSelector, the labels that selector reads: memoised for the plan's key and the build.
   let byHost = hostInputsMemo.get(ctx);
   if (!byHost) hostInputsMemo.set(ctx, (byHost = new Map()));
   const listener = scope.sidecar && egressListenerFor(sidecarScope(ctx, scope), port) ? port : '*';
-  const k = `${scope.namespace}|${scope.sidecar ?? ''}|${listener}|${host}`;
+  const k = `${scope.namespace}|${scope.sidecar ?? ''}|${listener}|${host}${scope.drLabels ? `|${JSON.stringify(scope.drLabels)}` : ''}`;
   let v = byHost.get(k);
   if (v === undefined) {
     const parts = [`${host}|${serviceFor(ctx, scope, host)?.version}|${scopedDestinationRule(ctx, scope, host)?.version ?? ''}`];
@@ -292,7 +293,7 @@ export function encodeSidecarRouteConfiguration(ctx: PushContext, scope: ProxySc
   const VH = messageType('envoy.config.route.v3.VirtualHost');
   const RC = messageType('envoy.config.route.v3.RouteConfiguration');
   // The group: what every virtual host of this configuration reads about the proxy (and the mesh config).
-  const group = `${scope.generator}|${scope.namespace}|${JSON.stringify(scope.labels)}|${port}|${meshDigest(ctx.data.mesh)}`;
+  const group = `${scope.generator}|${scope.namespace}|${JSON.stringify(scope.labels)}|${port}|${meshDigest(ctx.data.mesh)}${scope.drLabels ? `|${JSON.stringify(scope.drLabels)}` : ''}`;
   const parts: Uint8Array[] = [encodeMessage(RC, { name }, `RouteConfiguration ${name}`)];
   for (const v of sidecarVirtualHosts(ctx, scope, port)) {
     const inputs = sidecarVirtualHostInputs(ctx, scope, v, port);

@@ -698,9 +698,12 @@ export function serviceFor(ctx: PushContext, scope: ProxyScope, host: string): S
   return sidecarScope(ctx, scope).chosen.get(host) ?? destinationChoice(ctx, host, scope.namespace);
 }
 
-/** The DestinationRule a proxy applies to a host: the rules of its namespace, its service's namespace, the root's. */
+/**
+ * The DestinationRule a proxy applies to a host: the rules of its namespace, its service's namespace, the root's;
+ * of its namespace's rules with a workloadSelector, one that selects its labels (scope.drLabels).
+ */
 export function scopedDestinationRule(ctx: PushContext, scope: ProxyScope, host: string): ConfigEntry | undefined {
-  return ctx.destinationRuleFor(host, scope.namespace, ctx.isShared(host) ? serviceFor(ctx, scope, host)?.namespace : undefined);
+  return ctx.destinationRuleFor(host, scope.namespace, ctx.isShared(host) ? serviceFor(ctx, scope, host)?.namespace : undefined, scope.drLabels);
 }
 
 /** The connection pool of an inbound port (istio SidecarScope.InboundConnectionPoolForPort): the ingress listener's, else the Sidecar's. */

@@ -50,7 +50,7 @@ export function sniDnatServices(ctx: PushContext, scope: ProxyScope): Service[] 
 
 /** DestinationRule subsets of a service as seen from the router ('' = the default cluster). */
 export function subsetNames(ctx: PushContext, scope: ProxyScope, svc: Service): string[] {
-  const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace);
+  const dr = ctx.destinationRuleFor(svc.hostname, scope.namespace, svc.namespace, scope.drLabels);
   return ['', ...((dr?.spec.subsets ?? []) as any[]).map((s) => s.name as string)];
 }
 

@@ -7,6 +7,11 @@
  * A host is one service per namespace (istiod's ServiceIndex.HostnameAndNamespace): the oldest ServiceEntry in that
  * namespace naming it. The same host in other namespaces (or a Kubernetes Service's hostname) stays a service of its
  * own; which one a proxy uses is its SidecarScope's choice (workers/networking/sidecar-scope.ts).
+ * Several ServiceEntries naming one host in one namespace: istiod keeps each as a Service, and every SidecarScope
+ * merges them (SidecarScope.appendSidecarServices): the oldest one's service, with the ports (by number) of each
+ * younger one it can merge with (canMergeServices: same resolution, labels, workloadSelector labels and exportTo);
+ * a younger one it cannot merge adds no ports. Their endpoints all count: istiod's endpoint shard is by host and
+ * namespace (serviceInstancesStore.getByKey), whichever entry they came from.
  */
 import type { ConfigStore, StoredConfig } from '../../config/store.js';
 import { contentHash } from '../../config/store.js';
@@ -63,7 +68,8 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
   const created = (c: StoredConfig): string | undefined => (typeof c.resource.metadata.creationTimestamp === 'string' ? c.resource.metadata.creationTimestamp : undefined);
   const entries = [...store.list(Kind.ServiceEntry)].sort((a, b) =>
     byCreation({ creationTime: created(a), namespace: a.key.namespace, name: a.key.name }, { creationTime: created(b), namespace: b.key.namespace, name: b.key.name }));
-  const seen = new Set<string>();
+  /** By `namespace/host`: the service's position in `services`, and what decides whether a younger entry merges. */
+  const kept = new Map<string, { at: number; merge: string; sources: string[] }>();
   for (const c of entries) {
     const spec = (c.resource.spec ?? {}) as any;
     const ns = c.key.namespace;
@@ -79,9 +85,29 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
     const eps: EntryEndpoint[] = selector
       ? selectedEndpoints(workloadEntries, workloads, ns, selector)
       : ((spec.endpoints ?? []) as any[]).map((e) => ({ ...e }));
+    // istiod canMergeServices (namespace and registry are equal here): resolution, the entry's labels, its
+    // workloadSelector labels and its exportTo (as a set).
+    const merge = JSON.stringify([resolution, sortedEntries(c.resource.metadata.labels), sortedEntries(selector), [...new Set<string>(spec.exportTo ?? [])].sort()]);
+    const source = `${Kind.ServiceEntry}/${ns}/${c.key.name}`;
     for (const host of (spec.hosts ?? []) as string[]) {
-      if (seen.has(`${ns}/${host}`)) continue; // the oldest ServiceEntry for a host in a namespace wins
-      seen.add(`${ns}/${host}`);
+      const older = kept.get(`${ns}/${host}`);
+      if (older) {
+        // The oldest entry's service stays; a mergeable younger one adds the ports it alone has.
+        const first = services[older.at]!;
+        const more = older.merge === merge ? ports.filter((p) => !first.ports.some((q) => q.port === p.port)) : [];
+        if (more.length > 0) {
+          older.sources.push(source);
+          const { version: _v, ...base } = first;
+          const svc = { ...base, ports: [...first.ports, ...more] };
+          services[older.at] = { ...svc, version: contentHash({ svc, source: older.sources.join(',') }) };
+        }
+      } else {
+        kept.set(`${ns}/${host}`, { at: services.length, merge, sources: [source] });
+      }
+      if (older) {
+        addEndpoints(endpoints, host, ns, eps, ports, resolution, selector, clusterId);
+        continue;
+      }
       const svc: Omit<Service, 'version'> = {
         hostname: host,
         name: host,
@@ -95,30 +121,40 @@ export function buildServiceEntryRegistry(store: ConfigStore, workloads: readonl
       };
       const creationTime = created(c);
       if (creationTime) svc.creationTime = creationTime;
-      services.push({ ...svc, version: contentHash({ svc, source: `${Kind.ServiceEntry}/${ns}/${c.key.name}` }) });
-      // DNS entries with no endpoints resolve the host itself (istiod: "endpoints from hosts").
-      const list = eps.length === 0 && resolution === 'DNS' && !host.includes('*') ? [{ address: host }] : eps;
-      if (resolution === 'NONE' && !selector) continue;
-      for (const e of list) {
-        for (const p of ports) {
-          endpoints[host] ??= [];
-          endpoints[host].push({
-            address: e.address,
-            port: e.ports?.[p.name] ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port),
-            servicePortName: p.name,
-            labels: e.labels ?? {},
-            locality: parseLocality(e.locality),
-            healthy: true,
-            serviceAccount: e.serviceAccount,
-            namespace: ns,
-            workloadName: e.name,
-            clusterId,
-          });
-        }
-      }
+      services.push({ ...svc, version: contentHash({ svc, source }) });
+      addEndpoints(endpoints, host, ns, eps, ports, resolution, selector, clusterId);
     }
   }
   return { services, endpoints };
+}
+
+const sortedEntries = (m: Record<string, string> | undefined): Array<[string, string]> => Object.entries(m ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** One ServiceEntry's endpoints for one of its hosts, a copy per port of the entry. */
+function addEndpoints(
+  endpoints: Record<string, Endpoint[]>, host: string, ns: string, eps: readonly EntryEndpoint[], ports: readonly ServicePort[],
+  resolution: Resolution, selector: Record<string, string> | undefined, clusterId: string,
+): void {
+  // DNS entries with no endpoints resolve the host itself (istiod: "endpoints from hosts").
+  const list = eps.length === 0 && resolution === 'DNS' && !host.includes('*') ? [{ address: host } as EntryEndpoint] : eps;
+  if (resolution === 'NONE' && !selector) return;
+  for (const e of list) {
+    for (const p of ports) {
+      endpoints[host] ??= [];
+      endpoints[host].push({
+        address: e.address,
+        port: e.ports?.[p.name] ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port),
+        servicePortName: p.name,
+        labels: e.labels ?? {},
+        locality: parseLocality(e.locality),
+        healthy: true,
+        serviceAccount: e.serviceAccount,
+        namespace: ns,
+        workloadName: e.name,
+        clusterId,
+      });
+    }
+  }
 }
 
 function selectedEndpoints(
