@@ -10,6 +10,10 @@
  *   scripts/install-istiod.sh        # pilot-discovery and Istio's CRDs (module cache), kube-apiserver + etcd
  *   node dist/bench/istiod.js [--proxies 100,1000] [--services 50] [--namespaces 10] [--endpoints 5] [--no-isolation]
  *       [--churn endpoints=1,vs=0.5] [--duration 10s] [--delta] [--servers istiod,meshpilot] [--no-write]
+ *   node dist/bench/istiod.js --diff OUTDIR [--extra DIR] [--services 6] [--namespaces 2]
+ *       config diff instead of load: what each server sends proxy 0 (CDS, EDS, LDS, RDS, nested Anys decoded) as
+ *       OUTDIR/istiod.json and OUTDIR/meshpilot.json, and the differences, resource by resource, in OUTDIR/diff.md;
+ *       --extra applies the YAML files of DIR on top of the generated mesh.
  * PILOT_DISCOVERY and ISTIO_CRDS override where pilot-discovery and crd-all.gen.yaml are found; MESHPILOT_NODE_ARGS
  * adds node flags to the meshpilot server (e.g. --cpu-prof --cpu-prof-dir=DIR).
  */
@@ -23,7 +27,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { LoadReport } from '../src/load/run-load.js';
 import { readManifest } from '../src/load/mesh-gen.js';
 import { makeIdentity } from '../src/load/node-identity.js';
-import { jsonToStruct, messageType } from '../src/proto/encode.js';
+import { jsonToStruct, messageType, toJson, type ProtoObject } from '../src/proto/encode.js';
 import { startRealApiServer, realApiServerMissing, type RealApiServer } from '../test/helpers/kube-apiserver.js';
 import { freePort } from '../test/helpers/ports.js';
 import { lineChart, type Series } from './plot.js';
@@ -47,6 +51,8 @@ const { values: args } = parseArgs({
     'event-timeout': { type: 'string', default: '15s' },
     servers: { type: 'string', default: 'istiod,meshpilot' },
     'no-write': { type: 'boolean', default: false },
+    diff: { type: 'string' },
+    extra: { type: 'string' },
   },
 });
 const proxyCounts = args.proxies!.split(',').map(Number);
@@ -155,7 +161,7 @@ const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpCon
  * What a server sends one proxy (the harness's proxy 0, same node identity): one raw SotW ADS stream, CDS → EDS for
  * its EDS clusters, LDS → RDS for the route names its HTTP connection managers use; every resource's encoded size.
  */
-async function inspectProxy(target: string, meshDir: string): Promise<ResourceSize[]> {
+async function inspectProxy(target: string, meshDir: string, capture?: Map<string, ProtoObject>): Promise<ResourceSize[]> {
   const mesh = readManifest(meshDir)!;
   const apps = new Map<string, string[]>();
   for (const s of mesh.services_) (apps.get(s.namespace) ?? apps.set(s.namespace, []).get(s.namespace)!).push(s.name);
@@ -181,6 +187,7 @@ async function inspectProxy(target: string, meshDir: string): Promise<ResourceSi
         const M = messageType(`envoy.config.${XDS_TYPES[type]}`);
         const decoded = r.resources.map((a: { value: Uint8Array }) => ({ a, m: M.decode(a.value) as any }));
         out.set(type, decoded.map(({ a, m }) => ({ type, name: m.name || m.cluster_name, bytes: a.value.length, chains: type === 'LDS' ? (m.filter_chains ?? []).length : undefined })));
+        if (capture) for (const { m } of decoded) capture.set(`${type} ${m.name || m.cluster_name}`, toJson(M, m));
         stream.write({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names[type] });
         if (type === 'CDS' && !out.has('LDS')) {
           names.EDS = decoded.filter(({ m }) => m.eds_cluster_config || m.type === 3).map(({ m }) => m.eds_cluster_config?.service_name || m.name);
@@ -281,6 +288,56 @@ function ratioTable(runs: RunResult[]): string[] {
   return rows;
 }
 
+/** Paths where two decoded resources differ (arrays of named objects matched by name), at most `limit`. */
+function differences(a: unknown, b: unknown, at: string, out: string[], limit = 60): void {
+  if (out.length >= limit) return;
+  // Absent and a proto3 default (0, false, "", a message of defaults) are the same message: Go's marshaling omits
+  // defaults, protobufjs writes what it is given.
+  const zero = (v: unknown): boolean => v === undefined || v === 0 || v === '0' || v === false || v === '' ||
+    (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every(zero));
+  if (zero(a) && zero(b) && !(Array.isArray(a) || Array.isArray(b))) return;
+  const show = (v: unknown): string => { const t = JSON.stringify(v); return t === undefined ? 'absent' : t.length > 160 ? `${t.slice(0, 157)}...` : t; };
+  if (Array.isArray(a) && Array.isArray(b)) {
+    const named = (l: unknown[]): boolean => l.length > 0 && l.every((x) => typeof x === 'object' && x !== null && typeof (x as any).name === 'string');
+    if (named(a) && named(b)) {
+      const bn = new Map(b.map((x: any) => [x.name, x]));
+      const an = new Set(a.map((x: any) => x.name));
+      for (const x of a as any[]) {
+        if (!bn.has(x.name)) out.push(`${at}[${x.name}]: only istiod`);
+        else differences(x, bn.get(x.name), `${at}[${x.name}]`, out, limit);
+      }
+      for (const x of b as any[]) if (!an.has(x.name)) out.push(`${at}[${x.name}]: only meshpilot`);
+      const order = (l: any[]): string => l.filter((x) => an.has(x.name) && bn.has(x.name)).map((x) => x.name).join(',');
+      if (order(a) !== order(b)) out.push(`${at}: same names, another order`);
+      return;
+    }
+    if (a.length !== b.length) { out.push(`${at}: ${a.length} vs ${b.length} items: istiod ${show(a)} meshpilot ${show(b)}`); return; }
+    a.forEach((x, i) => differences(x, b[i], `${at}[${i}]`, out, limit));
+    return;
+  }
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) differences((a as any)[k], (b as any)[k], `${at}.${k}`, out, limit);
+    return;
+  }
+  if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${at}: istiod ${show(a)} meshpilot ${show(b)}`);
+}
+
+function writeDiff(dir: string, got: Partial<Record<'istiod' | 'meshpilot', Map<string, ProtoObject>>>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [k, m] of Object.entries(got)) fs.writeFileSync(path.join(dir, `${k}.json`), JSON.stringify(Object.fromEntries([...m!].sort(([x], [y]) => x.localeCompare(y))), null, 2));
+  const a = got.istiod ?? new Map(), b = got.meshpilot ?? new Map();
+  const lines = [`# istiod vs meshpilot: what proxy 0 gets (${new Date().toISOString()})`, ''];
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
+  lines.push(`Only istiod: ${keys.filter((k) => !b.has(k)).join(', ') || 'none'}`, '', `Only meshpilot: ${keys.filter((k) => !a.has(k)).join(', ') || 'none'}`, '');
+  for (const k of keys.filter((x) => a.has(x) && b.has(x))) {
+    const out: string[] = [];
+    differences(a.get(k), b.get(k), '', out);
+    if (out.length > 0) lines.push(`## ${k}`, '', ...out.map((l) => `- ${l}`), '');
+  }
+  fs.writeFileSync(path.join(dir, 'diff.md'), lines.join('\n'));
+  log(`wrote ${path.join(dir, 'diff.md')}`);
+}
+
 async function main(): Promise<void> {
   const missing = realApiServerMissing();
   if (missing) throw new Error(`no real API server: ${missing}`);
@@ -308,6 +365,23 @@ async function main(): Promise<void> {
     objects = objs.length;
     applyMs = await applyMesh(api, objs);
     log(`applied ${objs.length} objects in ${(applyMs / 1000).toFixed(1)} s`);
+    if (args.diff) {
+      if (args.extra) await applyMesh(api, meshObjects(args.extra));
+      const got: Partial<Record<'istiod' | 'meshpilot', Map<string, ProtoObject>>> = {};
+      for (const kind of servers) {
+        const srv = await startServer(kind, api, bin, work);
+        try {
+          // Let the server see every object (istiod's informers sync before /ready, meshpilot's too; a margin for pushes).
+          await new Promise((r) => setTimeout(r, 2000));
+          got[kind] = new Map();
+          await inspectProxy(srv.xds, meshDir, got[kind]);
+        } finally {
+          await stop(srv.child, 15_000);
+        }
+      }
+      writeDiff(args.diff, got);
+      return;
+    }
     for (const n of proxyCounts) {
       for (const kind of servers) {
         const loadavg = os.loadavg();

@@ -220,8 +220,10 @@ function expandAnys(type: protobuf.Type, obj: ProtoObject): ProtoObject {
     const conv = (v: unknown): unknown => {
       if (rt.fullName === '.google.protobuf.Any') {
         const a = v as { type_url: string; value: string };
-        const inner = typeFromUrl(a.type_url);
-        return { '@type': a.type_url, ...toJson(inner, inner.decode(Buffer.from(a.value, 'base64'))) };
+        let inner: protobuf.Type;
+        // A type the bundled protos lack (another control plane's, e.g. udpa.type.v1.TypedStruct): kept as bytes.
+        try { inner = typeFromUrl(a.type_url); } catch { return { '@type': a.type_url, value: a.value }; }
+        return { '@type': a.type_url, ...toJson(inner, inner.decode(Buffer.from(a.value ?? '', 'base64'))) };
       }
       return expandAnys(rt, v as ProtoObject);
     };
