@@ -40,7 +40,8 @@ async function debugMesh(): Promise<any> {
 function catchAllCluster(lds: Response): string {
   const vo = lds.resources.find((l) => l.name === 'virtualOutbound');
   assert.ok(vo, 'virtualOutbound is pushed');
-  const m = /"cluster":"([^"]+)"/.exec(JSON.stringify(vo.filter_chains));
+  // The catch-all chain (the first one, virtualOutbound-blackhole, guards port 15001 itself).
+  const m = /"cluster":"([^"]+)"/.exec(JSON.stringify(vo.filter_chains.find((c: any) => c.name === 'virtualOutbound-catchall-tcp')));
   assert.ok(m, 'virtualOutbound has a tcp_proxy catch-all');
   return m![1]!;
 }

@@ -70,6 +70,7 @@ let tcpA: Awaited<ReturnType<typeof startTcpBackend>>, tcpB: Awaited<ReturnType<
 let certs: TestCerts;
 let tlsServer: https.Server, tlsPort: number;
 let tlsB: https.Server, tlsBPort: number, TLS_P: number, TLS_P2: number;
+let wsServer: http.Server;
 
 const WEB = 'web.default.svc.cluster.local';
 /** meshpilot's error log lines (validation errors name file, document, object and field). */
@@ -80,6 +81,14 @@ before(async () => {
   certs = makeCerts(['secure.example.test']);
   [v1, v2, shadow, good, ext, dnsExt] = await Promise.all(['v1', 'v2', 'shadow', 'good', 'ext', 'dns-ext'].map((n) => startHttpBackend(n)));
   bad = await startFailingBackend();
+  // A WebSocket-style upgrade: 101, then an echo of whatever follows on the connection.
+  wsServer = http.createServer((req, res) => res.writeHead(426).end());
+  wsServer.on('upgrade', (_req, socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (d) => socket.write(`echo:${d}`));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => wsServer.listen(0, '127.0.0.1', r));
   [tcpA, tcpB] = await Promise.all([startTcpBackend('tcp-a'), startTcpBackend('tcp-b')]);
   tlsServer = https.createServer({ cert: fs.readFileSync(certs.serverCert), key: fs.readFileSync(certs.serverKey) }, (req, res) => {
     req.resume();
@@ -101,6 +110,7 @@ before(async () => {
     'web.yaml': serviceYaml({ name: 'web', port: P, endpoints: [{ port: v1.port, labels: { version: 'v1' } }, { port: v2.port, labels: { version: 'v2' } }] }),
     'shadow.yaml': serviceYaml({ name: 'shadow', port: P, endpoints: [{ port: shadow.port }] }),
     'od.yaml': serviceYaml({ name: 'od', port: P, endpoints: [{ port: good.port }, { port: bad.port }] }),
+    'ws.yaml': serviceYaml({ name: 'ws', port: P, endpoints: [{ port: (wsServer.address() as AddressInfo).port }] }),
     'tls.yaml': [
       serviceYaml({ name: 'tlssvc', port: TLS_P, portName: 'tls', endpoints: [{ port: tlsPort }] }),
       serviceYaml({ name: 'tlsb', port: TLS_P2, portName: 'tls', endpoints: [{ port: tlsBPort }] }),
@@ -261,6 +271,8 @@ after(async () => {
   await Promise.all([v1, v2, shadow, good, ext, dnsExt, bad, tcpA, tcpB].map((b) => b?.close()));
   await new Promise<void>((r) => (tlsServer ? tlsServer.close(() => r()) : r()));
   await new Promise<void>((r) => (tlsB ? tlsB.close(() => r()) : r()));
+  wsServer?.closeAllConnections();
+  await new Promise<void>((r) => (wsServer ? wsServer.close(() => r()) : r()));
   certs?.cleanup();
 });
 
@@ -326,6 +338,23 @@ test('a VirtualService host that is no service is routed on the port of the serv
   assert.equal((await request(P, 'shadow.default.svc.cluster.local', '/x')).body, 'v2');
   // A host no VirtualService and no service names falls to the catch-all (PassthroughCluster: nothing there).
   assert.notEqual((await request(P, 'nothing.alias.example', '/x').catch(() => ({ body: '' }))).body, 'v2');
+});
+
+test('a WebSocket upgrade passes through the sidecar (upgrade_configs websocket, as istiod sets on every HCM)', async () => {
+  const got = await new Promise<string>((resolve, reject) => {
+    const sock = net.connect(P, '127.0.0.1');
+    let data = '';
+    sock.on('data', (c) => {
+      data += c;
+      if (data.includes('\r\n\r\n') && !data.includes('echo:')) sock.write('ping');
+      if (data.includes('echo:ping')) { sock.end(); resolve(data); }
+    });
+    sock.on('error', reject);
+    sock.setTimeout(5000, () => { sock.destroy(); resolve(data); });
+    sock.write('GET /chat HTTP/1.1\r\nHost: ws.default.svc.cluster.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  });
+  assert.match(got, /^HTTP\/1\.1 101/, got.split('\r\n')[0]);
+  assert.match(got, /echo:ping/);
 });
 
 test('outlier detection ejects the failing endpoint', async () => {

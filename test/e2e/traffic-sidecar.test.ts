@@ -147,7 +147,8 @@ test('ingress listeners (interception REDIRECT): captureMode NONE binds for real
   const dump = await server.waitFor((d) => listenerNames(d).includes('virtualInbound') && listenerNames(d).includes(`0.0.0.0_${IN_R}`), 15_000);
   const vi = dumpOf(dump, '.ListenersConfigDump').dynamic_listeners.find((l: any) => l.name === 'virtualInbound').active_state.listener;
   const ports = vi.filter_chains.map((c: any) => c.filter_chain_match?.destination_port).filter(Boolean);
-  assert.deepEqual(ports, [IN_T], 'the TCP ingress port is a virtualInbound chain; the NONE one is not');
+  // 15006: istiod's virtualInbound-blackhole chain for traffic addressed to the listener itself.
+  assert.deepEqual(ports, [15006, IN_T], 'the TCP ingress port is a virtualInbound chain; the NONE one is not');
   const tcpChain = vi.filter_chains.find((c: any) => c.filter_chain_match?.destination_port === IN_T);
   assert.equal(tcpChain.name, `0.0.0.0_${IN_T}`);
   assert.equal(tcpChain.filters[0].typed_config.cluster, `inbound|${IN_T}||`);

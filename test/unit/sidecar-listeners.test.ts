@@ -72,10 +72,11 @@ test('ingress listeners replace the service ports: captureMode NONE binds BIND_P
   assert.ok(listeners.includes('10.1.0.7_9443'), listeners.join());
   const vi = build(ctx, redirect, LISTENER_TYPE, 'virtualInbound');
   const ports = vi.filter_chains.map((c: any) => c.filter_chain_match?.destination_port?.value).filter(Boolean);
-  // PERMISSIVE without SDS: one plaintext chain per ingress port; 9443 is a listener of its own.
-  assert.deepEqual(ports, [9080, 9090]);
-  assert.equal(vi.filter_chains[0].name, '10.1.0.7_9080');
-  const route = vi.filter_chains[0].filters[0].typed_config.route_config;
+  // PERMISSIVE without SDS: one plaintext chain per ingress port; 9443 is a listener of its own. (15006: istiod's
+  // virtualInbound-blackhole chain for traffic to the listener itself.)
+  assert.deepEqual(ports, [15006, 9080, 9090]);
+  assert.equal(vi.filter_chains[1].name, '10.1.0.7_9080');
+  const route = vi.filter_chains[1].filters[0].typed_config.route_config;
   assert.equal(route.virtual_hosts[0].routes[0].route.cluster, 'inbound|9080||');
   assert.equal(route.virtual_hosts[0].routes[0].decorator.operation, 'reviews.default:9080/*');
 

@@ -4,7 +4,7 @@
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, jsonToStruct } from '../../src/proto/encode.js';
-import { CLUSTER_TYPE } from '../../src/proto/type-urls.js';
+import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
@@ -120,12 +120,24 @@ function originalDstCluster(name: string, ctx: PushContext, bind?: string): Prot
   return c;
 }
 
+/**
+ * istiod's passthrough clusters speak the downstream's HTTP version upstream and close idle connections after
+ * 5 min (buildDefaultPassthroughCluster, passthroughHttpProtocolOptions).
+ */
+const PASSTHROUGH_HTTP_OPTIONS: ProtoObject = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
+    common_http_protocol_options: { idle_timeout: duration(300_000) },
+    use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} },
+  },
+};
+
 export function passthroughCluster(ctx: PushContext): ProtoObject {
-  return originalDstCluster(PASSTHROUGH_CLUSTER, ctx);
+  return { ...originalDstCluster(PASSTHROUGH_CLUSTER, ctx), typed_extension_protocol_options: PASSTHROUGH_HTTP_OPTIONS };
 }
 
 export function inboundPassthroughCluster(ctx: PushContext): ProtoObject {
-  return originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, ctx, INBOUND_BIND_ADDRESS);
+  return { ...originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, ctx, INBOUND_BIND_ADDRESS), typed_extension_protocol_options: PASSTHROUGH_HTTP_OPTIONS };
 }
 
 /**

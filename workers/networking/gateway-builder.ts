@@ -26,7 +26,7 @@ import type { ProxyScope } from '../../src/model/scope.js';
 import { parseProtocol, isHttp } from '../../src/model/protocol.js';
 import { WILDCARD_ADDRESS } from '../../src/model/constants.js';
 import { listenerName } from './names.js';
-import { OUTBOUND_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
+import { GATEWAY_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
 import { buildRbacHttpFilters } from './security/authz-builder.js';
 import { securityHttpFilters } from './security/jwt-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
@@ -212,7 +212,7 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
   const seenSni = new Set<string>();
   // AuthorizationPolicies selecting the gateway workload apply to its HTTP traffic (istiod: RBAC before the rest).
   const labels = scope.securityLabels ?? {};
-  const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...OUTBOUND_HTTP_FILTERS];
+  const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...GATEWAY_HTTP_FILTERS];
   for (const gs of servers) {
     const kind = serverKind(gs.server);
     const statPrefix = `outbound_${name}`;

@@ -67,7 +67,8 @@ export function retryPolicy(scope: ProxyScope, retries: any | undefined, consist
   if (retries && !(retries.attempts > 0)) return undefined;
   const envoy = scope.generator === 'envoy';
   const policy: ProtoObject = { retry_on: DEFAULT_RETRY_ON, num_retries: { value: retries?.attempts ?? DEFAULT_ATTEMPTS } };
-  let codes: number[] = [503];
+  // istiod 1.29's default (retry.DefaultPolicy) lists retriable-status-codes in retry_on but no codes.
+  let codes: number[] = [];
   if (retries?.retryOn) {
     const parsed = parseRetryOn(retries.retryOn);
     policy.retry_on = parsed.on;
@@ -296,9 +297,10 @@ function routeAction(rc: RouteContext, vs: ConfigEntry, http: any, out: ProtoObj
   }
   if (mirrors.length) action.request_mirror_policies = mirrors;
   if (hashes.length) action.hash_policy = hashes;
-  action.max_stream_duration = envoy
-    ? { max_stream_duration: duration(0), grpc_timeout_header_max: timeout }
-    : { max_stream_duration: timeout };
+  // Envoy: istiod 1.29 sets the deprecated max_grpc_timeout (its comment: the replacement max_stream_duration
+  // "has some regressions"); proxyless gRPC reads max_stream_duration.
+  if (envoy) action.max_grpc_timeout = timeout;
+  else action.max_stream_duration = { max_stream_duration: timeout };
   out.route = action;
 }
 

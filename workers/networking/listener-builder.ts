@@ -13,7 +13,8 @@
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
 import {
-  CORS_TYPE, FAULT_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE,
+  CORS_TYPE, FAULT_TYPE, GRPC_STATS_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
+  TLS_INSPECTOR_TYPE, UUID_REQUEST_ID_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
 import { serviceFor, sidecarScope, type CaptureMode } from './sidecar-scope.js';
@@ -33,8 +34,16 @@ import { securedInboundChains } from './security/inbound-mtls.js';
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 const FAULT_HTTP_FILTER = { name: FAULT_FILTER, typed_config: { '@type': FAULT_TYPE } };
 const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': CORS_TYPE } };
-/** Outbound HCM filters as istiod orders them (cors, fault, router); per-route configs switch cors and fault on. */
-export const OUTBOUND_HTTP_FILTERS = [CORS_HTTP_FILTER, FAULT_HTTP_FILTER, ROUTER_FILTER];
+/** istiod's grpc_stats filter (upstream Envoy's; per-method stats off, gRPC message counts in filter state). */
+const GRPC_STATS_HTTP_FILTER = { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': GRPC_STATS_TYPE, emit_filter_state: true, stats_for_all_methods: { value: false } } };
+/**
+ * A sidecar's HCM filters as istiod 1.29 orders them, inbound and outbound (grpc_stats, fault, cors, router;
+ * istio-proxy's own istio.metadata_exchange and istio.alpn are left out: upstream Envoy has neither); per-route
+ * configs switch fault and cors on.
+ */
+export const SIDECAR_HTTP_FILTERS = [GRPC_STATS_HTTP_FILTER, FAULT_HTTP_FILTER, CORS_HTTP_FILTER, ROUTER_FILTER];
+/** A gateway's: fault, cors, router. */
+export const GATEWAY_HTTP_FILTERS = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER, ROUTER_FILTER];
 /** Proxyless gRPC implements the fault filter (grpc-js-xds), not CORS. */
 const GRPC_HTTP_FILTERS = [FAULT_HTTP_FILTER, ROUTER_FILTER];
 
@@ -73,6 +82,20 @@ function socketAddress(address: string, port: number): ProtoObject {
   return { socket_address: { address, port_value: port } };
 }
 
+/**
+ * What istiod 1.29 sets on every Envoy HCM (buildHTTPConnectionManager): 100-continue and WebSocket upgrades
+ * passed through, no stream idle timeout (Envoy's default would cut idle streams after 5 min), paths normalized
+ * with escaped slashes kept, UUID request IDs that also drive trace sampling.
+ */
+const HCM_DEFAULTS: ProtoObject = {
+  proxy_100_continue: true,
+  upgrade_configs: [{ upgrade_type: 'websocket' }],
+  stream_idle_timeout: duration(0),
+  normalize_path: { value: true },
+  request_id_extension: { typed_config: { '@type': UUID_REQUEST_ID_TYPE, use_request_id_for_trace_sampling: { value: true } } },
+  path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+};
+
 export function hcm(statPrefix: string, route: ProtoObject, filters: ProtoObject[] = [ROUTER_FILTER]): ProtoObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -82,6 +105,7 @@ export function hcm(statPrefix: string, route: ProtoObject, filters: ProtoObject
       ...route,
       http_filters: filters,
       use_remote_address: { value: false },
+      ...HCM_DEFAULTS,
     },
   };
 }
@@ -235,17 +259,24 @@ function inboundChain(cc: InboundChainConfig): ProtoObject {
       routes: [{
         name: 'default',
         match: { prefix: '/' },
-        route: { cluster, timeout: duration(0), max_stream_duration: { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) } },
+        // istiod 1.29 retries an inbound request the workload reset before reading it (a restarting app).
+        route: {
+          cluster, timeout: duration(0), retry_policy: { retry_on: 'reset-before-request', num_retries: { value: 2 } },
+          max_stream_duration: { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) },
+        },
         decorator: { operation: cc.operation },
       }],
     }],
     validate_clusters: { value: false },
   };
-  return {
-    name,
-    filter_chain_match: { destination_port: { value: cc.targetPort } },
-    filters: [hcm(`inbound_${name}`, { route_config: routeConfig })],
-  };
+  const manager = hcm(`inbound_${name}`, { route_config: routeConfig }, SIDECAR_HTTP_FILTERS);
+  // Inbound (istiod buildSidecarInboundHTTPOpts): the server header istio-envoy, and the peer's certificate details
+  // appended to x-forwarded-client-cert.
+  Object.assign(manager.typed_config as ProtoObject, {
+    server_name: 'istio-envoy', forward_client_cert_details: 'APPEND_FORWARD',
+    set_current_client_cert_details: { subject: { value: true }, dns: true, uri: true },
+  });
+  return { name, filter_chain_match: { destination_port: { value: cc.targetPort } }, filters: [manager] };
 }
 
 /** One inbound port's chains under PeerAuthentication and AuthorizationPolicy (workers/networking/security). */
@@ -263,7 +294,12 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         address: socketAddress(plan.address, plan.port),
         use_original_dst: { value: true },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, scope)] }],
+        filter_chains: [
+          // Traffic addressed to 15001 itself would loop (istiod's virtualOutbound-blackhole).
+          { name: 'virtualOutbound-blackhole', filter_chain_match: { destination_port: { value: plan.port } }, filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)] },
+          { name: 'virtualOutbound-catchall-tcp', filters: [catchAllTcp(ctx, scope)] },
+        ],
+        max_connections_to_accept_per_socket_event: { value: 1 },
       };
     case 'virtualInbound':
       return {
@@ -273,10 +309,18 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         traffic_direction: 'INBOUND',
         listener_filters: [
           { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } },
-          // PERMISSIVE chains tell Istio mTLS from plaintext by transport protocol and ALPN.
-          { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } },
+          // PERMISSIVE chains tell Istio mTLS from plaintext by transport protocol and ALPN; not for traffic to
+          // 15006 itself (istiod's filter_disabled).
+          {
+            name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE, initial_read_buffer_size: { value: 512 } },
+            filter_disabled: { destination_port_range: { start: plan.port, end: plan.port + 1 } },
+          },
         ],
+        continue_on_listener_filters_timeout: true,
+        max_connections_to_accept_per_socket_event: { value: 1 },
         filter_chains: [
+          // Traffic addressed to 15006 itself would loop (istiod's virtualInbound-blackhole).
+          { name: 'virtualInbound-blackhole', filter_chain_match: { destination_port: { value: plan.port } }, filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)] },
           // PeerAuthentication and AuthorizationPolicy shape each port's chains (workers/networking/security).
           ...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).flatMap((cc) => securedChains(ctx, scope, cc)),
           { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
@@ -306,7 +350,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         address: socketAddress(plan.address, plan.port),
         bind_to_port: { value: plan.bindToPort ?? bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), OUTBOUND_HTTP_FILTERS)] }],
+        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)] }],
       };
     case 'tcp': {
       const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);

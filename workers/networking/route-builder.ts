@@ -35,9 +35,8 @@ function defaultRoute(ctx: PushContext, scope: ProxyScope, svc: Service, port: n
   const retry = retryPolicy(scope, undefined, hash !== undefined);
   if (retry) action.retry_policy = retry;
   if (hash) action.hash_policy = [hash];
-  action.max_stream_duration = scope.generator === 'envoy'
-    ? { max_stream_duration: duration(0), grpc_timeout_header_max: duration(0) }
-    : { max_stream_duration: duration(0) };
+  if (scope.generator === 'envoy') action.max_grpc_timeout = duration(0);
+  else action.max_stream_duration = { max_stream_duration: duration(0) };
   const r: ProtoObject = { name: 'default', match: { prefix: '/' }, route: action };
   if (scope.generator === 'envoy') r.decorator = { operation: `${svc.hostname}:${port}/*` };
   return r;
@@ -118,12 +117,13 @@ export function sidecarRouteServices(ctx: PushContext, scope: ProxyScope, port: 
 /** The catch-all virtual host: PassthroughCluster, or a 502 under REGISTRY_ONLY (istio buildCatchAllVirtualHost). */
 export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoObject {
   if (sidecarScope(ctx, scope).outboundPolicy === 'REGISTRY_ONLY') {
-    return { name: BLOCK_ALL_VHOST, domains: ['*'], routes: [{ name: BLOCK_ALL_VHOST, match: { prefix: '/' }, direct_response: { status: 502 } }] };
+    return { name: BLOCK_ALL_VHOST, domains: ['*'], routes: [{ name: BLOCK_ALL_VHOST, match: { prefix: '/' }, direct_response: { status: 502 } }], include_request_attempt_count: true };
   }
   return {
     name: ALLOW_ANY_VHOST,
     domains: ['*'],
     routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
+    include_request_attempt_count: true,
   };
 }
 

@@ -53,7 +53,6 @@ export function circuitBreakers(cp: any): ProtoObject {
     max_pending_requests: { value: cp?.http?.http1MaxPendingRequests > 0 ? cp.http.http1MaxPendingRequests : MAX_U32 },
     max_requests: { value: cp?.http?.http2MaxRequests > 0 ? cp.http.http2MaxRequests : MAX_U32 },
     max_retries: { value: cp?.http?.maxRetries > 0 ? cp.http.maxRetries : MAX_U32 },
-    track_remaining: true,
   };
   return { thresholds: [t] };
 }

@@ -111,7 +111,10 @@ function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
 
 /** DestinationRule ISTIO_MUTUAL (or auto-mTLS) → the cluster's transport socket. */
 export function istioMutualUpstream(flavor: Flavor, sans: string[], sni?: string): ProtoObject {
-  const ctx: ProtoObject = { '@type': UPSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTls(flavor, sans) };
+  const common = commonTls(flavor, sans);
+  // istiod 1.29 pins Envoy's upstream Istio mTLS to TLS 1.2–1.3.
+  if (flavor === 'envoy') common.tls_params = { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3' };
+  const ctx: ProtoObject = { '@type': UPSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common };
   if (sni) ctx.sni = sni;
   return { name: TLS_TRANSPORT_SOCKET, typed_config: ctx };
 }
