@@ -110,8 +110,9 @@ async function applyMesh(api: RealApiServer, objs: Array<Record<string, any>>): 
   const t0 = performance.now();
   const apply = (list: Array<Record<string, any>>): Promise<string> =>
     api.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: list }));
-  const nsEnd = objs.findIndex((o) => o.kind !== 'Namespace');
-  await apply(objs.slice(0, nsEnd));
+  const found = objs.findIndex((o) => o.kind !== 'Namespace');
+  const nsEnd = found < 0 ? objs.length : found;
+  if (nsEnd > 0) await apply(objs.slice(0, nsEnd));
   const rest = objs.slice(nsEnd);
   const chunks: Array<Array<Record<string, any>>> = [];
   for (let i = 0; i < rest.length; i += 250) chunks.push(rest.slice(i, i + 250));

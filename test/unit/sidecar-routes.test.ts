@@ -166,3 +166,35 @@ test('a gateway route configuration with nothing bound: blackhole:PORT without r
   const ctx = ctxOf({ ...MESH, 'gw.yaml': GATEWAY });
   assert.deepEqual(routeConfig(ctx, gatewayScope(ctx), 'http.80').virtual_hosts, [{ name: 'blackhole:80', domains: ['*'] }]);
 });
+
+test('an inbound cluster takes the connection pool of its service\'s DestinationRule (istiod buildInboundClusterForPortOrUDS), the Sidecar\'s wins', () => {
+  const dr = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 7, connectTimeout: 3s}}
+    outlierDetection: {consecutive5xxErrors: 1}
+`;
+  const sidecar = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  inboundConnectionPool: {tcp: {maxConnections: 9}}
+`;
+  const server = (ctx: PushContext): ProxyScope => scopeFor(parseProxy('sidecar~10.9.0.2~web-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'web' } }), ctx);
+  const ctx = ctxOf({ ...MESH, 'dr.yaml': dr });
+  const c = buildResource(ctx, server(ctx), 'type.googleapis.com/envoy.config.cluster.v3.Cluster', 'inbound|80||') as any;
+  assert.equal(c.circuit_breakers.thresholds[0].max_connections.value, 7);
+  assert.deepEqual(c.connect_timeout, { seconds: 3, nanos: 0 });
+  assert.equal(c.outlier_detection, undefined, 'only the connection pool applies inbound');
+  assert.deepEqual(c.cleanup_interval, { seconds: 9223372035 });
+  // The plan key moves with the DestinationRule.
+  const without = ctxOf(MESH);
+  const key = (x: PushContext): string => planResources(x, server(x), 'type.googleapis.com/envoy.config.cluster.v3.Cluster').find((p) => p.name === 'inbound|80||')!.key;
+  assert.notEqual(key(ctx), key(without));
+  const both = ctxOf({ ...MESH, 'dr.yaml': dr, 'sc.yaml': sidecar });
+  const s = buildResource(both, server(both), 'type.googleapis.com/envoy.config.cluster.v3.Cluster', 'inbound|80||') as any;
+  assert.equal(s.circuit_breakers.thresholds[0].max_connections.value, 9);
+});

@@ -16,7 +16,7 @@ import { clusterName, inboundClusterName } from './names.js';
 import { parseDurationMs } from '../../src/model/duration.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
 import { sidecarScope } from './sidecar-scope.js';
-import { applyInboundConnectionPool, sidecarIngressCluster } from './sidecar-ingress.js';
+import { applyInboundConnectionPool, NO_CLEANUP, sidecarIngressCluster } from './sidecar-ingress.js';
 import { effectiveLocalityLbSetting } from './locality-lb.js';
 import { autoMtlsMatches, istioMutualUpstream, serviceIdentities } from './security/tls-context.js';
 import {
@@ -147,8 +147,19 @@ export function inboundPassthroughCluster(ctx: PushContext): ProtoObject {
 export function inboundCluster(ctx: PushContext, scope: ProxyScope, targetPort: number): ProtoObject {
   const ingress = sidecarScope(ctx, scope).ingress.find((l) => l.port.number === targetPort);
   if (ingress) return sidecarIngressCluster(ctx, scope, ingress);
-  const protocol = scope.inbound.find((i) => i.targetPort === targetPort)?.protocol ?? 'TCP';
-  return applyInboundConnectionPool(ctx, scope, originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS), targetPort, protocol);
+  const inst = scope.inbound.find((i) => i.targetPort === targetPort);
+  const cluster = originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS);
+  cluster.cleanup_interval = NO_CLEANUP;
+  // istiod buildInboundClusterForPortOrUDS: the connection pool of the service's DestinationRule (port-level
+  // settings of the service port; nothing else of it applies inbound), unless the Sidecar sets one.
+  return applyInboundConnectionPool(ctx, scope, cluster, targetPort, inst?.protocol ?? 'TCP', inboundDestinationRulePool(ctx, scope, targetPort));
+}
+
+/** The connection pool an inbound port takes from its service's DestinationRule (istiod's inbound lookup ignores workloadSelectors). */
+export function inboundDestinationRulePool(ctx: PushContext, scope: ProxyScope, targetPort: number): any {
+  const inst = scope.inbound.find((i) => i.targetPort === targetPort);
+  if (!inst) return undefined;
+  return effectivePolicy(ctx.destinationRuleFor(inst.hostname, scope.namespace), inst.servicePort, '').connectionPool;
 }
 
 export function blackholeCluster(ctx: PushContext): ProtoObject {

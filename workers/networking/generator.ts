@@ -72,7 +72,9 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
     } else if (scope.interception !== 'NONE') {
       for (const inst of scope.inbound) {
         const name = inboundClusterName(inst.targetPort);
-        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${inst.protocol}|${pool}` });
+        // The service's DestinationRule lends its connection pool (inboundDestinationRulePool).
+        const dr = ctx.destinationRuleFor(inst.hostname, scope.namespace);
+        if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${inst.protocol}|${pool}|${dr?.version ?? ''}` });
       }
     }
   }

@@ -238,6 +238,8 @@ function mirrorPolicy(rc: RouteContext, vs: ConfigEntry, dest: any, pct: { value
     cluster: destinationCluster(rc.ctx, rc.scope, vs, dest, rc.port),
     runtime_fraction: { default_value: pct ? fractionalPercent(pct) : { numerator: 100, denominator: 'HUNDRED' } },
     trace_sampled: { value: false },
+    // istiod 1.29: the mirrored request keeps its Host (Envoy would append "-shadow").
+    disable_shadow_host_suffix_append: true,
   };
 }
 

@@ -27,8 +27,8 @@ import { inboundConnectionPoolForPort, sidecarScope, type IngressListener } from
 
 const INBOUND_PASSTHROUGH_BIND = '127.0.0.6';
 const UNIX_PREFIX = 'unix://';
-/** istiod keeps ORIGINAL_DST inbound hosts forever (cleanup interval = max seconds). */
-const NO_CLEANUP = { seconds: 315_576_000_000, nanos: 0 };
+/** ORIGINAL_DST inbound clusters never clean up their hosts: the interval istiod 1.29 sends (Go's largest Duration, in whole seconds). */
+export const NO_CLEANUP = { seconds: 9_223_372_035 };
 
 export type IngressEndpoint = { pipe: string } | { address: string; port: number } | undefined;
 
@@ -72,8 +72,8 @@ export function sidecarIngressCluster(ctx: PushContext, scope: ProxyScope, l: In
 }
 
 /** The Sidecar's inbound connection pool for a port, applied to an inbound cluster (unchanged without one). */
-export function applyInboundConnectionPool(ctx: PushContext, scope: ProxyScope, cluster: ProtoObject, port: number, protocol: Protocol): ProtoObject {
-  const cp = inboundConnectionPoolForPort(sidecarScope(ctx, scope), port);
+export function applyInboundConnectionPool(ctx: PushContext, scope: ProxyScope, cluster: ProtoObject, port: number, protocol: Protocol, fallback?: any): ProtoObject {
+  const cp = inboundConnectionPoolForPort(sidecarScope(ctx, scope), port) ?? fallback;
   if (!cp) return cluster;
   cluster.circuit_breakers = circuitBreakers(cp);
   if (cp.tcp?.connectTimeout) cluster.connect_timeout = duration(parseDurationMs(cp.tcp.connectTimeout));
