@@ -185,7 +185,9 @@ test('config_dump and proxy-config show what the proxy was sent, in istioctl tab
 
   const listeners = await cli('proxy-config', 'listeners', NODE('synced'), '--server', mon);
   assert.match(listeners.stdout.split('\n')[0]!, /^ADDRESSES\s+PORT\s+MATCH\s+DESTINATION$/);
-  assert.match(listeners.stdout, /127\.0\.0\.1\s+9080\s+ALL\s+Route: 9080/);
+  // As istioctl shows an istiod 1.29 HTTP listener: the HTTP chain by ALPN, then the default chain's passthrough.
+  assert.match(listeners.stdout, /127\.0\.0\.1\s+9080\s+Trans: raw_buffer; App: http\/1\.1,h2c\s+Route: 9080/);
+  assert.match(listeners.stdout, /127\.0\.0\.1\s+9080\s+ALL\s+Cluster: PassthroughCluster/);
 
   const eps = await cli('proxy-config', 'endpoints', 'synced.default', '--server', mon);
   assert.match(eps.stdout.split('\n')[0]!, /^ENDPOINT\s+STATUS\s+OUTLIER CHECK\s+CLUSTER$/);

@@ -165,7 +165,8 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
         name: p.name,
         key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!, p.virtualServices ?? [])}`,
       };
-      default: return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.routeName}` };
+      // HTTP: the default chain for what is not HTTP reads the outbound policy.
+      default: return { name: p.name, key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.routeName}|${policy}` };
     }
   });
 }

@@ -13,7 +13,7 @@
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration } from '../../src/proto/encode.js';
 import {
-  CORS_TYPE, FAULT_TYPE, GRPC_STATS_TYPE, HCM_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
+  CORS_TYPE, FAULT_TYPE, GRPC_STATS_TYPE, HCM_TYPE, HTTP_INSPECTOR_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE,
   TLS_INSPECTOR_TYPE, UUID_REQUEST_ID_TYPE,
 } from '../../src/proto/type-urls.js';
 import { CORS_FILTER, FAULT_FILTER } from './http-route.js';
@@ -350,7 +350,17 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         address: socketAddress(plan.address, plan.port),
         bind_to_port: { value: plan.bindToPort ?? bindToPort },
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)] }],
+        // istiod 1.29: the HTTP chain only for what the http_inspector sees as HTTP/1.1 or h2c; anything else on
+        // the port (a TLS or TCP client of some other destination) goes through the default chain untouched.
+        filter_chains: [{
+          filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
+          filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)],
+          transport_socket_connect_timeout: duration(15_000),
+        }],
+        listener_filters: [{ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } }],
+        listener_filters_timeout: duration(0),
+        continue_on_listener_filters_timeout: true,
+        default_filter_chain: { filter_chain_match: {}, filters: [catchAllTcp(ctx, scope)], name: 'PassthroughFilterChain' },
       };
     case 'tcp': {
       const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);
