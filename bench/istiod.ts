@@ -13,7 +13,8 @@
  *   node dist/bench/istiod.js --diff OUTDIR [--extra DIR] [--services 6] [--namespaces 2]
  *       config diff instead of load: what each server sends proxy 0 (CDS, EDS, LDS, RDS, nested Anys decoded) as
  *       OUTDIR/istiod.json and OUTDIR/meshpilot.json, and the differences, resource by resource, in OUTDIR/diff.md;
- *       --extra applies the YAML files of DIR on top of the generated mesh.
+ *       --extra applies the YAML files of DIR on top of the generated mesh; --gateway asks as an ingress gateway
+ *       (router, istio-system, label istio=ingressgateway) instead of proxy 0.
  * PILOT_DISCOVERY and ISTIO_CRDS override where pilot-discovery and crd-all.gen.yaml are found; MESHPILOT_NODE_ARGS
  * adds node flags to the meshpilot server (e.g. --cpu-prof --cpu-prof-dir=DIR).
  */
@@ -52,6 +53,7 @@ const { values: args } = parseArgs({
     servers: { type: 'string', default: 'istiod,meshpilot' },
     'no-write': { type: 'boolean', default: false },
     diff: { type: 'string' },
+    gateway: { type: 'boolean', default: false },
     extra: { type: 'string' },
   },
 });
@@ -162,11 +164,15 @@ const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpCon
  * What a server sends one proxy (the harness's proxy 0, same node identity): one raw SotW ADS stream, CDS → EDS for
  * its EDS clusters, LDS → RDS for the route names its HTTP connection managers use; every resource's encoded size.
  */
-async function inspectProxy(target: string, meshDir: string, capture?: Map<string, ProtoObject>): Promise<ResourceSize[]> {
+async function inspectProxy(target: string, meshDir: string, capture?: Map<string, ProtoObject>, gateway = false): Promise<ResourceSize[]> {
   const mesh = readManifest(meshDir)!;
   const apps = new Map<string, string[]>();
   for (const s of mesh.services_) (apps.get(s.namespace) ?? apps.set(s.namespace, []).get(s.namespace)!).push(s.name);
-  const id = makeIdentity(0, { namespaces: mesh.namespaceNames, appsByNamespace: apps, proxyless: false, istioVersion: '1.29.0', clusterId: 'Kubernetes', interceptionMode: 'REDIRECT', domainSuffix: mesh.domainSuffix });
+  const id = gateway
+    ? { nodeId: `router~10.255.0.1~istio-ingressgateway-0.istio-system~istio-system.svc.${mesh.domainSuffix}`, metadata: {
+      NAMESPACE: 'istio-system', LABELS: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, ISTIO_VERSION: '1.29.0', CLUSTER_ID: 'Kubernetes',
+      POD_NAME: 'istio-ingressgateway-0', WORKLOAD_NAME: 'istio-ingressgateway' } as Record<string, unknown> }
+    : makeIdentity(0, { namespaces: mesh.namespaceNames, appsByNamespace: apps, proxyless: false, istioVersion: '1.29.0', clusterId: 'Kubernetes', interceptionMode: 'REDIRECT', domainSuffix: mesh.domainSuffix });
   const REQ = messageType('envoy.service.discovery.v3.DiscoveryRequest');
   const RES = messageType('envoy.service.discovery.v3.DiscoveryResponse');
   const Ctor = grpc.makeGenericClientConstructor({ ads: {
@@ -375,7 +381,7 @@ async function main(): Promise<void> {
           // Let the server see every object (istiod's informers sync before /ready, meshpilot's too; a margin for pushes).
           await new Promise((r) => setTimeout(r, 2000));
           got[kind] = new Map();
-          await inspectProxy(srv.xds, meshDir, got[kind]);
+          await inspectProxy(srv.xds, meshDir, got[kind], args.gateway);
         } finally {
           await stop(srv.child, 15_000);
         }

@@ -19,14 +19,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { ProtoObject } from '../../src/proto/encode.js';
-import { DOWNSTREAM_TLS_CONTEXT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TLS_INSPECTOR_TYPE } from '../../src/proto/type-urls.js';
+import { DOWNSTREAM_TLS_CONTEXT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
 import { exportedTo, hostMatches } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { parseProtocol, isHttp } from '../../src/model/protocol.js';
 import { WILDCARD_ADDRESS } from '../../src/model/constants.js';
 import { listenerName } from './names.js';
-import { GATEWAY_HTTP_FILTERS, hcm, rds, tcpProxyTo } from './listener-builder.js';
+import { SIDECAR_HTTP_FILTERS, TLS_INSPECTOR, TRANSPORT_SOCKET_CONNECT_TIMEOUT, hcm, rds, tcpProxyTo } from './listener-builder.js';
 import { buildRbacHttpFilters } from './security/authz-builder.js';
 import { securityHttpFilters } from './security/jwt-builder.js';
 import { buildHttpRoutes, isCatchAll, routeDependencies, type RouteContext } from './http-route.js';
@@ -192,6 +192,7 @@ function gatewayHcm(statPrefix: string, route: string, filters: ProtoObject[]): 
   const f = hcm(statPrefix, rds(route), filters);
   const tc = f.typed_config as ProtoObject;
   tc.use_remote_address = { value: true };
+  tc.server_name = 'istio-envoy';
   tc.forward_client_cert_details = 'SANITIZE_SET';
   tc.set_current_client_cert_details = { subject: { value: true }, cert: true, dns: true, uri: true };
   return f;
@@ -212,7 +213,7 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
   const seenSni = new Set<string>();
   // AuthorizationPolicies selecting the gateway workload apply to its HTTP traffic (istiod: RBAC before the rest).
   const labels = scope.securityLabels ?? {};
-  const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...GATEWAY_HTTP_FILTERS];
+  const httpFilters = [...securityHttpFilters(ctx, scope.namespace, labels, buildRbacHttpFilters(ctx, scope.namespace, labels, 'envoy').filters), ...SIDECAR_HTTP_FILTERS];
   for (const gs of servers) {
     const kind = serverKind(gs.server);
     const statPrefix = `outbound_${name}`;
@@ -261,14 +262,17 @@ export function buildGatewayListener(ctx: PushContext, scope: ProxyScope, name: 
     }
   }
   if (chains.length === 0) return undefined;
+  // istiod 1.29: every chain may take 15 s to set up its transport socket; one connection accepted per event.
+  for (const c of chains) c.transport_socket_connect_timeout = TRANSPORT_SOCKET_CONNECT_TIMEOUT;
   const listener: ProtoObject = {
     '@type': LISTENER_TYPE,
     name,
     address: { socket_address: { address: first.bind || WILDCARD_ADDRESS, port_value: first.port.number } },
     traffic_direction: 'OUTBOUND',
     filter_chains: chains,
+    max_connections_to_accept_per_socket_event: { value: 1 },
   };
-  if (tlsInspector) listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+  if (tlsInspector) listener.listener_filters = [TLS_INSPECTOR];
   return listener;
 }
 

@@ -115,7 +115,9 @@ function planOutboundClusters(ctx: PushContext, scope: ProxyScope, requested?: r
   }
   out.push(...sniItems);
   if (scope.generator === 'envoy') {
-    for (const name of [BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER]) if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
+    // Gateways have no PassthroughCluster (istiod: nothing of theirs forwards to an original destination).
+    const fixed = scope.type === 'router' ? [BLACKHOLE_CLUSTER] : [BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER];
+    for (const name of fixed) if (wants(requested, name)) out.push({ name, key: `${name}|${ct}` });
   }
   return out;
 }

@@ -37,13 +37,11 @@ const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': CORS_TYPE
 /** istiod's grpc_stats filter (upstream Envoy's; per-method stats off, gRPC message counts in filter state). */
 const GRPC_STATS_HTTP_FILTER = { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': GRPC_STATS_TYPE, emit_filter_state: true, stats_for_all_methods: { value: false } } };
 /**
- * A sidecar's HCM filters as istiod 1.29 orders them, inbound and outbound (grpc_stats, fault, cors, router;
- * istio-proxy's own istio.metadata_exchange and istio.alpn are left out: upstream Envoy has neither); per-route
- * configs switch fault and cors on.
+ * The HCM filters of sidecars (inbound and outbound) and gateways as istiod 1.29 orders them (grpc_stats, fault,
+ * cors, router; istio-proxy's own istio.metadata_exchange and istio.alpn are left out: upstream Envoy has
+ * neither); per-route configs switch fault and cors on.
  */
 export const SIDECAR_HTTP_FILTERS = [GRPC_STATS_HTTP_FILTER, FAULT_HTTP_FILTER, CORS_HTTP_FILTER, ROUTER_FILTER];
-/** A gateway's: fault, cors, router. */
-export const GATEWAY_HTTP_FILTERS = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER, ROUTER_FILTER];
 /** Proxyless gRPC implements the fault filter (grpc-js-xds), not CORS. */
 const GRPC_HTTP_FILTERS = [FAULT_HTTP_FILTER, ROUTER_FILTER];
 
@@ -87,6 +85,12 @@ function socketAddress(address: string, port: number): ProtoObject {
  * passed through, no stream idle timeout (Envoy's default would cut idle streams after 5 min), paths normalized
  * with escaped slashes kept, UUID request IDs that also drive trace sampling.
  */
+/** How long a filter chain's transport socket may take to connect (istiod 1.29: 15 s on every chain it builds). */
+export const TRANSPORT_SOCKET_CONNECT_TIMEOUT = duration(15_000);
+
+/** The tls_inspector as istiod configures it (a 512-byte first read). */
+export const TLS_INSPECTOR: ProtoObject = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE, initial_read_buffer_size: { value: 512 } } };
+
 const HCM_DEFAULTS: ProtoObject = {
   proxy_100_continue: true,
   upgrade_configs: [{ upgrade_type: 'websocket' }],
@@ -339,7 +343,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         filter_chains: chains,
       };
       if (chains.some((c) => (c.filter_chain_match as ProtoObject | undefined)?.transport_protocol === 'tls')) {
-        listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+        listener.listener_filters = [TLS_INSPECTOR];
       }
       return listener;
     }
@@ -355,7 +359,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         filter_chains: [{
           filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
           filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)],
-          transport_socket_connect_timeout: duration(15_000),
+          transport_socket_connect_timeout: TRANSPORT_SOCKET_CONNECT_TIMEOUT,
         }],
         listener_filters: [{ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } }],
         listener_filters_timeout: duration(0),
@@ -379,7 +383,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
           { filters: [tcpProxyTo(target.length === 1 ? target[0]!.cluster : cluster, target)] },
         ],
       };
-      if (sni.length) listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }];
+      if (sni.length) listener.listener_filters = [TLS_INSPECTOR];
       return listener;
     }
   }
