@@ -190,6 +190,9 @@ async function inspectProxy(target: string, meshDir: string, capture?: Map<strin
       const names: Record<string, string[]> = { CDS: [], LDS: [], EDS: [], RDS: [] };
       stream.on('error', (e) => { clearTimeout(timer); reject(e); });
       stream.on('data', (r: { type_url: string; version_info: string; nonce: string; resources: Array<{ value: Uint8Array }> }) => {
+        try { onResponse(r); } catch (e) { clearTimeout(timer); reject(e); }
+      });
+      const onResponse = (r: { type_url: string; version_info: string; nonce: string; resources: Array<{ value: Uint8Array }> }): void => {
         const type = typeOf(r.type_url);
         const M = messageType(`envoy.config.${XDS_TYPES[type]}`);
         const decoded = r.resources.map((a: { value: Uint8Array }) => ({ a, m: M.decode(a.value) as any }));
@@ -210,7 +213,7 @@ async function inspectProxy(target: string, meshDir: string, capture?: Map<strin
           stream.write({ type_url: ENVOY + XDS_TYPES.RDS, resource_names: names.RDS });
         }
         if (['CDS', 'EDS', 'LDS', 'RDS'].every((t) => out.has(t) || (t === 'EDS' && names.EDS.length === 0 && out.has('CDS')) || (t === 'RDS' && out.has('LDS') && names.RDS.length === 0))) { clearTimeout(timer); resolve(); }
-      });
+      };
       stream.write({ node: { id: id.nodeId, metadata: jsonToStruct(id.metadata) }, type_url: ENVOY + XDS_TYPES.CDS });
     });
   } finally {
