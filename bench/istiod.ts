@@ -301,14 +301,17 @@ function ratioTable(runs: RunResult[]): string[] {
 /** Paths where two decoded resources differ (arrays of named objects matched by name), at most `limit`. */
 function differences(a: unknown, b: unknown, at: string, out: string[], limit = 60): void {
   if (out.length >= limit) return;
-  // Absent and a proto3 default (0, false, "", a message of defaults) are the same message: Go's marshaling omits
-  // defaults, protobufjs writes what it is given.
-  const zero = (v: unknown): boolean => v === undefined || v === 0 || v === '0' || v === false || v === '' ||
-    (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every(zero));
-  if (zero(a) && zero(b) && !(Array.isArray(a) || Array.isArray(b))) return;
+  // An absent scalar and its proto3 default (0, false, "") are the same: Go's marshaling omits defaults,
+  // protobufjs writes what it is given. An absent message is not the same as an empty one (a Percent of 0 or a
+  // BoolValue false set explicitly overrides Envoy's default), so messages are compared by presence.
+  const zero = (v: unknown): boolean => v === undefined || v === 0 || v === '0' || v === false || v === '';
+  if (zero(a) && zero(b)) return;
   const show = (v: unknown): string => { const t = JSON.stringify(v); return t === undefined ? 'absent' : t.length > 160 ? `${t.slice(0, 157)}...` : t; };
   if (Array.isArray(a) && Array.isArray(b)) {
-    const named = (l: unknown[]): boolean => l.length > 0 && l.every((x) => typeof x === 'object' && x !== null && typeof (x as any).name === 'string');
+    // Matched by name when every item has a name and no name repeats (two rbac filters, one DENY and one ALLOW,
+    // share theirs: those lists are compared by position).
+    const named = (l: unknown[]): boolean => l.length > 0 && l.every((x) => typeof x === 'object' && x !== null && typeof (x as any).name === 'string') &&
+      new Set(l.map((x: any) => x.name)).size === l.length;
     if (named(a) && named(b)) {
       const bn = new Map(b.map((x: any) => [x.name, x]));
       const an = new Set(a.map((x: any) => x.name));

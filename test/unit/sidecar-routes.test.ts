@@ -198,3 +198,38 @@ spec:
   const s = buildResource(both, server(both), 'type.googleapis.com/envoy.config.cluster.v3.Cluster', 'inbound|80||') as any;
   assert.equal(s.circuit_breakers.thresholds[0].max_connections.value, 9);
 });
+
+test('TLS ServiceEntries without addresses share the captured 0.0.0.0 listener by SNI; other connections pass through', () => {
+  const se = (name: string, host: string): string => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: default}
+spec:
+  hosts: [${host}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+`;
+  const ctx = ctxOf({ ...MESH, 'a.yaml': se('a', 'a.example.com'), 'b.yaml': se('b', 'b.example.com') });
+  const scope = scopeFor(parseProxy('sidecar~10.9.0.1~client-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'client' } }), ctx);
+  const l = buildResource(ctx, scope, 'type.googleapis.com/envoy.config.listener.v3.Listener', '0.0.0.0_443') as any;
+  assert.deepEqual(l.filter_chains.map((c: any) => [c.filter_chain_match.server_names, c.filters[0].typed_config.cluster]), [
+    [['a.example.com'], 'outbound|443||a.example.com'],
+    [['b.example.com'], 'outbound|443||b.example.com'],
+  ], 'before, a.example.com took every connection to port 443');
+  assert.equal(l.listener_filters[0].name, 'envoy.filters.listener.tls_inspector');
+  assert.equal(l.default_filter_chain.filters[0].typed_config.cluster, 'PassthroughCluster');
+});
+
+test('a destination without a port takes the route configuration\'s port on sidecars, as istiod (its service lookup has only that port)', () => {
+  const ctx = ctxOf({
+    ...MESH,
+    'other.yaml': service('other', 'default', 9999, '10.96.0.9'),
+    'vs.yaml': vs('details', ['details'], 'other'),
+    'gw.yaml': GATEWAY,
+    'gvs.yaml': gatewayVs('g', ['g.example.com'], 'other'),
+  });
+  // istiod 1.29 (checked with bench/istiod.ts --diff): outbound|9080||other, a cluster that does not exist.
+  assert.equal(vhost(routeConfig(ctx, client(ctx), '9080'), 'details.default.svc.cluster.local:9080').routes[0].route.cluster, 'outbound|9080||other.default.svc.cluster.local');
+  // A gateway looks among every service: the only port.
+  assert.equal(routeConfig(ctx, gatewayScope(ctx), 'http.80').virtual_hosts[0].routes[0].route.cluster, 'outbound|9999||other.default.svc.cluster.local');
+});

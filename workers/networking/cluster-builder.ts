@@ -4,7 +4,7 @@
  */
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, jsonToStruct } from '../../src/proto/encode.js';
-import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
+import { CARES_DNS_RESOLVER_TYPE, CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
 import type { PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
@@ -50,6 +50,13 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
   } else if (svc.resolution === 'DNS') {
     cluster.type = 'STRICT_DNS';
     cluster.dns_lookup_family = 'V4_ONLY';
+    // istiod 1.29: the mesh's dnsRefreshRate (60 s) unless the records' TTLs say otherwise, through c-ares with at
+    // most 100 UDP queries per socket.
+    if (scope.generator === 'envoy') {
+      cluster.dns_refresh_rate = duration(60_000);
+      cluster.respect_dns_ttl = true;
+      cluster.typed_dns_resolver_config = { name: 'envoy.network.dns_resolver.cares', typed_config: { '@type': CARES_DNS_RESOLVER_TYPE, udp_max_queries: { value: 100 } } };
+    }
     cluster.load_assignment = { ...buildLoadAssignment(ctx, scope, name), '@type': undefined };
     Object.assign(cluster, scope.generator === 'grpc' ? grpcLoadBalancer(policy.loadBalancer) : loadBalancer(policy.loadBalancer, 'LEAST_REQUEST'));
   } else {
@@ -59,20 +66,22 @@ export function outboundCluster(ctx: PushContext, scope: ProxyScope, svc: Servic
   }
   const od = outlierDetection(policy.outlierDetection);
   if (od) cluster.outlier_detection = od;
+  const h2 = isHttp2(port.protocol) || policy.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE';
   if (policy.tls?.mode === 'ISTIO_MUTUAL') {
     // Istio mTLS, for Envoy over SDS and for proxyless gRPC from its certificate providers; peers checked by SAN.
     const sni = scope.generator === 'envoy' ? `outbound_.${port.port}_.${subset}_.${svc.hostname}` : undefined;
     // DestinationRule subjectAltNames override the service's identities, as istiod's ISTIO_MUTUAL does.
     const sans: string[] = policy.tls.subjectAltNames?.length ? policy.tls.subjectAltNames : serviceIdentities(ctx, svc);
-    cluster.transport_socket = istioMutualUpstream(scope.generator, sans, sni);
+    cluster.transport_socket = istioMutualUpstream(scope.generator, sans, sni, h2);
   } else if (!policy.tls && scope.generator === 'envoy' && !svc.meshExternal && ctx.data.mesh.enableAutoMtls !== false) {
-    cluster.transport_socket_matches = autoMtlsMatches(serviceIdentities(ctx, svc), `outbound_.${port.port}_.${subset}_.${svc.hostname}`);
+    cluster.transport_socket_matches = autoMtlsMatches(serviceIdentities(ctx, svc), `outbound_.${port.port}_.${subset}_.${svc.hostname}`, h2);
   }
   if (scope.generator === 'envoy') {
     cluster.circuit_breakers = circuitBreakers(cp);
     const commonLb: ProtoObject = {};
-    // istiod disables the panic threshold along with outlier detection (minHealthPercent, default 0).
-    if (od) commonLb.healthy_panic_threshold = { value: policy.outlierDetection.minHealthPercent ?? 0 };
+    // istiod 1.29 disables Envoy's panic threshold (default 50%) on every outbound cluster, or sets it to the
+    // outlier detection's minHealthPercent.
+    commonLb.healthy_panic_threshold = { value: od ? (policy.outlierDetection.minHealthPercent ?? 0) : 0 };
     // Locality weights only count with locality_weighted_lb_config (istio applyLocalityLoadBalancer).
     const locality = effectiveLocalityLbSetting(ctx.data.mesh.localityLbSetting, policy.loadBalancer?.localityLbSetting);
     if (locality && (locality.distribute?.length || (od && (locality.failover?.length || locality.failoverPriority?.length)))) {
@@ -150,6 +159,7 @@ export function inboundCluster(ctx: PushContext, scope: ProxyScope, targetPort: 
   const inst = scope.inbound.find((i) => i.targetPort === targetPort);
   const cluster = originalDstCluster(inboundClusterName(targetPort), ctx, INBOUND_BIND_ADDRESS);
   cluster.cleanup_interval = NO_CLEANUP;
+  cluster.common_lb_config = {};
   // istiod buildInboundClusterForPortOrUDS: the connection pool of the service's DestinationRule (port-level
   // settings of the service port; nothing else of it applies inbound), unless the Sidecar sets one.
   return applyInboundConnectionPool(ctx, scope, cluster, targetPort, inst?.protocol ?? 'TCP', inboundDestinationRulePool(ctx, scope, targetPort));

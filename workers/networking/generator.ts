@@ -163,7 +163,11 @@ function planListeners(ctx: PushContext, scope: ProxyScope, requested?: readonly
       case 'virtualInbound': return { name: p.name, key: `lds|${p.name}|${digest(scope.inbound.map((i) => JSON.stringify(i)))}|${sc.ingress.length > 0 ? scope.sidecar : ''}|${sc.listenersKey}|${scope.instanceIp ?? ''}|${security()}` };
       case 'inbound': return { name: p.name, key: `lds|${p.name}|${JSON.stringify(p.inbound)}|${security()}` };
       case 'virtualOutbound': return { name: p.name, key: `lds|${p.name}|${policy}` };
-      case 'tcp': return {
+      case 'tcp': if (p.sniServices) {
+        // Every service of the SNI listener, its VirtualServices, and the default chain's outbound policy.
+        const deps = p.sniServices.map(({ service: s, port }) => `${port}|${s.hostname}@${s.version}|${tcpRouteDependencies(ctx, s, p.virtualServices ?? [])}`);
+        return { name: p.name, key: `lds|${p.name}|sni|${scope.interception}|${p.bindToPort}|${scope.namespace}|${JSON.stringify(scope.labels)}|${policy}|${deps.join(';')}` };
+      } else return {
         name: p.name,
         key: `lds|${p.name}|${scope.interception}|${p.bindToPort}|${p.servicePort}|${p.service!.hostname}@${p.service!.version}|${scope.namespace}|${JSON.stringify(scope.labels)}|${tcpRouteDependencies(ctx, p.service!, p.virtualServices ?? [])}`,
       };

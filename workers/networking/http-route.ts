@@ -197,10 +197,18 @@ function applyHeaderOps(target: ProtoObject, ops: HeaderOps): void {
   push('response_headers_to_remove', ops.respRemove);
 }
 
-/** GetDestinationCluster: the destination's port, else the service's only port, else the listener port. */
+/**
+ * GetDestinationCluster: the destination's port, else the service's only port, else the listener port. An Envoy
+ * sidecar's routes look the service up among those with the route configuration's port only (istiod
+ * BuildSidecarOutboundVirtualHosts' servicesByName, trimmed to that port): a destination without a port then
+ * always takes the listener port — also for a single-port service on another port, whose cluster
+ * `outbound|LISTENER_PORT||HOST` does not exist (istiod 1.29 does the same: such a route answers 503 until the
+ * VirtualService names the port). Gateways and proxyless gRPC look among every service.
+ */
 export function destinationCluster(ctx: PushContext, scope: ProxyScope, vs: ConfigEntry, dest: any, listenerPort: number): string {
   const host = ctx.qualify(dest.host, vs.namespace);
-  const svc = serviceFor(ctx, scope, host);
+  const sidecar = scope.type === 'sidecar' && scope.generator === 'envoy';
+  const svc = sidecar ? undefined : serviceFor(ctx, scope, host);
   const port: number = dest.port?.number ?? (svc?.ports.length === 1 ? svc.ports[0]!.port : listenerPort);
   return clusterName('outbound', port, dest.subset ?? '', host);
 }

@@ -56,6 +56,11 @@ export interface ListenerPlan {
   virtualServices?: readonly ConfigEntry[];
   /** For tcp listeners: the service port of the cluster (a port-specific egress listener may listen on another). */
   servicePort?: number;
+  /**
+   * For a wildcard tcp listener of TLS services without an address: every such service on the port, each chosen by
+   * its SNI (istiod buildSidecarOutboundTLSFilterChainOpts); anything else on the port passes through.
+   */
+  sniServices?: Array<{ service: Service; port: number }>;
   /** Outbound listeners: whether Envoy binds the port for real (interception NONE or captureMode NONE). */
   bindToPort?: boolean;
   /** For http listeners: the RDS route name. */
@@ -232,6 +237,15 @@ function computeSidecarListeners(ctx: PushContext, scope: ProxyScope): ListenerP
     // proxy binds real ports) they take the wildcard/local address unless an HTTP listener holds it.
     const address = !bindLocal && svc.address ? svc.address : base;
     const name = listenerName(address, p.port);
+    if (!bindLocal && !svc.address && (p.protocol === 'TLS' || p.protocol === 'HTTPS') && !locked.has(name)) {
+      // TLS without an address on the captured wildcard listener: services share the port by SNI, and connections
+      // for anything else pass through (before, the first such service took every connection to the port).
+      // Proxies binding real ports (interception NONE) keep one service per port.
+      const had = plans.get(name);
+      if (!had) plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc, servicePort: p.port, bindToPort: bindLocal, virtualServices: sc.catchAllVirtualServices, sniServices: [{ service: svc, port: p.port }] });
+      else had.sniServices?.push({ service: svc, port: p.port });
+      continue;
+    }
     if (!plans.has(name) && !locked.has(name)) {
       plans.set(name, { name, kind: 'tcp', address, port: p.port, service: svc, servicePort: p.port, bindToPort: bindLocal, virtualServices: sc.catchAllVirtualServices });
     }
@@ -320,6 +334,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
             filter_disabled: { destination_port_range: { start: plan.port, end: plan.port + 1 } },
           },
         ],
+        listener_filters_timeout: duration(0),
         continue_on_listener_filters_timeout: true,
         max_connections_to_accept_per_socket_event: { value: 1 },
         filter_chains: [
@@ -348,25 +363,15 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
       return listener;
     }
     case 'http':
-      return {
-        '@type': LISTENER_TYPE,
-        name: plan.name,
-        address: socketAddress(plan.address, plan.port),
-        bind_to_port: { value: plan.bindToPort ?? bindToPort },
-        traffic_direction: 'OUTBOUND',
-        // istiod 1.29: the HTTP chain only for what the http_inspector sees as HTTP/1.1 or h2c; anything else on
-        // the port (a TLS or TCP client of some other destination) goes through the default chain untouched.
-        filter_chains: [{
-          filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
-          filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)],
-          transport_socket_connect_timeout: TRANSPORT_SOCKET_CONNECT_TIMEOUT,
-        }],
-        listener_filters: [{ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } }],
-        listener_filters_timeout: duration(0),
-        continue_on_listener_filters_timeout: true,
-        default_filter_chain: { filter_chain_match: {}, filters: [catchAllTcp(ctx, scope)], name: 'PassthroughFilterChain' },
-      };
+      // istiod 1.29: the HTTP chain only for what the http_inspector sees as HTTP/1.1 or h2c; anything else on
+      // the port (a TLS or TCP client of some other destination) goes through the default chain untouched.
+      return inspectingListener(ctx, scope, plan, bindToPort, [{
+        filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
+        filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)],
+        transport_socket_connect_timeout: TRANSPORT_SOCKET_CONNECT_TIMEOUT,
+      }], { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } });
     case 'tcp': {
+      if (plan.sniServices) return sniListener(ctx, scope, plan, bindToPort);
       const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);
       const target = tcpRouteTarget(ctx, scope, plan.service!, plan.servicePort ?? plan.port, plan.virtualServices ?? []) ?? [{ cluster, weight: 100 }];
       // TLS ports: VirtualService `tls` routes become SNI-matched filter chains before the default one
@@ -387,6 +392,50 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
       return listener;
     }
   }
+}
+
+/**
+ * A wildcard listener for TLS services without an address (istiod 1.29): per service, its VirtualService's tls
+ * routes and then a chain for its hostname as SNI; the tls_inspector reads the SNI; any other connection on the port
+ * goes through the default chain (PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY). A server name is
+ * matched by the first chain that has it (Envoy refuses two chains with the same match).
+ */
+function sniListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan, bindToPort: boolean): ProtoObject {
+  const chains: ProtoObject[] = [];
+  const used = new Set<string>();
+  const chain = (names: string[], target: TcpTarget): void => {
+    const fresh = names.filter((n) => !used.has(n));
+    if (fresh.length === 0 || target.length === 0) return;
+    for (const n of fresh) used.add(n);
+    chains.push({ filter_chain_match: { server_names: fresh }, filters: [tcpProxyTo(target[0]!.cluster, target)], transport_socket_connect_timeout: TRANSPORT_SOCKET_CONNECT_TIMEOUT });
+  };
+  const vss = plan.virtualServices ?? [];
+  for (const { service, port } of plan.sniServices!) {
+    for (const r of tlsRouteChains(ctx, scope, service, port, vss)) chain(r.sniHosts, r.target);
+    const cluster = clusterName('outbound', port, '', service.hostname);
+    chain([service.hostname], tcpRouteTarget(ctx, scope, service, port, vss) ?? [{ cluster, weight: 100 }]);
+  }
+  return inspectingListener(ctx, scope, plan, bindToPort, chains, TLS_INSPECTOR);
+}
+
+/**
+ * An outbound listener that inspects each connection (istiod 1.29): its matched chains, no timeout on the
+ * inspection, and a default chain passing anything unmatched through (PassthroughCluster, or BlackHoleCluster
+ * under REGISTRY_ONLY).
+ */
+function inspectingListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan, bindToPort: boolean, chains: ProtoObject[], inspector: ProtoObject): ProtoObject {
+  return {
+    '@type': LISTENER_TYPE,
+    name: plan.name,
+    address: socketAddress(plan.address, plan.port),
+    bind_to_port: { value: plan.bindToPort ?? bindToPort },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: chains,
+    listener_filters: [inspector],
+    listener_filters_timeout: duration(0),
+    continue_on_listener_filters_timeout: true,
+    default_filter_chain: { filter_chain_match: {}, filters: [catchAllTcp(ctx, scope)], name: 'PassthroughFilterChain' },
+  };
 }
 
 /** Unmatched outbound TCP: PassthroughCluster, or BlackHoleCluster under REGISTRY_ONLY. */

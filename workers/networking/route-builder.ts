@@ -122,7 +122,7 @@ export function catchAllVirtualHost(ctx: PushContext, scope: ProxyScope): ProtoO
   return {
     name: ALLOW_ANY_VHOST,
     domains: ['*'],
-    routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
+    routes: [{ name: ALLOW_ANY_VHOST, match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0), max_grpc_timeout: duration(0) } }],
     include_request_attempt_count: true,
   };
 }

@@ -74,9 +74,9 @@ const RAW_BUFFER_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.
  * Auto mTLS (istiod's cluster_builder buildAutoMtlsSettings): Istio mTLS to endpoints labelled tlsMode=istio,
  * plaintext to the rest, chosen per endpoint by transport_socket_matches.
  */
-export function autoMtlsMatches(sans: string[], sni: string): ProtoObject[] {
+export function autoMtlsMatches(sans: string[], sni: string, h2 = false): ProtoObject[] {
   return [
-    { name: 'tlsMode-istio', match: { fields: { tlsMode: { stringValue: 'istio' } } }, transport_socket: istioMutualUpstream('envoy', sans, sni) },
+    { name: 'tlsMode-istio', match: { fields: { tlsMode: { stringValue: 'istio' } } }, transport_socket: istioMutualUpstream('envoy', sans, sni, h2) },
     { name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': RAW_BUFFER_TYPE } } },
   ];
 }
@@ -110,8 +110,10 @@ function commonTls(flavor: Flavor, sans: string[]): ProtoObject {
 }
 
 /** DestinationRule ISTIO_MUTUAL (or auto-mTLS) → the cluster's transport socket. */
-export function istioMutualUpstream(flavor: Flavor, sans: string[], sni?: string): ProtoObject {
+export function istioMutualUpstream(flavor: Flavor, sans: string[], sni?: string, h2 = false): ProtoObject {
   const common = commonTls(flavor, sans);
+  // An HTTP/2 cluster also offers h2 (istiod's ALPNInMeshH2).
+  if (h2 && flavor === 'envoy') common.alpn_protocols = [...ISTIO_ALPN, 'h2'];
   // istiod 1.29 pins Envoy's upstream Istio mTLS to TLS 1.2–1.3.
   if (flavor === 'envoy') common.tls_params = { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3' };
   const ctx: ProtoObject = { '@type': UPSTREAM_TLS_CONTEXT_TYPE, common_tls_context: common };
