@@ -233,3 +233,24 @@ test('a destination without a port takes the route configuration\'s port on side
   // A gateway looks among every service: the only port.
   assert.equal(routeConfig(ctx, gatewayScope(ctx), 'http.80').virtual_hosts[0].routes[0].route.cluster, 'outbound|9999||other.default.svc.cluster.local');
 });
+
+test('traffic to a port no service declares passes virtualInbound under the AuthorizationPolicies too (istiod passthrough chains)', () => {
+  const deny = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-ns, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - from:
+    - source: {namespaces: [evil]}
+`;
+  const server = (ctx: PushContext): ProxyScope => scopeFor(parseProxy('sidecar~10.9.0.2~web-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'web' } }), ctx);
+  const ctx = ctxOf({ ...MESH, 'deny.yaml': deny });
+  const vi = buildResource(ctx, server(ctx), 'type.googleapis.com/envoy.config.listener.v3.Listener', 'virtualInbound') as any;
+  const passthrough = vi.filter_chains.filter((c: any) => c.name === 'virtualInbound');
+  assert.equal(passthrough.length, 1, 'plaintext proxy (no SDS): one passthrough chain');
+  assert.deepEqual(passthrough[0].filters.map((f: any) => f.name), ['envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy'],
+    'before, the catch-all chain had no RBAC: a DENY policy did not reach undeclared ports');
+  assert.equal(passthrough[0].filters[0].typed_config.rules.action, 'DENY');
+  assert.equal(passthrough[0].filters[1].typed_config.cluster, 'InboundPassthroughCluster');
+});

@@ -302,6 +302,19 @@ function securedChains(ctx: PushContext, scope: ProxyScope, cc: InboundChainConf
   return securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, cc.targetPort, inboundChain(cc), scope.sds === true).chains;
 }
 
+/**
+ * virtualInbound's chains for ports no service declares (istiod buildInboundPassthroughFilterChains, TCP part): the
+ * workload-wide PeerAuthentication mode and the AuthorizationPolicies' network RBAC. PERMISSIVE with certificates
+ * also passes the application's own TLS (TLS without Istio's ALPN) through.
+ */
+function passthroughInboundChains(ctx: PushContext, scope: ProxyScope): ProtoObject[] {
+  const base = { name: 'virtualInbound', filter_chain_match: {}, filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] };
+  const { mode, chains } = securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, 0, base, scope.sds === true);
+  if (mode !== 'PERMISSIVE' || chains.length < 2) return chains;
+  const plain = chains[chains.length - 1]!;
+  return [...chains, { ...plain, filter_chain_match: { transport_protocol: 'tls' } }];
+}
+
 export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan): ProtoObject {
   const bindToPort = scope.interception === 'NONE';
   switch (plan.kind) {
@@ -342,7 +355,10 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
           { name: 'virtualInbound-blackhole', filter_chain_match: { destination_port: { value: plan.port } }, filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)] },
           // PeerAuthentication and AuthorizationPolicy shape each port's chains (workers/networking/security).
           ...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).flatMap((cc) => securedChains(ctx, scope, cc)),
-          { name: 'virtualInbound-catchall-tcp', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] },
+          // Traffic to a port no service declares passes through to the workload — under the same
+          // PeerAuthentication and AuthorizationPolicy as the rest (istiod's virtualInbound passthrough chains
+          // carry the RBAC filters): before, a DENY policy did not reach connections to undeclared ports.
+          ...passthroughInboundChains(ctx, scope),
         ],
       };
     case 'inbound': {
