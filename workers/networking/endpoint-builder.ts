@@ -47,6 +47,8 @@ export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: s
     return { locality: eps[0]!.locality, weight: eps.length, priority: 0, size: eps.length, eps };
   });
   const parts = parseClusterName(name);
+  // istiod 1.29 marks Kubernetes endpoints HEALTHY and leaves a ServiceEntry's unset (UNKNOWN: also used).
+  const fromServiceEntry = parts !== undefined && serviceFor(ctx, scope, parts.host)?.registry === 'ServiceEntry';
   if (parts && scope.locality !== undefined) {
     const policy = effectivePolicy(scopedDestinationRule(ctx, scope, parts.host), parts.port, parts.subset);
     const setting = effectiveLocalityLbSetting(ctx.data.mesh.localityLbSetting, policy.loadBalancer?.localityLbSetting);
@@ -61,7 +63,7 @@ export function buildLoadAssignment(ctx: PushContext, scope: ProxyScope, name: s
       locality: { region: g.locality.region, zone: g.locality.zone, sub_zone: g.locality.subzone },
       lb_endpoints: g.eps.map((e) => ({
         endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
-        health_status: 'HEALTHY',
+        health_status: fromServiceEntry ? undefined : 'HEALTHY',
         // Auto mTLS picks the transport socket per endpoint by this metadata (Envoy only).
         metadata: scope.generator === 'envoy' ? endpointTlsMetadata(e.labels) : undefined,
         load_balancing_weight: { value: 1 },
