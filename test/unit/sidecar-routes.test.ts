@@ -248,9 +248,21 @@ spec:
   const ctx = ctxOf({ ...MESH, 'deny.yaml': deny });
   const vi = buildResource(ctx, server(ctx), 'type.googleapis.com/envoy.config.listener.v3.Listener', 'virtualInbound') as any;
   const passthrough = vi.filter_chains.filter((c: any) => c.name === 'virtualInbound');
-  assert.equal(passthrough.length, 1, 'plaintext proxy (no SDS): one passthrough chain');
-  assert.deepEqual(passthrough[0].filters.map((f: any) => f.name), ['envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy'],
-    'before, the catch-all chain had no RBAC: a DENY policy did not reach undeclared ports');
-  assert.equal(passthrough[0].filters[0].typed_config.rules.action, 'DENY');
-  assert.equal(passthrough[0].filters[1].typed_config.cluster, 'InboundPassthroughCluster');
+  // Plaintext proxy (no SDS): plaintext TCP, and the application's own TLS, each through network RBAC.
+  assert.deepEqual(passthrough.map((c: any) => c.filter_chain_match), [{ transport_protocol: 'raw_buffer' }, { transport_protocol: 'tls' }]);
+  for (const c of passthrough) {
+    assert.deepEqual(c.filters.map((f: any) => f.name), ['envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy'],
+      'before, the catch-all chain had no RBAC: a DENY policy did not reach undeclared ports');
+    assert.equal(c.filters[0].typed_config.rules.action, 'DENY');
+    assert.equal(c.filters[1].typed_config.cluster, 'InboundPassthroughCluster');
+  }
+  // Plaintext HTTP on an undeclared port: an HCM with the HTTP RBAC filter, to InboundPassthroughCluster.
+  const http = vi.filter_chains.find((c: any) => c.name === 'virtualInbound-catchall-http');
+  assert.deepEqual(http.filter_chain_match, { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] });
+  const hcm = http.filters[0].typed_config;
+  assert.equal(hcm.http_filters[0].name, 'envoy.filters.http.rbac');
+  assert.equal(hcm.route_config.virtual_hosts[0].routes[0].route.cluster, 'InboundPassthroughCluster');
+  // The http_inspector skips the declared port (80's target) and 15006.
+  const inspector = vi.listener_filters.find((f: any) => f.name === 'envoy.filters.listener.http_inspector');
+  assert.deepEqual(inspector.filter_disabled.or_match.rules.map((r: any) => r.destination_port_range.start), [80, 15006]);
 });

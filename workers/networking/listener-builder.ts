@@ -303,16 +303,48 @@ function securedChains(ctx: PushContext, scope: ProxyScope, cc: InboundChainConf
 }
 
 /**
- * virtualInbound's chains for ports no service declares (istiod buildInboundPassthroughFilterChains, TCP part): the
- * workload-wide PeerAuthentication mode and the AuthorizationPolicies' network RBAC. PERMISSIVE with certificates
- * also passes the application's own TLS (TLS without Istio's ALPN) through.
+ * virtualInbound's chains for ports no service declares (istiod buildInboundPassthroughFilterChains), under the
+ * workload-wide PeerAuthentication mode and the AuthorizationPolicies: `virtualInbound-catchall-http` (an HCM with
+ * the HTTP RBAC filters, routing to InboundPassthroughCluster) for what the http_inspector sees as HTTP, and
+ * `virtualInbound` (network RBAC, tcp_proxy) for the rest. Matches as istiod's: plaintext by raw_buffer (and
+ * http/1.1 or h2c), Istio mTLS by TLS and the peer's ALPN (istio-http/* for HTTP, istio/istio-peer-exchange for
+ * TCP), the application's own TLS passed through unless STRICT.
  */
 function passthroughInboundChains(ctx: PushContext, scope: ProxyScope): ProtoObject[] {
-  const base = { name: 'virtualInbound', filter_chain_match: {}, filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] };
-  const { mode, chains } = securedInboundChains(ctx, scope.namespace, scope.securityLabels ?? {}, 0, base, scope.sds === true);
-  if (mode !== 'PERMISSIVE' || chains.length < 2) return chains;
-  const plain = chains[chains.length - 1]!;
-  return [...chains, { ...plain, filter_chain_match: { transport_protocol: 'tls' } }];
+  const cc: InboundChainConfig = {
+    bind: WILDCARD_ADDRESS, targetPort: 0, protocol: 'HTTP', cluster: INBOUND_PASSTHROUGH_CLUSTER, operation: ':0/*', bindToPort: false,
+  };
+  const httpBase = { ...inboundChain(cc), name: 'virtualInbound-catchall-http', filter_chain_match: {} };
+  const tcpBase = { name: 'virtualInbound', filter_chain_match: {}, filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)] };
+  const labels = scope.securityLabels ?? {};
+  const sds = scope.sds === true;
+  const http = securedInboundChains(ctx, scope.namespace, labels, 0, httpBase, sds);
+  const tcp = securedInboundChains(ctx, scope.namespace, labels, 0, tcpBase, sds);
+  const isMtls = (c: ProtoObject): boolean => c.transport_socket !== undefined;
+  const out: ProtoObject[] = [];
+  for (const c of http.chains) {
+    out.push({ ...c, filter_chain_match: isMtls(c)
+      ? { transport_protocol: 'tls', application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] }
+      : { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] } });
+  }
+  for (const c of tcp.chains) {
+    out.push({ ...c, filter_chain_match: isMtls(c) ? { transport_protocol: 'tls', application_protocols: ['istio-peer-exchange', 'istio'] } : { transport_protocol: 'raw_buffer' } });
+  }
+  const plainTcp = tcp.chains.find((c) => !isMtls(c));
+  if (tcp.mode !== 'STRICT' && plainTcp) out.push({ ...plainTcp, filter_chain_match: { transport_protocol: 'tls' } });
+  return out;
+}
+
+/**
+ * The http_inspector of virtualInbound, off for the ports whose protocol is declared (and 15006 itself), as istiod:
+ * it would otherwise wait for a server-first protocol's client to speak.
+ */
+function inboundHttpInspector(ports: number[]): ProtoObject {
+  const ranges = [...new Set(ports)].sort((a, b) => a - b).map((p) => ({ destination_port_range: { start: p, end: p + 1 } }));
+  return {
+    name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE },
+    filter_disabled: ranges.length === 1 ? ranges[0] : { or_match: { rules: ranges } },
+  };
 }
 
 export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan): ProtoObject {
@@ -346,6 +378,7 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
             name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE, initial_read_buffer_size: { value: 512 } },
             filter_disabled: { destination_port_range: { start: plan.port, end: plan.port + 1 } },
           },
+          inboundHttpInspector([...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).map((cc) => cc.targetPort), plan.port]),
         ],
         listener_filters_timeout: duration(0),
         continue_on_listener_filters_timeout: true,
