@@ -7,6 +7,9 @@ import { ConfigStore } from '../../src/config/store.js';
 import { parseManifests } from '../../src/sources/file/parse.js';
 import { buildPushContextData } from '../../src/model/build-push-context.js';
 import { PushContext, type MeshSettings } from '../../src/model/push-context.js';
+import type { ProxyScope } from '../../src/model/scope.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/proto/type-urls.js';
+import { buildResource, planResources } from '../../workers/networking/generator.js';
 
 export const TEST_MESH: MeshSettings = { rootNamespace: 'istio-system', domainSuffix: 'cluster.local', connectTimeoutMs: 10000, trustDomain: 'cluster.local' };
 
@@ -31,4 +34,11 @@ export function goldenAndExampleMeshes(): Array<Record<string, string>> {
     Object.fromEntries(['bookinfo', 'bookinfo-traffic'].flatMap((d) => fs.readdirSync(path.join(examples, d))
       .filter((f) => f.endsWith('.yaml')).map((f) => [`${d}/${f}`, fs.readFileSync(path.join(examples, d, f), 'utf8')]))),
   ];
+}
+
+/** The addresses of a cluster's load assignment for a proxy, in its order; undefined when the proxy has no such cluster. */
+export function clusterEndpointAddresses(ctx: PushContext, scope: ProxyScope, cluster: string): string[] | undefined {
+  if (!planResources(ctx, scope, CLUSTER_TYPE).some((p) => p.name === cluster)) return undefined;
+  const cla = buildResource(ctx, scope, ENDPOINT_TYPE, cluster) as any;
+  return cla.endpoints.flatMap((l: any) => l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address.address as string));
 }

@@ -35,3 +35,15 @@ spec:
 ${extra}  http:
 ${http}`;
 }
+
+/** A Kubernetes Service with a ClusterIP, selecting pods labelled app=NAME; `ports` is the YAML list's inside. */
+export function kubeServiceYaml(name: string, ns: string, ports: string, ip = '10.96.0.9'): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  clusterIP: ${ip}
+  selector: {app: ${name}}
+  ports: [${ports}]
+`;
+}

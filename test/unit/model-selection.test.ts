@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import type { PushContext } from '../../src/model/push-context.js';
 import { parseProxy } from '../../src/model/proxy.js';
 import { scopeFor, scopeKey, type ProxyScope } from '../../src/model/scope.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
+import { CLUSTER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { ProxyDependencies } from '../../src/push/proxy-dependencies.js';
-import { ctxOf } from '../helpers/context.js';
+import { clusterEndpointAddresses, ctxOf } from '../helpers/context.js';
 
 function sidecarProxy(ctx: PushContext, ns: string, labels: Record<string, string>, ip = '10.9.0.1'): ProxyScope {
   return scopeFor(parseProxy(`sidecar~${ip}~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: labels }), ctx);
@@ -88,9 +88,7 @@ ${more}`;
 
 /** The endpoint addresses of a cluster for a proxy, undefined when it has no such cluster. */
 function endpointsOf(ctx: PushContext, scope: ProxyScope, cluster: string): string[] | undefined {
-  if (!planResources(ctx, scope, CLUSTER_TYPE).some((p) => p.name === cluster)) return undefined;
-  const cla = buildResource(ctx, scope, ENDPOINT_TYPE, cluster) as any;
-  return cla.endpoints.flatMap((l: any) => l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address.address as string)).sort();
+  return clusterEndpointAddresses(ctx, scope, cluster)?.sort();
 }
 
 test('ServiceEntry: two for one host in one namespace merge their ports and endpoints (SidecarScope.appendSidecarServices)', () => {

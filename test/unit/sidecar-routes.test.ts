@@ -11,20 +11,14 @@ import { scopeFor, type ProxyScope } from '../../src/model/scope.js';
 import { ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { ctxOf } from '../helpers/context.js';
+import { kubeServiceYaml } from '../helpers/istio-yaml.js';
 
 function client(ctx: PushContext, ns = 'default'): ProxyScope {
   return scopeFor(parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: { app: 'client' } }), ctx);
 }
 
 function service(name: string, ns: string, port: number, ip: string, portName = 'http'): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  clusterIP: ${ip}
-  selector: {app: ${name}}
-  ports: [{name: ${portName}, port: ${port}}]
-`;
+  return kubeServiceYaml(name, ns, `{name: ${portName}, port: ${port}}`, ip);
 }
 
 function vs(name: string, hosts: string[], dest: string, extra = ''): string {

@@ -10,8 +10,8 @@ import { scopeFor, type ProxyScope } from '../../src/model/scope.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/proto/type-urls.js';
 import { buildResource, planResources } from '../../workers/networking/generator.js';
 import { serviceFor, sidecarScope } from '../../workers/networking/sidecar-scope.js';
-import { ctxOf } from '../helpers/context.js';
-import { egressSidecarYaml, routeVsYaml } from '../helpers/istio-yaml.js';
+import { clusterEndpointAddresses, ctxOf } from '../helpers/context.js';
+import { egressSidecarYaml, kubeServiceYaml, routeVsYaml } from '../helpers/istio-yaml.js';
 
 function sidecarIn(ctx: PushContext, ns: string, labels: Record<string, string> = { app: 'client' }): ProxyScope {
   return scopeFor(parseProxy(`sidecar~10.9.0.1~client-0.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: labels }), ctx);
@@ -32,23 +32,9 @@ ${opts.exportTo ? `  exportTo: ${JSON.stringify(opts.exportTo)}\n` : ''}  locati
 `;
 }
 
-function kubeService(name: string, ns: string, ports: string, ip = '10.96.0.9'): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  clusterIP: ${ip}
-  selector: {app: ${name}}
-  ports: [${ports}]
-`;
-}
+const kubeService = kubeServiceYaml;
 
-/** The addresses of a cluster's load assignment for a proxy, or undefined when the proxy has no such cluster. */
-function endpointsOf(ctx: PushContext, scope: ProxyScope, cluster: string): string[] | undefined {
-  if (!planResources(ctx, scope, CLUSTER_TYPE).some((p) => p.name === cluster)) return undefined;
-  const cla = buildResource(ctx, scope, ENDPOINT_TYPE, cluster) as any;
-  return cla.endpoints.flatMap((l: any) => l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address.address as string));
-}
+const endpointsOf = clusterEndpointAddresses;
 
 test('D7: a host in two namespaces is a service in each; a proxy uses its own namespace\'s, else the oldest (R3.2)', () => {
   const ctx = ctxOf({

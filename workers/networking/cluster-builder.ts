@@ -5,8 +5,8 @@
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, jsonToStruct } from '../../src/proto/encode.js';
 import { CARES_DNS_RESOLVER_TYPE, CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../../src/proto/type-urls.js';
-import type { PushContext } from '../../src/model/push-context.js';
-import type { ProxyScope } from '../../src/model/scope.js';
+import type { ConfigEntry, PushContext } from '../../src/model/push-context.js';
+import type { InboundInstance, ProxyScope } from '../../src/model/scope.js';
 import type { Service, ServicePort } from '../../src/model/service.js';
 import { isHttp2 } from '../../src/model/protocol.js';
 import {
@@ -162,14 +162,13 @@ export function inboundCluster(ctx: PushContext, scope: ProxyScope, targetPort: 
   cluster.common_lb_config = {};
   // istiod buildInboundClusterForPortOrUDS: the connection pool of the service's DestinationRule (port-level
   // settings of the service port; nothing else of it applies inbound), unless the Sidecar sets one.
-  return applyInboundConnectionPool(ctx, scope, cluster, targetPort, inst?.protocol ?? 'TCP', inboundDestinationRulePool(ctx, scope, targetPort));
+  const pool = inst && effectivePolicy(inboundDestinationRule(ctx, scope, inst), inst.servicePort, '').connectionPool;
+  return applyInboundConnectionPool(ctx, scope, cluster, targetPort, inst?.protocol ?? 'TCP', pool);
 }
 
-/** The connection pool an inbound port takes from its service's DestinationRule (istiod's inbound lookup ignores workloadSelectors). */
-export function inboundDestinationRulePool(ctx: PushContext, scope: ProxyScope, targetPort: number): any {
-  const inst = scope.inbound.find((i) => i.targetPort === targetPort);
-  if (!inst) return undefined;
-  return effectivePolicy(ctx.destinationRuleFor(inst.hostname, scope.namespace), inst.servicePort, '').connectionPool;
+/** The DestinationRule an inbound port's cluster reads (its connection pool only; istiod's inbound lookup ignores workloadSelectors). */
+export function inboundDestinationRule(ctx: PushContext, scope: ProxyScope, inst: InboundInstance): ConfigEntry | undefined {
+  return ctx.destinationRuleFor(inst.hostname, scope.namespace);
 }
 
 export function blackholeCluster(ctx: PushContext): ProtoObject {

@@ -10,7 +10,7 @@ import { meshDigest, type PushContext } from '../../src/model/push-context.js';
 import type { ProxyScope } from '../../src/model/scope.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER } from '../../src/model/constants.js';
 import {
-  blackholeCluster, inboundCluster, inboundPassthroughCluster, outboundCluster, passthroughCluster,
+  blackholeCluster, inboundCluster, inboundDestinationRule, inboundPassthroughCluster, outboundCluster, passthroughCluster,
 } from './cluster-builder.js';
 import { buildLoadAssignment } from './endpoint-builder.js';
 import { buildGrpcListener, buildSidecarListener, planSidecarListeners } from './listener-builder.js';
@@ -72,8 +72,8 @@ function planClusters(ctx: PushContext, scope: ProxyScope, requested?: readonly 
     } else if (scope.interception !== 'NONE') {
       for (const inst of scope.inbound) {
         const name = inboundClusterName(inst.targetPort);
-        // The service's DestinationRule lends its connection pool (inboundDestinationRulePool).
-        const dr = ctx.destinationRuleFor(inst.hostname, scope.namespace);
+        // The service's DestinationRule lends its connection pool.
+        const dr = inboundDestinationRule(ctx, scope, inst);
         if (wants(requested, name)) out.push({ name, key: `${name}|${ct}|${inst.protocol}|${pool}|${dr?.version ?? ''}` });
       }
     }

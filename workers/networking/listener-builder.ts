@@ -29,7 +29,7 @@ import {
 } from '../../src/model/constants.js';
 import { clusterName, inboundClusterName, listenerName, parseHostPort } from './names.js';
 import { visibleTo } from './visibility.js';
-import { securedInboundChains } from './security/inbound-mtls.js';
+import { ISTIO_HTTP_ALPN, securedInboundChains } from './security/inbound-mtls.js';
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 const FAULT_HTTP_FILTER = { name: FAULT_FILTER, typed_config: { '@type': FAULT_TYPE } };
@@ -95,6 +95,9 @@ export const TRANSPORT_SOCKET_CONNECT_TIMEOUT = duration(15_000);
 
 /** The tls_inspector as istiod configures it (a 512-byte first read). */
 export const TLS_INSPECTOR: ProtoObject = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE, initial_read_buffer_size: { value: 512 } } };
+const HTTP_INSPECTOR: ProtoObject = { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } };
+/** What the http_inspector reports for plaintext HTTP: the match of istiod's plaintext HTTP chains. */
+const PLAIN_HTTP_MATCH = { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] };
 
 const HCM_DEFAULTS: ProtoObject = {
   proxy_100_continue: true,
@@ -324,8 +327,8 @@ function passthroughInboundChains(ctx: PushContext, scope: ProxyScope): ProtoObj
   const out: ProtoObject[] = [];
   for (const c of http.chains) {
     out.push({ ...c, filter_chain_match: isMtls(c)
-      ? { transport_protocol: 'tls', application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] }
-      : { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] } });
+      ? { transport_protocol: 'tls', application_protocols: ISTIO_HTTP_ALPN }
+      : PLAIN_HTTP_MATCH });
   }
   for (const c of tcp.chains) {
     out.push({ ...c, filter_chain_match: isMtls(c) ? { transport_protocol: 'tls', application_protocols: ['istio-peer-exchange', 'istio'] } : { transport_protocol: 'raw_buffer' } });
@@ -341,10 +344,7 @@ function passthroughInboundChains(ctx: PushContext, scope: ProxyScope): ProtoObj
  */
 function inboundHttpInspector(ports: number[]): ProtoObject {
   const ranges = [...new Set(ports)].sort((a, b) => a - b).map((p) => ({ destination_port_range: { start: p, end: p + 1 } }));
-  return {
-    name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE },
-    filter_disabled: ranges.length === 1 ? ranges[0] : { or_match: { rules: ranges } },
-  };
+  return { ...HTTP_INSPECTOR, filter_disabled: ranges.length === 1 ? ranges[0] : { or_match: { rules: ranges } } };
 }
 
 export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: ListenerPlan): ProtoObject {
@@ -364,7 +364,8 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
         ],
         max_connections_to_accept_per_socket_event: { value: 1 },
       };
-    case 'virtualInbound':
+    case 'virtualInbound': {
+      const configs = inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort);
       return {
         '@type': LISTENER_TYPE,
         name: plan.name,
@@ -374,11 +375,8 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
           { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } },
           // PERMISSIVE chains tell Istio mTLS from plaintext by transport protocol and ALPN; not for traffic to
           // 15006 itself (istiod's filter_disabled).
-          {
-            name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE, initial_read_buffer_size: { value: 512 } },
-            filter_disabled: { destination_port_range: { start: plan.port, end: plan.port + 1 } },
-          },
-          inboundHttpInspector([...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).map((cc) => cc.targetPort), plan.port]),
+          { ...TLS_INSPECTOR, filter_disabled: { destination_port_range: { start: plan.port, end: plan.port + 1 } } },
+          inboundHttpInspector([...configs.map((cc) => cc.targetPort), plan.port]),
         ],
         listener_filters_timeout: duration(0),
         continue_on_listener_filters_timeout: true,
@@ -387,13 +385,14 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
           // Traffic addressed to 15006 itself would loop (istiod's virtualInbound-blackhole).
           { name: 'virtualInbound-blackhole', filter_chain_match: { destination_port: { value: plan.port } }, filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)] },
           // PeerAuthentication and AuthorizationPolicy shape each port's chains (workers/networking/security).
-          ...inboundChainConfigs(ctx, scope).filter((cc) => !cc.bindToPort).flatMap((cc) => securedChains(ctx, scope, cc)),
+          ...configs.flatMap((cc) => securedChains(ctx, scope, cc)),
           // Traffic to a port no service declares passes through to the workload — under the same
           // PeerAuthentication and AuthorizationPolicy as the rest (istiod's virtualInbound passthrough chains
           // carry the RBAC filters): before, a DENY policy did not reach connections to undeclared ports.
           ...passthroughInboundChains(ctx, scope),
         ],
       };
+    }
     case 'inbound': {
       // A Sidecar ingress listener bound for real (istio inboundCustomListener): no original_dst; the TLS inspector
       // only when a chain tells mTLS from plaintext (PERMISSIVE).
@@ -415,10 +414,10 @@ export function buildSidecarListener(ctx: PushContext, scope: ProxyScope, plan: 
       // istiod 1.29: the HTTP chain only for what the http_inspector sees as HTTP/1.1 or h2c; anything else on
       // the port (a TLS or TCP client of some other destination) goes through the default chain untouched.
       return inspectingListener(ctx, scope, plan, bindToPort, [{
-        filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
+        filter_chain_match: PLAIN_HTTP_MATCH,
         filters: [hcm(`outbound_${plan.name}`, rds(plan.routeName ?? String(plan.port)), SIDECAR_HTTP_FILTERS)],
         transport_socket_connect_timeout: TRANSPORT_SOCKET_CONNECT_TIMEOUT,
-      }], { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } });
+      }], HTTP_INSPECTOR);
     case 'tcp': {
       if (plan.sniServices) return sniListener(ctx, scope, plan, bindToPort);
       const cluster = clusterName('outbound', plan.servicePort ?? plan.port, '', plan.service!.hostname);

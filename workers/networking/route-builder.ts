@@ -9,6 +9,7 @@
  * several VirtualServices for one host are not merged for sidecars — else a default route with Istio's default
  * retry policy.
  */
+import { isIP } from 'node:net';
 import type { ProtoObject } from '../../src/proto/encode.js';
 import { duration, encodeMessage, messageType } from '../../src/proto/encode.js';
 import { lengthDelimited } from '../../src/proto/discovery.js';
@@ -74,7 +75,7 @@ export function routingVirtualServices(ctx: PushContext, scope: ProxyScope, host
  */
 export function virtualHostDomains(svc: Service, proxyNamespace: string, domainSuffix: string): { domains: string[]; alt: string[] } {
   const h = svc.hostname;
-  const alt: string[] = isIp(h) ? [] : [`${h}.`];
+  const alt: string[] = isIP(h) !== 0 ? [] : [`${h}.`];
   const ih = h.indexOf('.svc.');
   if (h.endsWith(`.svc.${domainSuffix}`) && ih > 0) {
     const ns = h.indexOf('.');
@@ -88,8 +89,6 @@ export function virtualHostDomains(svc: Service, proxyNamespace: string, domainS
   if (svc.address && svc.address !== '0.0.0.0') domains.push(svc.address.includes(':') ? `[${svc.address}]` : svc.address);
   return { domains, alt };
 }
-
-const isIp = (h: string): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(h) || h.includes(':');
 
 export function virtualHost(ctx: PushContext, scope: ProxyScope, svc: Service, port: number, domains: string[]): ProtoObject {
   let routes: ProtoObject[] = [];

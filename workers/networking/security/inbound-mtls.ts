@@ -19,8 +19,10 @@ import { buildRbacHttpFilters } from './authz-builder.js';
 import { securityHttpFilters } from './jwt-builder.js';
 import { ADS_SDS, ROOT_SECRET, TLS_TRANSPORT_SOCKET, WORKLOAD_SECRET } from './tls-context.js';
 
-/** ALPN values istiod's inbound mTLS chains match (client sidecars send these; see ISTIO_ALPN upstream). */
-export const INBOUND_ISTIO_ALPN = ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+/** ALPN values a client sidecar's Istio mTLS carries for HTTP. */
+export const ISTIO_HTTP_ALPN = ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+/** ALPN values istiod's inbound mTLS chains of a declared port match (client sidecars send these; see ISTIO_ALPN upstream). */
+export const INBOUND_ISTIO_ALPN = ['istio', 'istio-peer-exchange', ...ISTIO_HTTP_ALPN];
 
 
 export function inboundMtlsSocket(): ProtoObject {
